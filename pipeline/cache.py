@@ -1,0 +1,262 @@
+"""The on-disk stage cache: content keys, atomic entries, mmap reads, and maintenance.
+
+Layout::
+
+    <root>/<stage>/<key[:2]>/<key>/meta.json     # config, inputs, arrays (shape, dtype, crc32), ...
+    <root>/<stage>/<key[:2]>/<key>/<name>.npy    # one file per array, read with mmap
+    <root>/fingerprints/<h[:2]>/<h>.json         # path, size, mtime_ns, inode -> sha256 of the bytes
+    <root>/.tmp/                                 # entries being written (never read as entries)
+
+An entry exists only once complete: it is written into ``.tmp/`` and renamed into place in one
+``rename``. A run killed mid-write leaves a directory in ``.tmp/`` that no reader sees (``gc``
+removes it); two runs computing the same key both succeed, and the second rename loses quietly.
+
+This module imports numpy lazily so that key planning on the command line stays cheap.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import CacheError
+
+META = "meta.json"
+TMP = ".tmp"
+FINGERPRINTS = "fingerprints"
+_HASH_BLOCK = 1 << 22
+
+
+def default_cache_dir() -> Path:
+    """``$PIPELINE_CACHE_DIR``, else ``.pipeline-cache`` in the working directory."""
+    return Path(os.environ.get("PIPELINE_CACHE_DIR") or ".pipeline-cache")
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, no spaces, floats as Python's repr; the bytes keys are made of."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def make_key(stage: str, version: int, config: dict[str, Any], inputs: list[str]) -> str:
+    """sha256 of the canonical JSON of everything that determines a stage's output."""
+    doc = {"stage": stage, "version": int(version), "config": config, "inputs": list(inputs)}
+    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _crc32(arr) -> str:
+    import numpy as np
+
+    data = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Entry:
+    """A complete cache entry: its arrays (mmapped on read) and its metadata."""
+
+    stage: str
+    key: str
+    path: Path
+    meta: dict[str, Any]
+    arrays: dict[str, Any]
+
+    def __getitem__(self, name: str):
+        return self.arrays[name]
+
+
+class Cache:
+    """The stage cache rooted at ``root`` (created on first write)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+
+    # ---------------------------------------------------------------- sources
+
+    def fingerprint(self, path: str | Path) -> str:
+        """sha256 of a source file's bytes, memoised on (path, size, mtime_ns, inode).
+
+        ``touch`` changes mtime, so the bytes are hashed again, but the digest (and so every key
+        built on it) stays the same; changed bytes give a new digest.
+        """
+        path = Path(path).resolve()
+        st = path.stat()
+        stamp = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+        h = hashlib.sha1(str(path).encode()).hexdigest()
+        memo = self.root / FINGERPRINTS / h[:2] / f"{h}.json"
+        try:
+            saved = json.loads(memo.read_text())
+            if all(saved.get(k) == v for k, v in stamp.items()):
+                return saved["sha256"]
+        except (OSError, ValueError):
+            pass
+        digest = file_digest(path)
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(memo, canonical_json({**stamp, "sha256": digest}))
+        except OSError:
+            pass  # a read-only cache still works, it just hashes again next time
+        return digest
+
+    # ---------------------------------------------------------------- entries
+
+    def entry_path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key[:2] / key
+
+    def has(self, stage: str, key: str) -> bool:
+        return (self.entry_path(stage, key) / META).is_file()
+
+    def read_meta(self, stage: str, key: str) -> dict[str, Any]:
+        path = self.entry_path(stage, key) / META
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CacheError(f"{stage}/{key}: no such cache entry") from None
+        except ValueError as exc:
+            raise CacheError(f"{path}: corrupt meta.json ({exc})") from None
+
+    def load(self, stage: str, key: str, *, mmap: bool = True) -> Entry:
+        """Read an entry; arrays are memory-mapped read-only unless ``mmap=False``."""
+        import numpy as np
+
+        meta = self.read_meta(stage, key)
+        path = self.entry_path(stage, key)
+        arrays = {}
+        for name, info in meta.get("arrays", {}).items():
+            try:
+                arr = np.load(path / info["file"], mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise CacheError(f"{path / info['file']}: unreadable array ({exc})") from None
+            if list(arr.shape) != info["shape"] or str(arr.dtype) != info["dtype"]:
+                raise CacheError(f"{path / info['file']}: shape/dtype {arr.shape}/{arr.dtype} do not "
+                                 f"match meta.json {info['shape']}/{info['dtype']}")
+            arrays[name] = arr
+        try:
+            os.utime(path / META)  # last use, for gc --max-size (least recently used go first)
+        except OSError:
+            pass
+        return Entry(stage, key, path, meta, arrays)
+
+    def store(self, stage: str, key: str, arrays: dict[str, Any], meta: dict[str, Any]) -> Entry:
+        """Write an entry atomically; if another process wrote the same key first, keep theirs."""
+        import numpy as np
+
+        final = self.entry_path(stage, key)
+        tmp_root = self.root / TMP
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_root / f"{stage}-{key[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            described = {}
+            for name, arr in arrays.items():
+                arr = np.ascontiguousarray(arr)
+                fname = f"{name}.npy"
+                np.save(tmp / fname, arr, allow_pickle=False)
+                described[name] = {"file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype),
+                                   "crc32": _crc32(arr), "bytes": int(arr.nbytes)}
+            full = {**meta, "stage": stage, "key": key, "arrays": described,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True, default=str))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not self.has(stage, key):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished it first
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.load(stage, key)
+
+    # ---------------------------------------------------------------- maintenance
+
+    def stages(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and p.name not in (TMP, FINGERPRINTS))
+
+    def keys(self, stage: str) -> Iterator[str]:
+        base = self.root / stage
+        if not base.is_dir():
+            return
+        for prefix in sorted(base.iterdir()):
+            if prefix.is_dir():
+                for entry in sorted(prefix.iterdir()):
+                    if entry.is_dir():
+                        yield entry.name
+
+    def entry_size(self, stage: str, key: str) -> int:
+        return sum(f.stat().st_size for f in self.entry_path(stage, key).iterdir() if f.is_file())
+
+    def verify(self, stage: str, key: str) -> list[str]:
+        """Problems of one entry: missing meta or arrays, shape/dtype mismatch, wrong checksum."""
+        path = self.entry_path(stage, key)
+        if not (path / META).is_file():
+            return [f"{path}: no meta.json (not a complete entry)"]
+        problems = []
+        try:
+            entry = self.load(stage, key, mmap=True)
+        except CacheError as exc:
+            return [str(exc)]
+        if entry.meta.get("key") != key:
+            problems.append(f"{path}: meta.json names key {entry.meta.get('key')!r}")
+        for name, info in entry.meta["arrays"].items():
+            if _crc32(entry.arrays[name]) != info["crc32"]:
+                problems.append(f"{path / info['file']}: checksum mismatch (crc32 {info['crc32']} expected)")
+        return problems
+
+    def stale_temporaries(self, older_than: float = 0.0) -> list[Path]:
+        tmp = self.root / TMP
+        if not tmp.is_dir():
+            return []
+        now = time.time()
+        return [p for p in tmp.iterdir() if now - p.stat().st_mtime >= older_than]
+
+    def remove(self, stage: str, key: str) -> int:
+        path = self.entry_path(stage, key)
+        size = self.entry_size(stage, key) if path.is_dir() else 0
+        # rename out of the tree first, so a reader never sees a half-deleted entry
+        trash = self.root / TMP / f"rm-{key[:16]}-{uuid.uuid4().hex[:8]}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return 0
+        shutil.rmtree(trash, ignore_errors=True)
+        return size
+
+    def clear(self, stage: str | None = None) -> int:
+        """Remove every entry (of one stage, or all stages and the fingerprint memo)."""
+        removed = 0
+        for name in [stage] if stage else self.stages():
+            for key in list(self.keys(name)):
+                self.remove(name, key)
+                removed += 1
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        if stage is None:
+            shutil.rmtree(self.root / FINGERPRINTS, ignore_errors=True)
+            shutil.rmtree(self.root / TMP, ignore_errors=True)
+        return removed

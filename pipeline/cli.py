@@ -1,0 +1,246 @@
+"""Command line: ``python -m pipeline [OPTIONS] COMMAND ...`` (also ``cli.py`` and ``pipeline``).
+
+The group builds one :class:`App` (config + run settings) into ``ctx.obj``; commands are thin:
+parse, call the library, report. Heavy modules (numpy, torch, librosa) are imported inside the
+commands so that ``--help`` is instant. Exit codes: 0 all good, 1 some inputs failed (each
+named, the rest finished), 2 usage errors (bad options, unknown config keys, bad values).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from .config import Config, build_config
+from .errors import ParameterError, PipelineError
+
+CTX = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+@dataclass
+class App:
+    """What every command gets: the layered config and the run settings."""
+
+    config: Config
+    settings: "object"  # runner.Settings (imported lazily: it is cheap, but keeps the path clear)
+    run: dict
+    config_file: str | None
+
+    def echo(self, msg: str = "", *, err: bool = False) -> None:
+        if self.settings.verbosity >= 0 or err:
+            click.echo(msg, err=err)
+
+
+def _fail_usage(msg: str) -> None:
+    click.echo(f"Error: {msg}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings=CTX)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML config file; sections are the stage names.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Cache directory [default: $PIPELINE_CACHE_DIR or .pipeline-cache].")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.KEY=VALUE",
+              help="Override one config value (repeatable); wins over the config file.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes for per-file stages.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
+              help="Where features and networks run.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              help="local worker processes, or a Dask cluster.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786); without it a local cluster.")
+@click.option("-v", "--verbose", count=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the final summary.")
+@click.version_option(package_name="audio-seq-pipeline")
+@click.pass_context
+def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, scheduler, verbose, quiet):
+    """Cached audio sequence pipeline: decode, spectrograms, chunks, recurrent frame models."""
+    from .runner import Settings
+
+    try:
+        config, extra = build_config(config_file, overrides)
+    except ParameterError as exc:
+        _fail_usage(str(exc))
+    run = dict(extra.get("run", {}))
+    settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
+                        executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
+    ctx.obj = App(config, settings, run, config_file)
+
+
+def resolve_device(app: App) -> App:
+    """Turn ``--device auto`` into cuda or cpu (imports torch, so only where a command needs it)."""
+    if app.settings.device != "auto":
+        return app
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    app.settings = replace(app.settings, device=device)
+    return app
+
+
+def report_and_exit(app: App, report) -> None:
+    """Name each failure on stderr, print the summary, exit 1 if anything failed."""
+    for r in report.failed:
+        click.echo(f"FAILED {r.error}", err=True)
+    click.echo(report.summary(), err=bool(report.failed) and app.settings.verbosity < 0)
+    if report.failed:
+        sys.exit(1)
+
+
+def _run_stage(app: App, inputs, upto: str) -> None:
+    from .inputs import expand_inputs
+    from .runner import run_files
+
+    sources, problems = expand_inputs(inputs)
+    if not sources and not problems:
+        _fail_usage("no inputs given")
+    report = run_files(sources, app.config, app.settings, upto=upto, problems=problems)
+    report_and_exit(app, report)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.pass_obj
+def load(app: App, inputs):
+    """Decode and resample INPUTS (files, folders, globs, manifests) into the cache."""
+    _run_stage(app, inputs, "load")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.pass_obj
+def features(app: App, inputs):
+    """Spectrograms of INPUTS into the cache (runs load as needed)."""
+    _run_stage(resolve_device(app), inputs, "features")
+
+
+# ----------------------------------------------------------------------------- run
+
+RUN_DEFAULTS = {"inputs": ["data/samples"], "to": "features"}
+RUN_STAGES = ("load", "features")
+
+
+@cli.command()
+@click.option("--to", "to", type=click.Choice(RUN_STAGES), default=None,
+              help="Last stage to run [default: the config's run.to, else features].")
+@click.pass_obj
+def run(app: App, to):
+    """The whole graph on the config file's [run] table (default: the sample audio in data/samples)."""
+    unknown = set(app.run) - set(RUN_DEFAULTS)
+    if unknown:
+        _fail_usage(f"{app.config_file}: unknown key 'run.{sorted(unknown)[0]}' (known: {', '.join(RUN_DEFAULTS)})")
+    table = {**RUN_DEFAULTS, **app.run}
+    to = to or table["to"]
+    if to not in RUN_STAGES:
+        _fail_usage(f"run.to={to!r} must be one of {', '.join(RUN_STAGES)}")
+    inputs = [table["inputs"]] if isinstance(table["inputs"], str) else list(table["inputs"])
+    _run_stage(resolve_device(app) if to != "load" else app, inputs, to)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+@cli.group()
+def cache():
+    """Inspect and maintain the cache."""
+
+
+@cache.command("ls")
+@click.option("-l", "--long", "long_", is_flag=True, help="One line per entry.")
+@click.pass_obj
+def cache_ls(app: App, long_):
+    """Entries and sizes per stage."""
+    from .maintenance import listing
+
+    click.echo(listing(app.settings.cache(), long=long_))
+
+
+@cache.command("status")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--stage", "upto", type=click.Choice(["load", "features"]), default="features")
+@click.pass_obj
+def cache_status(app: App, inputs, upto):
+    """What the current config would recompute for INPUTS, and why."""
+    from .inputs import expand_inputs
+    from .maintenance import status
+
+    sources, problems = expand_inputs(inputs)
+    for p in problems:
+        click.echo(f"FAILED {p}", err=True)
+    click.echo(status(app.settings.cache(), app.config, sources, upto=upto))
+
+
+@cache.command("verify")
+@click.pass_obj
+def cache_verify(app: App):
+    """Re-check every entry's arrays against its checksums; exit 1 on any problem."""
+    from .maintenance import verify_all
+
+    problems, n = verify_all(app.settings.cache())
+    for p in problems:
+        click.echo(f"BAD {p}", err=True)
+    click.echo(f"verified {n} entries: {len(problems)} problem(s)")
+    if problems:
+        sys.exit(1)
+
+
+def _parse_size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("ib").rstrip("b")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units and not t[-1].isdigit() else (t, "")
+    try:
+        return int(float(num) * units[unit])
+    except ValueError:
+        _fail_usage(f"--max-size {text!r} must be a size like 500M or 10G")
+
+
+@cache.command("gc")
+@click.option("--max-size", default=None, help="Then drop least recently used entries until the cache fits (e.g. 10G).")
+@click.option("--dry-run", is_flag=True, help="Only say what would go.")
+@click.pass_obj
+def cache_gc(app: App, max_size, dry_run):
+    """Remove unreachable entries (sources gone or changed), leftovers of killed runs, and LRU entries beyond --max-size."""
+    from .maintenance import gc
+
+    click.echo(gc(app.settings.cache(), max_bytes=_parse_size(max_size), dry_run=dry_run))
+
+
+@cache.command("clear")
+@click.option("--stage", default=None, help="Only this stage.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def cache_clear(app: App, stage, yes):
+    """Remove entries (all, or one stage's)."""
+    c = app.settings.cache()
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Remove {'all' if not stage else stage} entries under {c.root}?", abort=True)
+    n = c.clear(stage)
+    click.echo(f"removed {n} entries from {c.root}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group, turning pipeline errors into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ParameterError as exc:
+        if "-v" in (argv or sys.argv):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except PipelineError as exc:
+        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except SystemExit:
+        raise

@@ -1,0 +1,297 @@
+"""The runner: the one place that decides what to compute, and the only writer of the cache.
+
+For each source it builds the key chain (fingerprint -> load key -> features key ...), looks in
+the cache, and computes and stores only on a miss. Planning happens in the calling process
+(cheap: a stat and a small JSON read per file when the fingerprint memo is warm); only misses are
+sent to workers: ``-j N`` spawned processes with one math thread each, a Dask cluster, or, with
+``--device cuda``, batches of files on the GPU. A failing file is reported and skipped; the rest
+finish.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .cache import Cache, make_key
+from .config import Config, key_fields
+from .errors import PipelineError
+from .inputs import Source
+
+FILE_STAGES = ("load", "features")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run settings that never change an output (so they stay out of cache keys)."""
+
+    cache_dir: str | None = None
+    jobs: int = 1
+    device: str = "cpu"
+    executor: str = "local"
+    scheduler: str | None = None
+    verbosity: int = 0  # -1 quiet, 0 normal, 1 verbose (tracebacks)
+
+    def cache(self) -> Cache:
+        return Cache(self.cache_dir)
+
+
+@dataclass
+class FileResult:
+    """What happened to one source in one run."""
+
+    path: str
+    status: str  # "computed" | "cached" | "failed"
+    keys: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0  # seconds of audio
+    error: str = ""
+    seconds: float = 0.0  # wall time spent computing
+
+
+# ------------------------------------------------------------------ keys
+
+
+def stage_version(stage: str) -> int:
+    from . import audio, features
+
+    return {"load": audio.VERSION, "features": features.VERSION}[stage]
+
+
+def stage_key(stage: str, cfg: Config, inputs: list[str]) -> str:
+    """Cache key of a per-file stage from its config section and its inputs' keys."""
+    return make_key(stage, stage_version(stage), key_fields(getattr(cfg, stage)), inputs)
+
+
+def file_keys(cache: Cache, cfg: Config, path: Path, upto: str) -> dict[str, str]:
+    """Keys of every per-file stage up to ``upto`` for one source (hashes it if unseen)."""
+    keys: dict[str, str] = {}
+    inputs = [cache.fingerprint(path)]
+    for stage in FILE_STAGES[: FILE_STAGES.index(upto) + 1]:
+        keys[stage] = stage_key(stage, cfg, inputs)
+        inputs = [keys[stage]]
+    return keys
+
+
+# ------------------------------------------------------------------ computing one file
+
+
+def _compute(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source: str):
+    """Return the entry for ``stage``, computing it and its upstream on a miss."""
+    from . import audio, features
+
+    key = keys[stage]
+    if cache.has(stage, key):
+        return cache.load(stage, key)
+    t0 = time.perf_counter()
+    if stage == "load":
+        arrays, meta = audio.compute(cfg.load, Path(source))
+        inputs, extra = [cache.fingerprint(source)], {"source": str(Path(source).resolve())}
+    elif stage == "features":
+        up = _compute(cache, cfg, "load", keys, source)
+        arrays, meta = features.compute(cfg.features, up["y"], up.meta["sr"])
+        inputs, extra = [keys["load"]], {}
+    else:  # pragma: no cover - FILE_STAGES lists all
+        raise ValueError(stage)
+    return cache.store(stage, key, arrays, {
+        **meta, **extra, "version": stage_version(stage), "inputs": inputs,
+        "config": key_fields(getattr(cfg, stage)), "seconds": time.perf_counter() - t0,
+        "libraries": _library_versions()})
+
+
+def _library_versions() -> dict[str, str]:
+    import numpy
+
+    versions = {"python": sys.version.split()[0], "numpy": numpy.__version__}
+    for name in ("soundfile", "soxr", "scipy", "torch", "torchaudio"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            versions[name] = getattr(mod, "__version__", "?")
+    return versions
+
+
+def process_file(cache_dir: str, cfg: Config, source: str, keys: dict[str, str], upto: str,
+                 verbose: bool = False) -> FileResult:
+    """Worker body: make sure ``upto`` exists for one source. Never raises."""
+    cache = Cache(cache_dir)
+    t0 = time.perf_counter()
+    try:
+        entry = _compute(cache, cfg, upto, keys, source)
+        return FileResult(source, "computed", keys, float(entry.meta.get("duration") or 0.0),
+                          seconds=time.perf_counter() - t0)
+    except PipelineError as exc:
+        return FileResult(source, "failed", keys, error=str(exc))
+    except Exception as exc:  # a bug or an unexpected library error: name the file, go on
+        detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
+        return FileResult(source, "failed", keys, error=f"{source}: unexpected error: {detail}")
+
+
+def _init_worker() -> None:
+    """One math thread per worker process: the parallelism is across files."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class Report:
+    """All results of one run, with the summary line the CLI prints."""
+
+    stage: str
+    results: list[FileResult]
+    wall: float
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(r.duration for r in self.results)
+
+    def summary(self) -> str:
+        hours = self.audio_seconds / 3600
+        speed = self.audio_seconds / self.wall if self.wall > 0 else float("inf")
+        return (f"{self.stage}: {len(self.results)} files: {self.count('computed')} computed, "
+                f"{self.count('cached')} cached, {self.count('failed')} failed; "
+                f"{hours:.3f} h of audio in {self.wall:.2f} s = {speed:,.0f}x real time")
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", disable=quiet or not sys.stderr.isatty(),
+                leave=False, file=sys.stderr)
+
+
+def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upto: str,
+              problems: Iterable[str] = (), on_result: Callable[[FileResult], None] | None = None) -> Report:
+    """Bring stage ``upto`` up to date for every source; returns the per-file results.
+
+    ``problems`` (inputs that named nothing) are reported as failed results.
+    """
+    t0 = time.perf_counter()
+    cache = settings.cache()
+    results: list[FileResult] = [FileResult(p.split(":")[0], "failed", error=p) for p in problems]
+    todo: list[tuple[str, dict[str, str]]] = []
+    for src in sources:
+        path = str(src.path)
+        try:
+            keys = file_keys(cache, cfg, src.path, upto)
+        except OSError as exc:
+            results.append(FileResult(path, "failed", error=f"{path}: cannot read ({exc.strerror or exc})"))
+            continue
+        if cache.has(upto, keys[upto]):
+            meta = cache.read_meta(upto, keys[upto])
+            results.append(FileResult(path, "cached", keys, float(meta.get("duration") or 0.0)))
+        else:
+            todo.append((path, keys))
+    if todo:
+        results.extend(_dispatch(todo, cfg, settings, upto))
+    if on_result:
+        for r in results:
+            on_result(r)
+    return Report(upto, results, time.perf_counter() - t0)
+
+
+def _dispatch(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Settings,
+              upto: str) -> list[FileResult]:
+    cache_dir = str(settings.cache().root)
+    verbose = settings.verbosity > 0
+    quiet = settings.verbosity < 0
+    if settings.device.startswith("cuda") and upto == "features":
+        return _run_batched_gpu(todo, cfg, settings)
+    if settings.executor == "dask":
+        return _run_dask(todo, cfg, settings, upto)
+    results = []
+    bar = _progress(len(todo), upto, quiet)
+    if settings.jobs <= 1 or len(todo) == 1:
+        for path, keys in todo:
+            results.append(process_file(cache_dir, cfg, path, keys, upto, verbose))
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = [pool.submit(process_file, cache_dir, cfg, path, keys, upto, verbose)
+                       for path, keys in todo]
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update()
+    bar.close()
+    return results
+
+
+def _run_dask(todo, cfg: Config, settings: Settings, upto: str) -> list[FileResult]:
+    """Send the misses to a Dask cluster whose workers share the cache directory."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise PipelineError("--executor dask needs the 'dask' extra: pip install 'audio-seq-pipeline[dask]'") from None
+    cache_dir = str(settings.cache().root.resolve())
+    verbose = settings.verbosity > 0
+    if settings.scheduler:
+        client, cluster = Client(settings.scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=max(1, settings.jobs), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = [client.submit(process_file, cache_dir, cfg, str(Path(p).resolve()), keys, upto, verbose,
+                                 pure=False) for p, keys in todo]
+        results = client.gather(futures)
+        for r, (p, _) in zip(results, todo):
+            r.path = p
+        return results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_batched_gpu(todo, cfg: Config, settings: Settings) -> list[FileResult]:
+    """Features for many files per torch call on the GPU; load runs in this process."""
+    from . import features
+
+    cache = settings.cache()
+    results: list[FileResult] = []
+    batch = max(1, cfg.features.batch_size)
+    for i in range(0, len(todo), batch):
+        group, ys = [], []
+        for path, keys in todo[i: i + batch]:
+            t0 = time.perf_counter()
+            try:
+                up = _compute(cache, cfg, "load", keys, path)
+                group.append((path, keys, up, t0))
+                ys.append(up["y"])
+            except PipelineError as exc:
+                results.append(FileResult(path, "failed", keys, error=str(exc)))
+        if not group:
+            continue
+        sr = group[0][2].meta["sr"]
+        outs = features.spectrogram_batch(ys, sr=sr, cfg=cfg.features, device=settings.device)
+        for (path, keys, up, t0), S in zip(group, outs):
+            arrays, meta = features.finish(S, cfg.features, sr, up.meta["duration"])
+            cache.store("features", keys["features"], arrays, {
+                **meta, "version": stage_version("features"), "inputs": [keys["load"]],
+                "config": key_fields(cfg.features), "seconds": time.perf_counter() - t0,
+                "device": settings.device, "libraries": _library_versions()})
+            results.append(FileResult(path, "computed", keys, up.meta["duration"],
+                                      seconds=time.perf_counter() - t0))
+    return results

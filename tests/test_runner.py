@@ -1,0 +1,143 @@
+"""The runner over real files: hits equal recomputes, what recomputes when, failures, workers."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline import features as features_mod
+from pipeline.config import Config, FeaturesConfig
+from pipeline.inputs import expand_inputs
+from pipeline.runner import Settings, run_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_folder(root: Path, n: int = 3, seconds: float = 1.0, bad: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        sr = (16000, 22050, 8000)[i % 3]
+        y = (0.1 * rng.standard_normal(int(sr * seconds * (i + 1)))).astype(np.float32)
+        sf.write(root / f"f{i}.wav", y, sr, subtype="PCM_16")
+    if bad:
+        (root / "zz_bad.wav").write_text("not audio at all")
+    return root
+
+
+def run(folder, cfg=None, cache=None, **settings):
+    sources, problems = expand_inputs([str(folder)])
+    return run_files(sources, cfg or Config(), Settings(cache_dir=str(cache), **settings), upto="features",
+                     problems=problems)
+
+
+def arrays(cache_dir, report, stage="features", name="S"):
+    from pipeline.cache import Cache
+
+    c = Cache(cache_dir)
+    return {r.path: np.array(c.load(stage, r.keys[stage])[name]) for r in report.results if r.status != "failed"}
+
+
+def test_hit_equals_first_compute(tmp_path):
+    folder = make_folder(tmp_path / "in")
+    first = run(folder, cache=tmp_path / "c")
+    assert first.count("computed") == 3 and not first.failed
+    a1 = arrays(tmp_path / "c", first)
+    second = run(folder, cache=tmp_path / "c")
+    assert second.count("cached") == 3 and second.count("computed") == 0
+    a2 = arrays(tmp_path / "c", second)
+    for k in a1:
+        np.testing.assert_array_equal(a1[k], a2[k])
+    # and equal to a recompute from scratch
+    y, sr = sf.read(folder / "f0.wav", dtype="float32")
+    fresh = features_mod.spectrogram(y, sr=sr, cfg=FeaturesConfig())
+    np.testing.assert_array_equal(a1[str(folder / "f0.wav")], fresh)
+
+
+def test_changed_features_setting_recomputes_features_only(tmp_path):
+    folder = make_folder(tmp_path / "in")
+    run(folder, cache=tmp_path / "c")
+    load_mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "c" / "load").rglob("y.npy"))
+    cfg = Config().replace(features=FeaturesConfig(n_mels=40))
+    report = run(folder, cfg, cache=tmp_path / "c")
+    assert report.count("computed") == 3
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "c" / "load").rglob("y.npy")) == load_mtimes
+    assert len(list((tmp_path / "c" / "load").glob("*/*"))) == 3  # no new load entries
+    assert len(list((tmp_path / "c" / "features").glob("*/*"))) == 6
+    assert all(a.shape[1] == 40 for a in arrays(tmp_path / "c", report).values())
+    # a setting that does not change the output stays out of the key: all hits
+    cfg2 = Config().replace(features=FeaturesConfig(n_mels=40, batch_size=3))
+    assert run(folder, cfg2, cache=tmp_path / "c").count("cached") == 3
+
+
+def test_bumped_stage_version_recomputes_that_stage(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "in", n=2)
+    run(folder, cache=tmp_path / "c")
+    monkeypatch.setattr(features_mod, "VERSION", features_mod.VERSION + 1)
+    report = run(folder, cache=tmp_path / "c")
+    assert report.count("computed") == 2
+    assert len(list((tmp_path / "c" / "load").glob("*/*"))) == 2  # load untouched
+
+
+def test_touch_hits_changed_bytes_miss(tmp_path):
+    folder = make_folder(tmp_path / "in", n=2)
+    run(folder, cache=tmp_path / "c")
+    os.utime(folder / "f0.wav")
+    assert run(folder, cache=tmp_path / "c").count("cached") == 2
+    y, sr = sf.read(folder / "f1.wav", dtype="float32")
+    sf.write(folder / "f1.wav", y * 0.5, sr, subtype="PCM_16")
+    report = run(folder, cache=tmp_path / "c")
+    assert report.count("cached") == 1 and report.count("computed") == 1
+    assert [r.path for r in report.results if r.status == "computed"] == [str(folder / "f1.wav")]
+
+
+def test_bad_file_is_named_and_the_rest_finish(tmp_path):
+    folder = make_folder(tmp_path / "in", n=2, bad=True)
+    report = run(folder, cache=tmp_path / "c")
+    assert report.count("computed") == 2 and len(report.failed) == 1
+    assert "zz_bad.wav" in report.failed[0].error and "not a readable audio file" in report.failed[0].error
+    assert "1 failed" in report.summary()
+    assert not list((tmp_path / "c" / ".tmp").iterdir())
+
+
+@pytest.mark.slow
+def test_workers_give_the_same_arrays(tmp_path):
+    folder = make_folder(tmp_path / "in", n=4)
+    serial = arrays(tmp_path / "c1", run(folder, cache=tmp_path / "c1"))
+    par_report = run(folder, cache=tmp_path / "c2", jobs=2)
+    assert par_report.count("computed") == 4
+    parallel = arrays(tmp_path / "c2", par_report)
+    for k in serial:
+        np.testing.assert_array_equal(serial[k], parallel[k])
+
+
+@pytest.mark.slow
+def test_two_processes_same_keys_both_succeed(tmp_path):
+    folder = make_folder(tmp_path / "in", n=6, seconds=2.0)
+    cmd = [sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "c"), "features", str(folder)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert len(list((tmp_path / "c" / "features").glob("*/*"))) == 6
+    assert len(list((tmp_path / "c" / "load").glob("*/*"))) == 6
+    assert not list((tmp_path / "c" / ".tmp").iterdir())
+
+
+@pytest.mark.slow
+def test_dask_executor_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")
+    folder = make_folder(tmp_path / "in", n=3)
+    serial = arrays(tmp_path / "c1", run(folder, cache=tmp_path / "c1"))
+    report = run(folder, cache=tmp_path / "c2", executor="dask", jobs=2)
+    assert report.count("computed") == 3, [r.error for r in report.failed]
+    for k, v in arrays(tmp_path / "c2", report).items():
+        np.testing.assert_array_equal(serial[k], v)
