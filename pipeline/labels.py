@@ -1,0 +1,394 @@
+"""Label files (DCASE TSV, RTTM, Audacity, JSON) and their frame rasterisation.
+
+Every reader returns ``dict[str, list[Segment]]`` keyed by the audio file name as written in the
+label file; per-clip files (no file name column) use the caller's ``default_name``, else the
+label file's stem. Segments come back sorted by onset, offset, label. Frame ``i`` is centred at
+``i / fps`` seconds and is active for a segment iff ``onset <= i / fps < offset``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import LabelError, ParameterError
+
+
+class Segment(NamedTuple):
+    """One labelled interval in seconds, ``onset < offset``."""
+
+    onset: float
+    offset: float
+    label: str
+
+
+Labels = dict[str, list[Segment]]
+FORMATS = ("dcase", "rttm", "audacity", "json")
+_SUFFIX_FORMAT = {".tsv": "dcase", ".csv": "dcase", ".rttm": "rttm", ".txt": "audacity",
+                  ".json": "json"}
+_DCASE_COLUMNS = ("filename", "onset", "offset", "event_label")
+
+
+# ---------------------------------------------------------------------------- shared checks
+
+def _is_number(value) -> bool:
+    try:
+        return not isinstance(value, bool) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _time(value, what: str, where: str) -> float:
+    if not _is_number(value):
+        raise LabelError(f"{where}: {what}={value!r} is not a number")
+    t = float(value)
+    if t < 0:
+        raise LabelError(f"{where}: {what}={t:g} is negative")
+    return t
+
+
+def _segment(onset, offset, label, where: str) -> Segment:
+    on, off = _time(onset, "onset", where), _time(offset, "offset", where)
+    if on > off:
+        raise LabelError(f"{where}: onset={on:g} > offset={off:g}")
+    if not isinstance(label, str) or not label.strip():
+        raise LabelError(f"{where}: empty or missing label {label!r}")
+    return Segment(on, off, label.strip())
+
+
+def _sorted(labels: Labels) -> Labels:
+    return {name: sorted(segs) for name, segs in labels.items()}
+
+
+def _read_text(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: drop an Excel BOM
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelError(f"{path}: cannot read label file ({e})") from e
+
+
+def _write_text(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def _normalise(segments, name: str | None, fmt: str, seps: str) -> tuple[Labels, bool]:
+    """Return ``(labels, per_clip)`` for a writer: a list becomes ``{name: list}``, flagged per
+    clip; segments are sorted and checked, names and labels must not contain ``seps``."""
+    per_clip = not isinstance(segments, Mapping)
+    out: Labels = {}
+    for key, segs in ({name or "": segments} if per_clip else segments).items():
+        key = str(key)
+        out[key] = sorted(Segment(float(a), float(b), str(c)) for a, b, c in segs)
+        for s in out[key]:
+            if not (0 <= s.onset <= s.offset) or not s.label.strip():
+                raise ParameterError(f"{key}: cannot write {s}: needs 0 <= onset <= offset "
+                                     "and a non-empty label")
+        for text in [key] + [s.label for s in out[key]]:
+            if any(c in text for c in seps):
+                raise ParameterError(f"{text!r} cannot be written as {fmt}: it contains a "
+                                     f"separator of the format ({seps!r})")
+    return out, per_clip
+
+
+# ---------------------------------------------------------------------------- DCASE TSV
+
+def read_dcase(path, *, default_name: str | None = None) -> Labels:
+    """Read a DCASE TSV: metadata (``filename onset offset event_label``) or one clip's file
+    (``onset offset event_label``, header optional, keyed by ``default_name``, else the stem).
+    A row with a file name and empty times means that file has no events. Raises
+    :class:`LabelError` naming the file, the 1-based line and the rule a row breaks."""
+    path = Path(path)
+    lines = _read_text(path)
+    rows = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        return {default_name or path.stem: []}
+    sep = "\t" if "\t" in rows[0][1] else "," if "," in rows[0][1] else "\t"
+    first = [f.strip() for f in rows[0][1].split(sep)]
+    if any(_is_number(f) for f in first):  # headerless: onset, offset, event_label
+        columns = ["onset", "offset", "event_label"]
+    else:
+        (header_line, _), rows, columns = rows[0], rows[1:], first
+        if (sorted(columns) != sorted(_DCASE_COLUMNS)
+                and sorted(columns) != sorted(_DCASE_COLUMNS[1:])):
+            raise LabelError(f"{path}: line {header_line}: header columns {columns} are unknown, "
+                             f"repeated or missing (expected [filename,] onset, offset, "
+                             "event_label)")
+    has_name = "filename" in columns
+    out: Labels = {} if has_name else {default_name or path.stem: []}
+    for n, line in rows:
+        where = f"{path}: line {n}"
+        fields = [f.strip() for f in line.split(sep)]
+        if has_name and len(fields) < len(columns) and not any(fields[1:]):
+            fields += [""] * (len(columns) - len(fields))  # "no events" row, trailing tabs cut
+        if len(fields) != len(columns):
+            raise LabelError(f"{where}: expected {len(columns)} columns "
+                             f"({', '.join(columns)}), got {len(fields)}")
+        row = dict(zip(columns, fields))
+        name = row["filename"] if has_name else (default_name or path.stem)
+        if not name:
+            raise LabelError(f"{where}: empty filename")
+        segs = out.setdefault(name, [])
+        if row["onset"] == row["offset"] == row["event_label"] == "":
+            continue  # the file has no events
+        segs.append(_segment(row["onset"], row["offset"], row["event_label"], where))
+    return _sorted(out)
+
+
+def write_dcase(segments, path, *, name: str | None = None) -> None:
+    """Write a DCASE TSV: a list gives a per-clip file (``onset offset event_label``), a dict a
+    metadata file (``filename onset offset event_label``; files without events get a row with
+    empty times). Times in seconds with 3 decimals. ``name`` is unused (per-clip has no name)."""
+    labels, per_clip = _normalise(segments, name, "dcase", "\t\n\r")
+    lines = ["\t".join(_DCASE_COLUMNS[1:] if per_clip else _DCASE_COLUMNS)]
+    for key, segs in labels.items():
+        prefix = "" if per_clip else key + "\t"
+        if not segs and not per_clip:
+            lines.append(prefix + "\t\t")
+        for s in segs:
+            lines.append(f"{prefix}{s.onset:.3f}\t{s.offset:.3f}\t{s.label}")
+    _write_text(Path(path), lines)
+
+
+# ---------------------------------------------------------------------------- RTTM
+
+def read_rttm(path, *, default_name: str | None = None) -> Labels:
+    """Read RTTM ``SPEAKER <file> <chan> <onset> <duration> <NA> <NA> <label> <NA> <NA>``.
+
+    Other legacy RTTM line types and ``;;`` comments are skipped. ``default_name`` is unused
+    (each row names its file). Raises :class:`LabelError` naming the file and line."""
+    path = Path(path)
+    out: Labels = {}
+    for n, line in enumerate(_read_text(path), 1):
+        fields, where = line.split(), f"{path}: line {n}"
+        if not fields or fields[0].startswith(";;"):
+            continue
+        if fields[0] != "SPEAKER":
+            if fields[0].isupper():  # another RTTM type (LEXEME, SPKR-INFO, ...): not ours
+                continue
+            raise LabelError(f"{where}: unknown RTTM type {fields[0]!r} (expected SPEAKER)")
+        if not 8 <= len(fields) <= 10:
+            raise LabelError(f"{where}: expected 10 fields (SPEAKER file chan onset duration "
+                             f"NA NA label NA NA), got {len(fields)}")
+        onset = _time(fields[3], "onset", where)
+        duration = _time(fields[4], "duration", where)
+        out.setdefault(fields[1], []).append(
+            _segment(onset, onset + duration, fields[7], where))
+    return _sorted(out)
+
+
+def write_rttm(segments, path, *, name: str | None = None) -> None:
+    """Write RTTM; a list of segments needs ``name`` (the file id). Files without segments
+    leave no trace: RTTM cannot say "no events"."""
+    if not isinstance(segments, Mapping) and not name:
+        raise ParameterError("write_rttm: a list of segments needs name= (the file id)")
+    labels, _ = _normalise(segments, name, "rttm", " \t\n\r")
+    lines = []
+    for key, segs in labels.items():
+        for s in segs:
+            on, off = round(s.onset, 3), round(s.offset, 3)  # so onset + duration == offset
+            lines.append(f"SPEAKER {key} 1 {on:.3f} {off - on:.3f} <NA> <NA> {s.label} "
+                         "<NA> <NA>")
+    _write_text(Path(path), lines)
+
+
+# ---------------------------------------------------------------------------- Audacity
+
+def read_audacity(path, *, default_name: str | None = None) -> Labels:
+    """Read Audacity labels ``start<TAB>end<TAB>label`` (one clip, keyed by ``default_name``,
+    else the file's stem); spectral-selection lines starting with ``\\`` are skipped."""
+    path = Path(path)
+    segs = []
+    for n, line in enumerate(_read_text(path), 1):
+        if not line.strip() or line.startswith("\\"):
+            continue
+        fields = line.split("\t", 2)
+        if len(fields) != 3:
+            raise LabelError(f"{path}: line {n}: expected 3 tab-separated columns "
+                             f"(start, end, label), got {len(fields)}")
+        segs.append(_segment(fields[0].strip(), fields[1].strip(), fields[2],
+                             f"{path}: line {n}"))
+    return {default_name or path.stem: sorted(segs)}
+
+
+def write_audacity(segments, path, *, name: str | None = None) -> None:
+    """Write Audacity labels for one clip (a list, or a dict with one entry)."""
+    labels, _ = _normalise(segments, name, "audacity", "\t\n\r")
+    if len(labels) != 1:
+        raise ParameterError(f"an Audacity label file holds one clip; got {len(labels)} files")
+    segs = next(iter(labels.values()))
+    _write_text(Path(path), [f"{s.onset:.3f}\t{s.offset:.3f}\t{s.label}" for s in segs])
+
+
+# ---------------------------------------------------------------------------- JSON
+
+def read_json(path, *, default_name: str | None = None) -> Labels:
+    """Read JSON: a list of ``{"onset", "offset", "label"}`` objects (one clip, keyed by
+    ``default_name``, else the stem) or ``{"<filename>": [...]}``. ``"event_label"`` is
+    accepted for ``"label"``. Errors name the file and the event (JSON syntax: the line)."""
+    path = Path(path)
+    try:
+        data = json.loads("\n".join(_read_text(path)))
+    except json.JSONDecodeError as e:
+        raise LabelError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from e
+    if isinstance(data, list):
+        data = {default_name or path.stem: data}
+    if not isinstance(data, dict):
+        raise LabelError(f"{path}: expected a list of events or an object of lists")
+    out: Labels = {}
+    for key, events in data.items():
+        if not isinstance(events, list):
+            raise LabelError(f"{path}: {key!r} must be a list of events")
+        out[key] = []
+        for i, ev in enumerate(events, 1):
+            where = f"{path}: {key!r} event {i}"
+            if not isinstance(ev, dict) or not {"onset", "offset"} <= ev.keys():
+                raise LabelError(f"{where}: expected an object with onset, offset, label")
+            label = ev.get("label", ev.get("event_label"))
+            out[key].append(_segment(ev["onset"], ev["offset"], label, where))
+    return _sorted(out)
+
+
+def write_json(segments, path, *, name: str | None = None) -> None:
+    """Write JSON: a list gives a list of events, a dict an object keyed by file name."""
+    labels, per_clip = _normalise(segments, name, "json", "")
+    data = {key: [{"onset": round(s.onset, 3), "offset": round(s.offset, 3), "label": s.label}
+                  for s in segs] for key, segs in labels.items()}
+    text = json.dumps(next(iter(data.values())) if per_clip else data, indent=2)
+    _write_text(Path(path), [text])
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+_READERS = dict(zip(FORMATS, (read_dcase, read_rttm, read_audacity, read_json)))
+_WRITERS = dict(zip(FORMATS, (write_dcase, write_rttm, write_audacity, write_json)))
+
+
+def _format(path: Path, fmt: str | None) -> str:
+    fmt = fmt or _SUFFIX_FORMAT.get(path.suffix.lower())
+    if fmt not in FORMATS:
+        raise ParameterError(f"{path}: label format {fmt!r} unknown or not inferable from the "
+                             f"suffix; pass fmt= one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def read_labels(path, *, fmt: str | None = None, default_name: str | None = None) -> Labels:
+    """Read a label file; the format comes from the suffix (``.tsv``/``.csv`` dcase, ``.rttm``,
+    ``.txt`` audacity, ``.json``) unless ``fmt`` names it. See the ``read_<fmt>`` functions."""
+    path = Path(path)
+    return _READERS[_format(path, fmt)](path, default_name=default_name)
+
+
+def write_labels(segments, path, *, fmt: str | None = None, name: str | None = None) -> None:
+    """Write ``segments`` (one clip's list, or ``dict[str, list[Segment]]``) to ``path`` in
+    ``fmt`` (default: from the suffix). ``name`` is the file id RTTM needs for a list."""
+    path = Path(path)
+    _WRITERS[_format(path, fmt)](segments, path, name=name)
+
+
+def find_label_file(audio_path) -> Path | None:
+    """Return the label file beside ``audio_path`` (``<stem>.tsv``, ``.rttm``, ``.txt``,
+    ``.json``, in that order), or None. A ``.txt`` counts only if it parses as Audacity labels,
+    since other text files often sit beside audio."""
+    audio_path = Path(audio_path)
+    for suffix in (".tsv", ".rttm", ".txt", ".json"):
+        candidate = audio_path.with_suffix(suffix)
+        if not candidate.is_file() or candidate == audio_path:
+            continue
+        if suffix == ".txt":
+            try:
+                read_audacity(candidate)
+            except LabelError:
+                continue
+        return candidate
+    return None
+
+
+def class_names(segments_by_file: Mapping[str, Iterable[Segment]]) -> list[str]:
+    """Sorted unique labels over all files."""
+    return sorted({s.label for segs in segments_by_file.values() for s in segs})
+
+
+# ---------------------------------------------------------------------------- frames
+
+def segments_to_frames(segments: Iterable[Segment], *, classes: Sequence[str], n_frames: int,
+                       fps: float, path=None) -> np.ndarray:
+    """Rasterise segments to 0/1 targets: frame ``i`` is active iff ``onset <= i/fps < offset``.
+
+    Parameters
+    ----------
+    segments : iterable of Segment
+    classes : sequence of str, the output's column order
+    n_frames : int
+    fps : float, frames per second (``sr / hop_length``)
+    path : str or Path, optional, the label file named in errors and warnings
+
+    Returns
+    -------
+    Y : np.ndarray [shape=(n_frames, n_classes), dtype=float32]
+
+    Raises
+    ------
+    LabelError
+        A label is not in ``classes``. (Segments ending over a frame after the audio are
+        clipped with a ``UserWarning`` naming ``path``.)
+    """
+    if not (isinstance(n_frames, (int, np.integer)) and n_frames >= 0):
+        raise ParameterError(f"n_frames={n_frames!r} must be a non-negative integer")
+    if not fps > 0:
+        raise ParameterError(f"fps={fps!r} must be positive")
+    index = {c: k for k, c in enumerate(classes)}
+    if len(index) != len(classes):
+        raise ParameterError(f"classes={list(classes)!r} has duplicates")
+    Y = np.zeros((n_frames, len(classes)), dtype=np.float32)
+    end, late = n_frames / fps, []
+    for s in segments:
+        if s.label not in index:
+            raise LabelError(f"{path or '<segments>'}: label {s.label!r} is not one of the "
+                             f"classes {list(classes)}")
+        if s.offset > end + 1 / fps:
+            late.append(s)
+        # -1e-6 absorbs float error so frame-aligned times land on their own frame
+        start = max(math.ceil(s.onset * fps - 1e-6), 0)
+        stop = min(math.ceil(s.offset * fps - 1e-6), n_frames)
+        Y[start:stop, index[s.label]] = 1.0
+    if late:
+        warnings.warn(f"{path or '<segments>'}: {len(late)} segment(s) end after the audio "
+                      f"({end:.3f} s), up to {max(s.offset for s in late):.3f} s; clipped",
+                      stacklevel=2)
+    return Y
+
+
+def frames_to_segments(active, *, classes: Sequence[str], fps: float) -> list[Segment]:
+    """Turn each run of active frames ``a..b-1`` into ``Segment(a / fps, b / fps, label)``.
+
+    Parameters
+    ----------
+    active : np.ndarray [shape=(n_frames, n_classes)], bool or 0/1 (>= 0.5 is active)
+    classes : sequence of str
+    fps : float
+
+    Returns
+    -------
+    list of Segment, sorted by onset then label
+    """
+    active = np.asarray(active)
+    if active.ndim != 2 or active.shape[1] != len(classes):
+        raise ParameterError(f"active has shape {active.shape}; expected "
+                             f"(n_frames, {len(classes)}) for classes {list(classes)}")
+    if not fps > 0:
+        raise ParameterError(f"fps={fps!r} must be positive")
+    on = active if active.dtype == bool else active >= 0.5
+    # (n_frames + 1, n_classes): +1 where a run starts, -1 one past where it ends
+    edges = np.diff(np.pad(on.astype(np.int8), ((1, 1), (0, 0))), axis=0)
+    out = []
+    for k, label in enumerate(classes):
+        starts, stops = np.flatnonzero(edges[:, k] == 1), np.flatnonzero(edges[:, k] == -1)
+        out += [Segment(float(a / fps), float(b / fps), label) for a, b in zip(starts, stops)]
+    return sorted(out, key=lambda s: (s.onset, s.label, s.offset))
