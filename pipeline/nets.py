@@ -1,0 +1,455 @@
+"""Frame-level recurrent networks: normalisation, optional conv front end, RNN / LSTM / GRU, a head.
+
+:class:`FrameModel` maps a spectrogram batch ``(B, T, F)`` to per-frame outputs ``(B, T, C)``:
+class logits for ``task="classify"``, or for ``task="forecast"`` the normalised frame ``horizon``
+steps ahead. Unidirectional models are causal end to end, so they can run chunk by chunk while
+carrying a state (:func:`stream`), exactly equal to one pass over the whole input.
+
+A model directory holds ``config.json`` and ``model.safetensors`` (:func:`save_model`,
+:func:`load_model`); loading never executes code from the files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig, section_from_dict
+from .errors import ParameterError, PipelineError
+
+WEIGHTS_FILE = "model.safetensors"
+LEGACY_WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+
+_KERNEL = 3  # conv front end: kernel size along time and frequency
+_CONV_LAYERS = 2
+CONTEXT_FRAMES = _CONV_LAYERS * (_KERNEL - 1)  # input frames a causal front end looks back
+
+
+class _ConvFront(nn.Module):
+    """Two Conv2d + ReLU + frequency max-pool(2) blocks over ``(B, 1, T, F)``.
+
+    No BatchNorm / GroupNorm: both mix statistics across time (and GroupNorm across the chunk),
+    which would make a frame's output depend on the chunk it sits in and break streaming.
+
+    Causal mode (unidirectional models) uses no time padding inside the convolutions; instead the
+    last ``CONTEXT_FRAMES`` normalised input frames are prepended (zeros, i.e. the mean frame, at
+    the start of a file). The state carries those frames, so chunked and one-pass outputs agree.
+    Non-causal mode zero-pads each convolution by one frame on both sides.
+    """
+
+    def __init__(self, channels: int, n_features: int, *, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.conv1 = nn.Conv2d(1, channels, _KERNEL, padding=(0, 1))  # frequency padded by the conv
+        self.conv2 = nn.Conv2d(channels, channels, _KERNEL, padding=(0, 1))
+        self.pool = nn.MaxPool2d((1, 2))  # frequency only: time resolution is kept
+        self.out_features = channels * (n_features // 4)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, n_feat = x.shape  # (B, T, F)
+        if self.causal:
+            if context is None:
+                context = x.new_zeros(B, CONTEXT_FRAMES, n_feat)
+            h = torch.cat([context, x], dim=1)  # (B, CONTEXT + T, F)
+            new_context = h[:, -CONTEXT_FRAMES:]  # (B, CONTEXT, F)
+            h = h[:, None]  # (B, 1, CONTEXT + T, F)
+            h = self.pool(F.relu(self.conv1(h)))  # (B, C, T + 2, F // 2)
+            h = self.pool(F.relu(self.conv2(h)))  # (B, C, T, F // 4)
+        else:
+            new_context = None
+            h = x[:, None]  # (B, 1, T, F)
+            h = self.pool(F.relu(self.conv1(F.pad(h, (0, 0, 1, 1)))))  # (B, C, T, F // 2)
+            h = self.pool(F.relu(self.conv2(F.pad(h, (0, 0, 1, 1)))))  # (B, C, T, F // 4)
+        B, C, T, n_bins = h.shape
+        return h.permute(0, 2, 1, 3).reshape(B, T, C * n_bins), new_context  # (B, T, C * F')
+
+
+class FrameModel(nn.Module):
+    """Per-frame recurrent model: ``(x - mean) / std`` -> [conv front] -> RNN -> Linear.
+
+    Parameters
+    ----------
+    cfg : ModelConfig
+        Cell, sizes, direction, dropout (between RNN layers), conv channels, task.
+    n_features : int
+        Width ``F`` of an input frame.
+    n_outputs : int
+        Number of classes for ``task="classify"``. Ignored for ``task="forecast"``, whose head
+        always predicts ``n_features`` values (``self.n_outputs`` is then ``n_features``).
+
+    Raises
+    ------
+    ParameterError
+        Non-positive sizes, a conv front end on fewer than 4 bins, or a bidirectional forecaster
+        (its backward pass would see the frame it has to predict).
+    """
+
+    def __init__(self, cfg: ModelConfig, *, n_features: int, n_outputs: int) -> None:
+        super().__init__()
+        if not isinstance(n_features, int) or n_features <= 0:
+            raise ParameterError(f"n_features={n_features!r} must be a positive integer")
+        if cfg.task == "forecast":
+            n_outputs = n_features
+            if cfg.bidirectional:
+                raise ParameterError("model.bidirectional=True cannot be used with model.task='forecast': "
+                                     "the backward pass sees the frame it must predict")
+        if not isinstance(n_outputs, int) or n_outputs <= 0:
+            raise ParameterError(f"n_outputs={n_outputs!r} must be a positive integer")
+        if cfg.conv_channels > 0 and n_features < 4:
+            raise ParameterError(f"n_features={n_features} must be >= 4 with model.conv_channels > 0 "
+                                 "(the front end halves the frequency axis twice)")
+        self.cfg = cfg
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.register_buffer("mean", torch.zeros(n_features))  # (F,)
+        self.register_buffer("std", torch.ones(n_features))  # (F,)
+        if cfg.conv_channels > 0:
+            self.front: _ConvFront | None = _ConvFront(cfg.conv_channels, n_features,
+                                                       causal=not cfg.bidirectional)
+            rnn_in = self.front.out_features
+        else:
+            self.front = None
+            rnn_in = n_features
+        rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cfg.cell]
+        extra = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
+        self.rnn = rnn_class(rnn_in, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                             bidirectional=cfg.bidirectional,
+                             dropout=cfg.dropout if cfg.layers > 1 else 0.0, **extra)
+        self.head = nn.Linear(cfg.hidden * (2 if cfg.bidirectional else 1), n_outputs)
+
+    # -- normalisation -------------------------------------------------------------------------
+    def set_normalization(self, mean: Any, std: Any) -> None:
+        """Store per-bin statistics; inputs are mapped to ``(x - mean) / std``.
+
+        Parameters
+        ----------
+        mean, std : array-like [shape=(n_features,)]
+            ``std`` must be finite and strictly positive.
+
+        Raises
+        ------
+        ParameterError
+            Wrong shape, non-finite values or ``std <= 0``.
+        """
+        mean, std = (torch.as_tensor(v.detach().cpu() if isinstance(v, torch.Tensor) else np.asarray(v),
+                                     dtype=self.mean.dtype) for v in (mean, std))
+        for name, value in (("mean", mean), ("std", std)):
+            if value.shape != (self.n_features,):
+                raise ParameterError(f"{name} has shape {tuple(value.shape)}, expected ({self.n_features},)")
+            if not torch.isfinite(value).all():
+                raise ParameterError(f"{name} must be finite")
+        if not (std > 0).all():
+            raise ParameterError(f"std must be > 0 in every bin, got min {std.min().item()}")
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` for ``x`` [shape=(..., n_features)]."""
+        return (x - self.mean) / self.std
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, state: Mapping[str, Any] | None = None
+                ) -> tuple[torch.Tensor, dict[str, Any] | None]:
+        """Run over ``x``, optionally continuing from ``state``.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(B, T, n_features)]
+            Un-normalised features.
+        state : dict or None
+            ``None`` starts from zeros. Otherwise the ``new_state`` of the previous call over the
+            preceding frames: ``{"context": (B, 4, F) normalised input frames or None,
+            "rnn": h (layers, B, hidden), or (h, c) for LSTM}``.
+
+        Returns
+        -------
+        out : torch.Tensor [shape=(B, T, n_outputs)]
+            Logits (classify) or the predicted normalised frame ``horizon`` steps ahead (forecast).
+        new_state : dict or None
+            State after the last frame; ``None`` for bidirectional models.
+
+        Raises
+        ------
+        ParameterError
+            Wrong input shape, or a state passed to a bidirectional model (it cannot stream).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_features:
+            raise ParameterError(f"x has shape {tuple(x.shape)}, expected (B, T, {self.n_features})")
+        if self.cfg.bidirectional and state is not None:
+            raise ParameterError("a bidirectional model cannot continue from a state: "
+                                 "run it on whole inputs or on overlapping chunks (stitch.overlap_add)")
+        context = state.get("context") if state is not None else None
+        rnn_state = state.get("rnn") if state is not None else None
+        h = self.normalize(x)  # (B, T, F)
+        if self.front is not None:
+            h, context = self.front(h, context)  # (B, T, C * F // 4)
+        h, rnn_state = self.rnn(h, rnn_state)  # (B, T, D * hidden)
+        out = self.head(h)  # (B, T, n_outputs)
+        if self.cfg.bidirectional:
+            return out, None
+        return out, {"context": context, "rnn": rnn_state}
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sigmoid (multi-label) or softmax over the last axis (multi-class) of classify logits.
+
+        Raises
+        ------
+        ParameterError
+            For a forecast model, whose outputs are not logits.
+        """
+        if self.cfg.task != "classify":
+            raise ParameterError(f"probabilities() needs model.task='classify', got {self.cfg.task!r}")
+        return torch.sigmoid(logits) if self.cfg.multi_label else torch.softmax(logits, dim=-1)
+
+    # -- losses --------------------------------------------------------------------------------
+    def loss(self, out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """Task loss averaged over valid frames only; padded frames never contribute.
+
+        Parameters
+        ----------
+        out : torch.Tensor [shape=(B, T, n_outputs)]
+            The model's output.
+        targets : torch.Tensor
+            classify, multi-label: ``(B, T, C)`` in [0, 1] (binary cross-entropy with logits,
+            mean over valid frames and classes). classify, multi-class: ``(B, T)`` integer class
+            indices or ``(B, T, C)`` one-hot / soft targets (cross-entropy, mean over valid
+            frames). forecast: the un-normalised input ``x`` ``(B, T, F)``; L1 between
+            ``out[:, :-h]`` and ``normalize(x)[:, h:]``, mean over valid pairs and bins.
+        mask : torch.Tensor or None [shape=(B, T)], bool
+            True for real frames. A forecast pair counts only when both of its frames are valid.
+
+        Returns
+        -------
+        torch.Tensor, scalar
+            0 (still attached to the graph) when no frame is valid.
+        """
+        B, T, _ = out.shape  # (B, T, C)
+        valid = (torch.ones(B, T, dtype=torch.bool, device=out.device) if mask is None
+                 else mask.to(device=out.device, dtype=torch.bool))  # (B, T)
+        if self.cfg.task == "forecast":
+            h = self.cfg.horizon
+            if T <= h:
+                return out.sum() * 0.0
+            target = self.normalize(targets)[:, h:]  # (B, T - h, F)
+            err = (out[:, :-h] - target).abs()  # (B, T - h, F)
+            pair = valid[:, :-h] & valid[:, h:]  # (B, T - h)
+            return self._masked_mean(err, pair)
+        if self.cfg.multi_label:
+            # where(), not a product: NaN or garbage in padded frames must not leak in
+            safe_t = torch.where(valid[..., None], targets.to(out.dtype), torch.zeros_like(out))
+            err = F.binary_cross_entropy_with_logits(out, safe_t, reduction="none")  # (B, T, C)
+            return self._masked_mean(err, valid)
+        logp = torch.log_softmax(out, dim=-1)  # (B, T, C)
+        if targets.dim() == 2:  # (B, T) class indices
+            idx = torch.where(valid, targets.long(), torch.zeros_like(targets, dtype=torch.long))
+            err = -logp.gather(-1, idx[..., None])[..., 0]  # (B, T)
+        else:  # (B, T, C) one-hot or soft targets
+            safe_t = torch.where(valid[..., None], targets.to(out.dtype), torch.zeros_like(out))
+            err = -(safe_t * logp).sum(-1)  # (B, T)
+        return self._masked_mean(err, valid)
+
+    @staticmethod
+    def _masked_mean(err: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Mean of ``err`` (B, T[, C]) over the frames where ``valid`` (B, T) is True."""
+        if err.dim() == 3:
+            valid = valid[..., None].expand_as(err)
+        kept = torch.where(valid, err, torch.zeros_like(err))
+        return kept.sum() / valid.sum().clamp(min=1)
+
+    def frame_error(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Forecast anomaly score: per-frame L1 error of predicting that frame.
+
+        ``error[:, t] = mean_f |out[:, t - h, f] - normalize(x)[:, t, f]|``, so a surprising frame
+        scores at its own time. The first ``horizon`` frames have no prediction and are NaN.
+
+        Parameters
+        ----------
+        x : torch.Tensor [shape=(B, T, n_features)] or [shape=(T, n_features)]
+            Un-normalised input.
+        out : torch.Tensor, the same leading shape with ``n_features`` last
+            The model's output on ``x``.
+
+        Returns
+        -------
+        torch.Tensor [shape=(B, T)] or [shape=(T,)]
+        """
+        if self.cfg.task != "forecast":
+            raise ParameterError(f"frame_error() needs model.task='forecast', got {self.cfg.task!r}")
+        h = self.cfg.horizon
+        target = self.normalize(x)  # (B, T, F)
+        err = torch.full(target.shape[:-1], float("nan"), dtype=out.dtype, device=out.device)
+        if target.shape[-2] > h:
+            err[..., h:] = (out[..., :-h, :] - target[..., h:, :]).abs().mean(-1)  # (B, T - h)
+        return err
+
+    def n_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
+    """Run a unidirectional model chunk by chunk, carrying the state: equals ``model(x)[0]``.
+
+    Runs under ``torch.no_grad()``; the model's train/eval mode is left as it is (call
+    ``model.eval()`` first, otherwise dropout makes every run differ).
+
+    Parameters
+    ----------
+    model : FrameModel
+        A unidirectional model.
+    x : torch.Tensor or np.ndarray [shape=(T, F)] or [shape=(B, T, F)]
+        Un-normalised features.
+    chunk_frames : int > 0
+        Frames per step; it need not divide ``T``.
+
+    Returns
+    -------
+    torch.Tensor or np.ndarray [shape=(T, C)] or [shape=(B, T, C)]
+        Same kind and rank as ``x``.
+
+    Raises
+    ------
+    ParameterError
+        A bidirectional model or a non-positive ``chunk_frames``.
+    """
+    if model.cfg.bidirectional:
+        raise ParameterError("a bidirectional model cannot stream: use overlapping chunks "
+                             "(stitch.overlap_add)")
+    if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames <= 0:
+        raise ParameterError(f"chunk_frames={chunk_frames!r} must be a positive integer")
+    as_numpy = isinstance(x, np.ndarray)
+    xt = torch.as_tensor(x, dtype=model.mean.dtype, device=model.mean.device)
+    single = xt.dim() == 2
+    if single:
+        xt = xt[None]  # (1, T, F)
+    outs = []
+    state = None
+    with torch.no_grad():
+        for start in range(0, xt.shape[1], chunk_frames):
+            out, state = model(xt[:, start:start + chunk_frames], state)  # (B, chunk, C)
+            outs.append(out)
+    out = (torch.cat(outs, dim=1) if outs
+           else xt.new_zeros(xt.shape[0], 0, model.n_outputs))  # (B, T, C)
+    if single:
+        out = out[0]
+    return out.cpu().numpy() if as_numpy else out
+
+
+# -- model directories -----------------------------------------------------------------------
+def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[str, Any]) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
+
+    Parameters
+    ----------
+    model : FrameModel
+    directory : str or Path
+    config_dict : dict
+        JSON-serialisable record (task, class names, feature / chunk configs, ...). Its
+        ``"model"``, ``"n_features"`` and ``"n_outputs"`` entries are replaced by the model's own.
+
+    Returns
+    -------
+    Path
+        The model directory.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    record = dict(config_dict)
+    record.update({"model": dataclasses.asdict(model.cfg), "n_features": model.n_features,
+                   "n_outputs": model.n_outputs})
+    try:
+        text = json.dumps(record, indent=2, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"config_dict is not JSON-serialisable ({exc})") from None
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # write beside, then rename: a crash never leaves a half-written file under the final name
+    for name, write in ((WEIGHTS_FILE, lambda p: save_file(tensors, p)),
+                        (CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, directory / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return directory
+
+
+def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
+               ) -> tuple[FrameModel, dict[str, Any]]:
+    """Rebuild a model from ``config.json`` and its weights, without executing code from files.
+
+    Weights come from ``model.safetensors``; only when it is absent, from ``model.pt`` read with
+    ``torch.load(weights_only=True)`` (a state dict, or ``{"state_dict": ...}``).
+
+    Returns
+    -------
+    model : FrameModel
+        On ``map_location``, in eval mode.
+    config : dict
+        The whole ``config.json``.
+
+    Raises
+    ------
+    PipelineError
+        Missing or malformed files, weights that are not plain tensors, or weights that do not
+        fit the configuration. The message names the file.
+    """
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{config_path}: model config not found") from None
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{config_path}: not a readable JSON model config ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise PipelineError(f"{config_path}: needs a 'model' table")
+    cfg = section_from_dict(ModelConfig, "model", config["model"], source=str(config_path))
+    try:
+        model = FrameModel(cfg, n_features=int(config["n_features"]),
+                           n_outputs=int(config["n_outputs"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PipelineError(f"{config_path}: needs integer 'n_features' and 'n_outputs' ({exc})") from None
+
+    weights = directory / WEIGHTS_FILE
+    legacy = directory / LEGACY_WEIGHTS_FILE
+    if weights.exists():
+        try:
+            state = load_file(str(weights), device="cpu")
+        except Exception as exc:  # safetensors only parses: nothing in the file can run
+            raise PipelineError(f"{weights}: not a valid safetensors file ({exc})") from None
+    elif legacy.exists():
+        try:
+            state = torch.load(legacy, map_location="cpu", weights_only=True)
+        except Exception as exc:  # the weights-only unpickler refuses anything but tensors
+            raise PipelineError(f"{legacy}: not a plain tensor checkpoint "
+                                f"(loaded with weights_only=True): {exc}") from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        weights = legacy
+    else:
+        raise PipelineError(f"{directory}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PipelineError(f"{weights}: expected a mapping of names to tensors")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PipelineError(f"{weights}: weights do not fit {config_path} ({exc})") from None
+    return model.to(map_location).eval(), config

@@ -1,0 +1,343 @@
+"""FrameModel: shapes, streaming == one pass, causality, masked losses, safe save / load."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import ModelConfig
+from pipeline.errors import ParameterError, PipelineError
+from pipeline.nets import FrameModel, load_model, save_model, stream
+
+torch.set_num_threads(2)
+
+N_FEATURES = 12
+N_CLASSES = 3
+
+
+def make_model(seed: int = 0, n_outputs: int = N_CLASSES, **cfg) -> FrameModel:
+    torch.manual_seed(seed)
+    cfg.setdefault("hidden", 8)
+    model = FrameModel(ModelConfig(**cfg), n_features=N_FEATURES, n_outputs=n_outputs)
+    # non-trivial statistics, so tests also cover where normalisation happens
+    g = torch.Generator().manual_seed(seed + 1)
+    model.set_normalization(torch.randn(N_FEATURES, generator=g),
+                            torch.rand(N_FEATURES, generator=g) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    return torch.randn(2, 37, N_FEATURES, generator=torch.Generator().manual_seed(7))  # (B, T, F)
+
+
+@pytest.mark.parametrize("conv", [0, 4])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_shapes(cell, bidirectional, conv, x):
+    model = make_model(cell=cell, bidirectional=bidirectional, conv_channels=conv)
+    out, state = model(x)
+    assert out.shape == (2, 37, N_CLASSES)
+    if bidirectional:
+        assert state is None
+    else:
+        hidden = state["rnn"][0] if cell == "lstm" else state["rnn"]
+        assert hidden.shape == (2, 2, 8)  # (layers, B, hidden)
+        assert (state["context"] is None) == (conv == 0)
+        if conv:
+            assert state["context"].shape == (2, 4, N_FEATURES)
+    assert torch.isfinite(out).all()
+
+
+def test_forecast_head_predicts_frames(x):
+    model = make_model(task="forecast", n_outputs=1, conv_channels=4)
+    assert model.n_outputs == N_FEATURES
+    assert model(x)[0].shape == x.shape
+
+
+def test_bidirectional_forecast_is_rejected():
+    with pytest.raises(ParameterError, match="bidirectional"):
+        FrameModel(ModelConfig(task="forecast", bidirectional=True), n_features=8, n_outputs=8)
+
+
+def test_conv_front_needs_four_bins():
+    with pytest.raises(ParameterError, match="n_features=3"):
+        FrameModel(ModelConfig(conv_channels=2), n_features=3, n_outputs=2)
+
+
+@pytest.mark.parametrize("cell,conv", [("gru", 0), ("lstm", 0), ("rnn", 0), ("gru", 4), ("lstm", 3)])
+@pytest.mark.parametrize("chunk", [1, 5, 8, 37, 100])  # 5 and 8 do not divide T = 37
+def test_stream_equals_one_pass(cell, conv, chunk, x):
+    model = make_model(cell=cell, conv_channels=conv, layers=2, dropout=0.3)
+    with torch.no_grad():
+        whole = model(x)[0]
+    streamed = stream(model, x, chunk_frames=chunk)
+    assert streamed.shape == whole.shape
+    torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=0)
+
+
+def test_stream_single_item_and_numpy(x):
+    model = make_model(conv_channels=2)
+    with torch.no_grad():
+        whole = model(x[:1])[0][0]  # (T, C)
+    out = stream(model, x[0].numpy(), chunk_frames=6)
+    assert isinstance(out, np.ndarray) and out.shape == (37, N_CLASSES)
+    np.testing.assert_allclose(out, whole.numpy(), atol=1e-5, rtol=0)
+
+
+def test_state_continues_across_calls(x):
+    model = make_model(cell="lstm", conv_channels=4)
+    with torch.no_grad():
+        whole = model(x)[0]
+        first, state = model(x[:, :20])
+        second, _ = model(x[:, 20:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("conv", [0, 4])
+def test_unidirectional_is_causal(conv, x):
+    model = make_model(conv_channels=conv)
+    changed = x.clone()
+    changed[:, 20:] += 5.0
+    with torch.no_grad():
+        a, b = model(x)[0], model(changed)[0]
+    torch.testing.assert_close(a[:, :20], b[:, :20], atol=1e-6, rtol=0)
+    assert (a[:, 20:] - b[:, 20:]).abs().max() > 1e-3
+
+
+def test_bidirectional_sees_the_future(x):
+    model = make_model(bidirectional=True, conv_channels=4)
+    changed = x.clone()
+    changed[:, 30:] += 5.0
+    with torch.no_grad():
+        assert (model(x)[0][:, :20] - model(changed)[0][:, :20]).abs().max() > 1e-4
+
+
+def test_bidirectional_state_raises(x):
+    model = make_model(bidirectional=True)
+    uni_state = make_model()(x)[1]
+    with pytest.raises(ParameterError, match="bidirectional"):
+        model(x, uni_state)
+    with pytest.raises(ParameterError, match="bidirectional"):
+        stream(model, x, chunk_frames=10)
+
+
+def test_batch_equals_item_by_item(x):
+    model = make_model(cell="gru", conv_channels=4, bidirectional=True)
+    with torch.no_grad():
+        batch = model(x)[0]
+        items = torch.cat([model(x[i:i + 1])[0] for i in range(len(x))])
+    torch.testing.assert_close(batch, items, atol=1e-5, rtol=0)
+
+
+def test_normalization_is_applied_first(x):
+    model = make_model(conv_channels=2)
+    plain = make_model(conv_channels=2)
+    plain.set_normalization(np.zeros(N_FEATURES), np.ones(N_FEATURES))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x)[0], plain((x - model.mean) / model.std)[0],
+                                   atol=1e-5, rtol=0)
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+
+
+@pytest.mark.parametrize("mean,std,match", [
+    (np.zeros(3), np.ones(3), "shape"),
+    (np.zeros(N_FEATURES), np.zeros(N_FEATURES), "> 0"),
+    (np.full(N_FEATURES, np.nan), np.ones(N_FEATURES), "finite"),
+])
+def test_bad_normalization_raises(mean, std, match):
+    with pytest.raises(ParameterError, match=match):
+        make_model().set_normalization(mean, std)
+
+
+def test_wrong_input_width_raises():
+    with pytest.raises(ParameterError, match="expected"):
+        make_model()(torch.zeros(1, 5, N_FEATURES + 1))
+
+
+def test_probabilities():
+    logits = torch.randn(2, 5, N_CLASSES)
+    soft = make_model(multi_label=False).probabilities(logits)
+    torch.testing.assert_close(soft.sum(-1), torch.ones(2, 5))
+    torch.testing.assert_close(make_model().probabilities(logits), torch.sigmoid(logits))
+    with pytest.raises(ParameterError, match="classify"):
+        make_model(task="forecast").probabilities(logits)
+
+
+def test_n_parameters():
+    model = make_model(cell="lstm", conv_channels=2)
+    assert model.n_parameters() == sum(p.numel() for p in model.parameters())
+    assert make_model(cell="lstm").n_parameters() > make_model(cell="rnn").n_parameters()
+
+
+# -- losses -----------------------------------------------------------------------------------
+def _padding_mask(lengths, T):
+    return torch.arange(T)[None] < torch.tensor(lengths)[:, None]  # (B, T)
+
+
+def _corrupt(t, mask, value):
+    """Overwrite the padded frames of ``t`` (B, T, ...)."""
+    t = t.clone()
+    t[~mask] = value
+    return t
+
+
+@pytest.mark.parametrize("kind", ["multi_label", "int", "one_hot"])
+def test_classify_loss_ignores_masked_frames(kind):
+    g = torch.Generator().manual_seed(3)
+    out = torch.randn(2, 10, N_CLASSES, generator=g)
+    mask = _padding_mask([10, 6], 10)
+    if kind == "multi_label":
+        model = make_model()
+        targets = (torch.rand(2, 10, N_CLASSES, generator=g) > 0.5).float()
+    else:
+        model = make_model(multi_label=False)
+        targets = torch.randint(0, N_CLASSES, (2, 10), generator=g)
+        if kind == "one_hot":
+            targets = torch.nn.functional.one_hot(targets, N_CLASSES).float()
+    base = model.loss(out, targets, mask)
+    # garbage (NaN, huge, invalid class index) in padding must not change anything
+    bad_targets = _corrupt(targets, mask, -1 if kind == "int" else float("nan"))
+    torch.testing.assert_close(model.loss(_corrupt(out, mask, 1e6), bad_targets, mask), base)
+    # and the loss is the plain mean over the valid frames only
+    pieces = [(out[0], targets[0]), (out[1, :6], targets[1, :6])]
+    flat_out = torch.cat([p[0] for p in pieces])[None]
+    flat_t = torch.cat([p[1] for p in pieces])[None]
+    torch.testing.assert_close(base, model.loss(flat_out, flat_t, None))
+    assert base.item() != pytest.approx(model.loss(out, targets, None).item())
+
+
+def test_multi_class_int_and_one_hot_agree():
+    model = make_model(multi_label=False)
+    out = torch.randn(2, 7, N_CLASSES)
+    idx = torch.randint(0, N_CLASSES, (2, 7))
+    one_hot = torch.nn.functional.one_hot(idx, N_CLASSES).float()
+    torch.testing.assert_close(model.loss(out, idx, None), model.loss(out, one_hot, None))
+    torch.testing.assert_close(model.loss(out, idx, None),
+                               torch.nn.functional.cross_entropy(out.reshape(-1, N_CLASSES), idx.reshape(-1)))
+
+
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_forecast_loss_and_frame_error(horizon, x):
+    model = make_model(task="forecast", horizon=horizon)
+    out = model(x)[0]  # (B, T, F)
+    xn = (x - model.mean) / model.std
+    expected = (out[:, :-horizon] - xn[:, horizon:]).abs().mean()
+    torch.testing.assert_close(model.loss(out, x, None), expected)
+
+    mask = _padding_mask([37, 25], 37)
+    base = model.loss(out, x, mask)
+    torch.testing.assert_close(model.loss(_corrupt(out, mask, 1e6), _corrupt(x, mask, float("nan")), mask),
+                               base)
+    # second item: only pairs (t, t + h) with t + h < 25 count
+    err = (out[:, :-horizon] - xn[:, horizon:]).abs()
+    valid = torch.cat([err[0].reshape(-1), err[1, :25 - horizon].reshape(-1)])
+    torch.testing.assert_close(base, valid.mean())
+
+    score = model.frame_error(x, out)  # (B, T)
+    assert score.shape == (2, 37)
+    assert torch.isnan(score[:, :horizon]).all() and torch.isfinite(score[:, horizon:]).all()
+    torch.testing.assert_close(score[:, horizon:], err.mean(-1))
+    torch.testing.assert_close(score[:, horizon:].mean(), expected)
+
+
+def test_forecast_loss_without_pairs_is_zero():
+    model = make_model(task="forecast", horizon=4)
+    out = torch.randn(1, 3, N_FEATURES, requires_grad=True)
+    loss = model.loss(out, torch.randn(1, 3, N_FEATURES), None)
+    assert loss.item() == 0.0
+    loss.backward()  # still attached to the graph
+
+
+def test_loss_backpropagates(x):
+    model = make_model(conv_channels=2).train()
+    targets = (torch.rand(2, 37, N_CLASSES) > 0.5).float()
+    model.loss(model(x)[0], targets, _padding_mask([37, 20], 37)).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+# -- model directories ------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", [dict(cell="gru", conv_channels=4),
+                                 dict(cell="lstm", bidirectional=True, layers=1, multi_label=False),
+                                 dict(cell="rnn", task="forecast", horizon=2)])
+def test_save_load_round_trip(tmp_path, x, cfg):
+    model = make_model(seed=5, **cfg)
+    save_model(model, tmp_path / "m", {"classes": ["a", "b", "c"], "model": {"stale": 1}})
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    record = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert record["classes"] == ["a", "b", "c"] and record["n_features"] == N_FEATURES
+    assert record["model"]["cell"] == cfg["cell"] and "stale" not in record["model"]
+
+    loaded, config = load_model(tmp_path / "m")
+    assert config == record and not loaded.training
+    assert loaded.cfg == model.cfg
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[0], model(x)[0])
+    assert torch.equal(loaded.std, model.std)
+
+
+def test_load_legacy_weights_only_checkpoint(tmp_path, x):
+    model = make_model(seed=2, conv_channels=2)
+    save_model(model, tmp_path, {})
+    (tmp_path / "model.safetensors").unlink()
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "model.pt")
+    loaded, _ = load_model(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[0], model(x)[0])
+
+
+def test_load_rejects_mismatched_or_missing_weights(tmp_path):
+    save_model(make_model(hidden=8), tmp_path, {})
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["hidden"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PipelineError, match="model.safetensors.*do not fit"):
+        load_model(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(PipelineError, match="no model.safetensors"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(PipelineError, match="config.json"):
+        load_model(tmp_path)
+
+
+class _Evil:
+    """Unpickling this creates the file ``path``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("target,writer", [
+    ("model.safetensors", "pickle"),
+    ("model.safetensors", "torch"),
+    ("model.pt", "pickle"),
+    ("model.pt", "torch"),
+])
+def test_malicious_weights_are_never_executed(tmp_path, target, writer):
+    # the payload really runs when unpickled unsafely
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Evil(probe)))
+    assert probe.exists()
+
+    directory = tmp_path / "model"
+    save_model(make_model(), directory, {})
+    (directory / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    payload = {"state_dict": _Evil(marker)}
+    if writer == "pickle":
+        (directory / target).write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, directory / target)
+    if target == "model.safetensors":  # a valid-looking fallback must not be used either
+        torch.save(make_model().state_dict(), directory / "model.pt")
+    with pytest.raises(PipelineError, match=target.replace(".", r"\.")):
+        load_model(directory)
+    assert not marker.exists()
