@@ -13,10 +13,6 @@ import numpy as np
 from .config import LoadConfig
 from .errors import AudioLoadError
 
-VERSION = 1
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
-                    ".m4a", ".wma", ".aac", ".caf", ".w64", ".rf64", ".sph", ".webm", ".mp4")
 
 
 def decode(path: str | Path) -> tuple[np.ndarray, int]:

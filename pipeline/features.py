@@ -28,8 +28,6 @@ import numpy as np
 from .config import FeaturesConfig
 from .errors import ParameterError
 
-VERSION = 1
-
 _BLOCK = 256  # frames per FFT block: keeps the working set in the L2 cache
 _KALDI_SCALE = 32768.0
 _KALDI_PREEMPH = 0.97
@@ -95,14 +93,20 @@ def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax:
 
 @lru_cache(maxsize=16)
 def _window(kind: str, win_length: int) -> np.ndarray:
-    """Periodic analysis window (librosa's ``fftbins=True``); povey is Kaldi's symmetric one."""
+    """Periodic analysis window (scipy/librosa ``get_window(kind, n, fftbins=True)``); povey is
+    Kaldi's symmetric one. Written out here: importing scipy.signal costs seconds per worker."""
+    n = np.arange(win_length, dtype=np.float64)
+    phase = 2 * np.pi * n / win_length
     if kind == "povey":
-        n = np.arange(win_length)
         w = (0.5 - 0.5 * np.cos(2 * np.pi * n / (win_length - 1))) ** 0.85
+    elif kind == "hann":
+        w = 0.5 - 0.5 * np.cos(phase)
+    elif kind == "hamming":
+        w = 0.54 - 0.46 * np.cos(phase)
+    elif kind == "blackman":
+        w = 0.42 - 0.5 * np.cos(phase) + 0.08 * np.cos(2 * phase)
     else:
-        import scipy.signal
-
-        w = scipy.signal.get_window(kind, win_length, fftbins=True)
+        raise ParameterError(f"features.window={kind!r} must be one of hann, hamming, blackman, povey")
     w = w.astype(np.float32)
     w.setflags(write=False)
     return w
@@ -129,7 +133,15 @@ def _kaldi_banks(cfg: FeaturesConfig, sr: int, padded: int) -> np.ndarray:
 # --------------------------------------------------------------------------- CPU path
 
 
-def _frames(y: np.ndarray, *, frame_length: int, hop_length: int, pad: int, pad_mode: str) -> np.ndarray:
+def _centre_pad(frame_length: int) -> tuple[int, int]:
+    """(left, right) padding that centres frame ``i`` on sample ``i * hop`` and yields
+    ``1 + n // hop`` frames also for an odd ``frame_length`` (symmetric ``frame_length // 2``
+    padding leaves an odd-length frame one sample short of the last frame)."""
+    return frame_length // 2, frame_length - frame_length // 2
+
+
+def _frames(y: np.ndarray, *, frame_length: int, hop_length: int, pad: int | tuple[int, int],
+            pad_mode: str) -> np.ndarray:
     """Strided view of the padded signal: (n_frames, frame_length), no copy of the frames."""
     yp = np.pad(y, pad, mode=pad_mode)
     return np.lib.stride_tricks.sliding_window_view(yp, frame_length)[::hop_length]
@@ -157,8 +169,8 @@ def spectrogram(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.ndarray:
     # Only the win_length non-zero samples of each centred frame are read; rfft zero-pads them to
     # n_fft at the end, a circular shift of librosa's centred window, so |X| is identical.
     off = (cfg.n_fft - cfg.win_length) // 2
-    frames = _frames(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length, pad=cfg.n_fft // 2,
-                     pad_mode=cfg.pad_mode)[:n_out, off: off + cfg.win_length]
+    frames = _frames(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length,
+                     pad=_centre_pad(cfg.n_fft), pad_mode=cfg.pad_mode)[:n_out, off: off + cfg.win_length]
     w = _window(cfg.window, cfg.win_length)
     fb = None
     if cfg.kind in ("mel", "logmel", "mfcc"):
@@ -210,8 +222,9 @@ def _blocks(frames, w, fb, out, cfg: FeaturesConfig) -> None:
 # --------------------------------------------------------------------------- torch path
 
 
-def _pad_batch(ys: list[np.ndarray], pad: int, pad_mode: str):
-    """Pad each signal by ``pad`` on both sides (its own mode), then right-pad to a batch."""
+def _pad_batch(ys: list[np.ndarray], pad: int | tuple[int, int], pad_mode: str):
+    """Pad each signal by ``pad`` (both sides, or (left, right)) in its own mode, then right-pad
+    to a batch."""
     import torch
 
     padded = [np.pad(np.asarray(y, dtype=np.float32), pad, mode=pad_mode) for y in ys]
@@ -228,12 +241,12 @@ def _fbank_torch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, device: 
 
     win, hop = cfg.win_length, cfg.hop_length
     padded = 1 << (win - 1).bit_length()  # Kaldi rounds the FFT size to a power of two
-    x = _pad_batch(ys, win // 2, cfg.pad_mode).to(device) * _KALDI_SCALE  # (B, N)
+    x = _pad_batch(ys, _centre_pad(win), cfg.pad_mode).to(device) * _KALDI_SCALE  # (B, N)
     frames = x.unfold(1, win, hop)  # (B, n, win)
     frames = frames - frames.mean(dim=2, keepdim=True)  # remove DC offset
     prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=2)  # Kaldi replicates sample 0
     frames = frames - _KALDI_PREEMPH * prev
-    frames = frames * torch.from_numpy(_window("povey", win)).to(device)
+    frames = frames * torch.from_numpy(_window("povey", win).copy()).to(device)
     spec = torch.fft.rfft(frames, n=padded, dim=2)
     power = spec.real.square() + spec.imag.square()  # (B, n, bins)
     banks = torch.from_numpy(_kaldi_banks(cfg, sr, padded)).to(device)  # (n_mels, bins)
@@ -252,8 +265,7 @@ def spectrogram_batch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, dev
 
     if cfg.kind == "fbank":
         return _fbank_torch(ys, sr=sr, cfg=cfg, device=device)
-    pad = cfg.n_fft // 2
-    x = _pad_batch(ys, pad, cfg.pad_mode).to(device)  # (B, N)
+    x = _pad_batch(ys, _centre_pad(cfg.n_fft), cfg.pad_mode).to(device)  # (B, N)
     w = np.zeros(cfg.n_fft, dtype=np.float32)
     off = (cfg.n_fft - cfg.win_length) // 2
     w[off: off + cfg.win_length] = _window(cfg.window, cfg.win_length)
@@ -275,7 +287,20 @@ def spectrogram_batch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, dev
 
 
 def finish(S: np.ndarray, cfg: FeaturesConfig, sr: int, duration: float) -> tuple[dict[str, np.ndarray], dict]:
-    """Cast to the storage dtype and describe the entry."""
+    """Cast to the storage dtype and describe the entry.
+
+    Raises
+    ------
+    ParameterError
+        ``dtype=float16`` and a value beyond float16's range (65504): linear-scale kinds
+        (``stft``, ``power``, ``mel``) of loud audio would otherwise be stored as ``inf``.
+    """
+    if cfg.dtype == "float16" and S.size:
+        peak = float(np.abs(S).max())
+        if peak > np.finfo(np.float16).max:
+            raise ParameterError(
+                f"features.dtype=float16 cannot hold kind={cfg.kind!r}: a value of {peak:.4g} exceeds "
+                f"float16's maximum 65504 (use dtype float32, or a log kind: logmel, mfcc, fbank)")
     S = S.astype(cfg.dtype, copy=False)
     return {"S": S}, {"sr": sr, "hop_length": cfg.hop_length, "fps": fps(cfg, sr),
                       "n_frames": int(S.shape[0]), "n_bins": int(S.shape[1]), "kind": cfg.kind,

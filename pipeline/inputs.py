@@ -12,9 +12,10 @@ import glob as globmod
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
 from .errors import ParameterError
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
+                    ".m4a", ".wma", ".aac", ".caf", ".w64", ".rf64", ".sph", ".webm", ".mp4")
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".txt", ".lst", ".scp")
 
 

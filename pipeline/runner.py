@@ -21,6 +21,7 @@ from .cache import Cache, make_key
 from .config import Config, key_fields
 from .errors import PipelineError
 from .inputs import Source
+from .stage import version as stage_version
 
 FILE_STAGES = ("load", "features")
 
@@ -53,12 +54,6 @@ class FileResult:
 
 
 # ------------------------------------------------------------------ keys
-
-
-def stage_version(stage: str) -> int:
-    from . import audio, features
-
-    return {"load": audio.VERSION, "features": features.VERSION}[stage]
 
 
 def stage_key(stage: str, cfg: Config, inputs: list[str]) -> str:
@@ -131,14 +126,10 @@ def process_file(cache_dir: str, cfg: Config, source: str, keys: dict[str, str],
 
 def _init_worker() -> None:
     """One math thread per worker process: the parallelism is across files."""
+    # set before numpy/torch load (spawned workers start bare); torch reads OMP_NUM_THREADS at
+    # import, so workers that never need torch never pay for importing it
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
 
 
 # ------------------------------------------------------------------ the run

@@ -80,7 +80,10 @@ def test_changed_features_setting_recomputes_features_only(tmp_path):
 def test_bumped_stage_version_recomputes_that_stage(tmp_path, monkeypatch):
     folder = make_folder(tmp_path / "in", n=2)
     run(folder, cache=tmp_path / "c")
-    monkeypatch.setattr(features_mod, "VERSION", features_mod.VERSION + 1)
+    from pipeline import stage
+
+    bumped = replace(stage.STAGES["features"], version=stage.STAGES["features"].version + 1)
+    monkeypatch.setitem(stage.STAGES, "features", bumped)
     report = run(folder, cache=tmp_path / "c")
     assert report.count("computed") == 2
     assert len(list((tmp_path / "c" / "load").glob("*/*"))) == 2  # load untouched
