@@ -100,18 +100,18 @@ def run_peer(name: str, folder: Path, jobs: int) -> None:
 # ----------------------------------------------------------------------- measuring
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, bool]:
-    """Wall seconds, peak RSS (MiB, largest process) and success of a command."""
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, bool, str]:
+    """Wall seconds, peak RSS (MiB, largest process), success and last output line of a command."""
     code = ("import resource, subprocess, sys, time, json; t=time.perf_counter(); "
-            "r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+            "r=subprocess.run(sys.argv[1:], capture_output=True); "
             "w=time.perf_counter()-t; "
             "print(json.dumps([w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024, r.returncode, "
-            "r.stderr.decode()[-400:]]))")
+            "r.stderr.decode()[-400:], r.stdout.decode().strip()[-300:]]))")
     out = subprocess.run([sys.executable, "-c", code, *cmd], capture_output=True, text=True, env=env)
-    wall, rss, rc, err = json.loads(out.stdout)
+    wall, rss, rc, err, last = json.loads(out.stdout)
     if rc != 0:
         print(f"  ({cmd[2] if len(cmd) > 2 else cmd}: exit {rc}: {err.strip()})", file=sys.stderr)
-    return wall, rss, rc == 0
+    return wall, rss, rc == 0, last
 
 
 def main() -> None:
@@ -147,11 +147,14 @@ def main() -> None:
                                 "-j", str(args.jobs)], env)
     base = audio / rows["librosa"][0] if rows["librosa"][2] else float("nan")
     print(f"{'':34} {'wall s':>8} {'x real time':>12} {'peak RSS MiB':>13} {'vs librosa':>11}")
-    for name, (wall, rss, ok) in rows.items():
+    for name, (wall, rss, ok, _) in rows.items():
         speed = audio / wall
         print(f"{name:34} {wall:8.2f} {speed:12,.0f} {rss:13.0f} {speed / base:10.2f}x" + ("" if ok else "  FAILED"))
     cold, warm = rows["ours cold (decode+logmel+store)"][0], rows["ours warm (all cache hits)"][0]
-    print(f"warm / cold speed-up: {cold / warm:.1f}x")
+    print(f"warm / cold speed-up: {cold / warm:.1f}x (whole commands; a warm run is mostly interpreter "
+          f"start-up, so the ratio grows with the audio)")
+    print(f"  cold summary: {rows['ours cold (decode+logmel+store)'][3]}")
+    print(f"  warm summary: {rows['ours warm (all cache hits)'][3]}")
 
 
 if __name__ == "__main__":

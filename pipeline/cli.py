@@ -116,6 +116,69 @@ def features(app: App, inputs):
     _run_stage(resolve_device(app), inputs, "features")
 
 
+# ----------------------------------------------------------------------------- datasets
+
+
+def _log(app: App):
+    return lambda msg: app.echo(msg, err=msg.startswith("FAILED"))
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
+@click.pass_obj
+def chunk(app: App, dataset, valid_spec):
+    """Fixed chunks + frame targets of DATASET (cached; runs features as needed)."""
+    from .dataset import load_dataset
+    from .runner import ensure_chunks
+
+    ds = load_dataset(dataset)
+    valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
+    entry, report = ensure_chunks(ds, app.config, app.settings, valid=valid, log=_log(app))
+    split = entry["split"]
+    app.echo(f"chunk {entry.key[:16]}: {len(split)} chunks of {app.config.chunk.frames} frames "
+             f"({int((split == 0).sum())} train, {int((split == 1).sum())} valid) from {len(entry.meta['files'])} "
+             f"files, classes {entry.meta['classes'] or '(none)'}")
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt after an interruption.")
+@click.pass_obj
+def train(app: App, dataset, out_dir, valid_spec, resume):
+    """Fit a frame model on DATASET and write it to --out (works under torchrun too)."""
+    import os
+
+    from .dataset import load_dataset
+    from .runner import ensure_chunks
+    from .train import fit
+
+    if int(os.environ.get("RANK", "0")) > 0:
+        app.settings = replace(app.settings, verbosity=-1)
+    app = resolve_device(app)
+    ds = load_dataset(dataset)
+    valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
+    entry, report = ensure_chunks(ds, app.config, app.settings, valid=valid, log=_log(app))
+    app.echo(report.summary())
+    try:
+        best = fit(entry, app.config, out_dir, device=app.settings.device, resume=resume,
+                   threads=app.settings.jobs, log=_log(app),
+                   record={"dataset": str(dataset), "valid_dataset": valid_spec})
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the last finished epoch is in {out_dir}/checkpoint.pt; "
+                   f"continue with --resume", err=True)
+        sys.exit(130)
+    shown = ", ".join(f"{k} {v}" for k, v in best.items() if k in ("epoch", "valid_loss", "valid_f1",
+                                                                      "valid_baseline_l1"))
+    app.echo(f"model written to {out_dir} (best epoch: {shown})")
+    if report.failed:
+        sys.exit(1)
+
+
 # ----------------------------------------------------------------------------- run
 
 RUN_DEFAULTS = {"inputs": ["data/samples"], "to": "features"}

@@ -131,10 +131,9 @@ class ChunkConfig:
     hop: int = 400  # 50 % overlap
     valid_fraction: float = 0.1
     split_seed: int = 0
-    min_valid: int = 1  # chunks with fewer valid frames are dropped (the first chunk always stays)
 
     def __post_init__(self) -> None:
-        _positive("chunk", frames=self.frames, hop=self.hop, min_valid=self.min_valid)
+        _positive("chunk", frames=self.frames, hop=self.hop)
         if self.hop > self.frames:
             raise ParameterError(f"chunk.hop={self.hop} must be <= chunk.frames={self.frames} (no gaps)")
         _in_range("chunk", "valid_fraction", self.valid_fraction, 0.0, 0.9)

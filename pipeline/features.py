@@ -297,7 +297,7 @@ def finish(S: np.ndarray, cfg: FeaturesConfig, sr: int, duration: float) -> tupl
     """
     if cfg.dtype == "float16" and S.size:
         peak = float(np.abs(S).max())
-        if peak > np.finfo(np.float16).max:
+        if peak > float(np.finfo(np.float16).max):
             raise ParameterError(
                 f"features.dtype=float16 cannot hold kind={cfg.kind!r}: a value of {peak:.4g} exceeds "
                 f"float16's maximum 65504 (use dtype float32, or a log kind: logmel, mfcc, fbank)")

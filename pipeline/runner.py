@@ -9,6 +9,7 @@ finish.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .cache import Cache, make_key
+from .cache import Cache, canonical_json, make_key
 from .config import Config, key_fields
 from .errors import PipelineError
 from .inputs import Source
@@ -286,3 +287,65 @@ def _run_batched_gpu(todo, cfg: Config, settings: Settings) -> list[FileResult]:
             results.append(FileResult(path, "computed", keys, up.meta["duration"],
                                       seconds=time.perf_counter() - t0))
     return results
+
+
+# ------------------------------------------------------------------ dataset stages
+
+
+def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=print):
+    """Features for every clip (cached, fanned out), then the chunk entry (cached).
+
+    ``valid`` is an optional second dataset used as the validation split; otherwise files are
+    split by ``chunk.valid_fraction`` and ``chunk.split_seed``. Files that fail are named by
+    ``log`` and left out.
+
+    Returns
+    -------
+    entry : cache.Entry of stage "chunk"
+    report : Report of the features run (its ``failed`` list names the files left out)
+    """
+    import numpy as np
+
+    from . import chunks
+    from .labels import segments_to_frames
+
+    items = list(dataset.items) + (list(valid.items) if valid is not None else [])
+    report = run_files([i.source for i in items], cfg, settings, upto="features")
+    by_path = {r.path: r for r in report.results}
+    ok = [(i, by_path[str(i.source.path)]) for i in items if by_path[str(i.source.path)].status != "failed"]
+    for r in report.failed:
+        log(f"FAILED {r.error} (left out of the dataset)")
+    if not ok:
+        raise PipelineError(f"{dataset.origin}: no file of the dataset could be read")
+    names = [i.name for i, _ in ok]
+    if valid is not None:
+        valid_names = {i.name for i in valid.items}
+        file_split = np.array([n in valid_names for n in names], dtype=np.uint8)
+    else:
+        file_split = chunks.split_files(names, valid_fraction=cfg.chunk.valid_fraction, seed=cfg.chunk.split_seed)
+    classes = list(dataset.classes)
+    fkeys = [r.keys["features"] for _, r in ok]
+    labels_doc = hashlib.sha256(canonical_json(
+        [[n, [list(s) for s in i.segments]] for n, (i, _) in zip(names, ok)]).encode()).hexdigest()
+    config = {**key_fields(cfg.chunk), "classes": classes, "split": file_split.tolist()}
+    key = make_key("chunk", stage_version("chunk"), config, fkeys + [labels_doc])
+    cache = settings.cache()
+    if cache.has("chunk", key):
+        return cache.load("chunk", key), report
+    t0 = time.perf_counter()
+    feats, targets, files = [], [], []
+    for (item, r), split in zip(ok, file_split):
+        entry = cache.load("features", r.keys["features"])
+        S = entry["S"]
+        feats.append(S)
+        targets.append(segments_to_frames(item.segments, classes=classes, n_frames=S.shape[0],
+                                          fps=entry.meta["fps"], path=str(item.source.path)))
+        files.append({"name": item.name, "path": str(item.source.path), "features": r.keys["features"],
+                      "n_frames": int(S.shape[0]), "split": "valid" if split else "train"})
+    arrays = chunks.make_chunks(feats, targets, frames=cfg.chunk.frames, hop=cfg.chunk.hop, file_split=file_split)
+    meta = {"version": stage_version("chunk"), "inputs": fkeys + [labels_doc], "config": config,
+            "classes": classes, "files": files, "fps": cache.read_meta("features", fkeys[0])["fps"],
+            "n_bins": int(arrays["X"].shape[2]), "duration": sum(f["n_frames"] for f in files) /
+            cache.read_meta("features", fkeys[0])["fps"], "seconds": time.perf_counter() - t0,
+            "libraries": _library_versions()}
+    return cache.store("chunk", key, arrays, meta), report

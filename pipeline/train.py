@@ -1,0 +1,341 @@
+"""The train stage: chunks -> a model directory, resumable, optionally distributed (torchrun).
+
+The model directory holds ``config.json`` (task, classes, every upstream config, stage versions,
+the training data's keys, final metrics), ``model.safetensors`` (the best epoch by validation
+loss), ``checkpoint.pt`` (the last epoch, for ``--resume``; weights-only loadable),
+``history.csv`` and ``loss.png``.
+
+Optimisation: AdamW, gradient clipping, linear warm-up then cosine decay per step, early stopping
+on the validation loss. A fixed ``train.seed`` gives the same model on the same machine.
+Under ``torchrun`` every process trains on its share of the chunks (DDP; gloo on the CPU, nccl
+on GPUs), all of them validate on the same chunks, and rank 0 writes the directory.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .config import Config
+from .errors import ParameterError, PipelineError
+from .nets import FrameModel, save_model
+from .stage import STAGES
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.csv"
+
+
+# ------------------------------------------------------------------ distributed set-up
+
+
+@dataclasses.dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str) -> Dist:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(0, 1, device)
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(rank, world, device)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def frame_f1(probs: np.ndarray, targets: np.ndarray, *, multi_label: bool) -> float:
+    """Micro frame F1 over valid frames: probs, targets [shape=(n, C)]."""
+    if multi_label:
+        pred = probs >= 0.5
+    else:
+        pred = np.zeros_like(probs, dtype=bool)
+        pred[np.arange(len(probs)), probs.argmax(1)] = True
+    ref = targets > 0.5
+    tp = np.logical_and(pred, ref).sum()
+    denom = pred.sum() + ref.sum()
+    return float(2 * tp / denom) if denom else 1.0
+
+
+def _batches(indices: np.ndarray, batch_size: int):
+    for s in range(0, len(indices), batch_size):
+        yield np.sort(indices[s: s + batch_size])  # sorted: sequential mmap reads
+
+
+def _tensors(arrays, idx: np.ndarray, device: str, task: str):
+    x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
+    m = torch.from_numpy(np.asarray(arrays["mask"][idx])).to(device)  # (B, T)
+    y = torch.from_numpy(np.asarray(arrays["Y"][idx], dtype=np.float32)).to(device) if task == "classify" else x
+    return x, y, m
+
+
+@torch.no_grad()
+def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: int, device: str) -> dict[str, float]:
+    """Validation loss (mean over batches weighted by valid frames) and the task's metric."""
+    model.eval()
+    task, h = model.cfg.task, model.cfg.horizon
+    total, frames, probs, refs, base, pairs = 0.0, 0, [], [], 0.0, 0
+    for b in _batches(idx, batch_size):
+        x, y, m = _tensors(arrays, b, device, task)
+        out, _ = model(x)
+        n = int(m.sum())
+        total += float(model.loss(out, y, m)) * n
+        frames += n
+        if task == "classify":
+            p = model.probabilities(out)
+            probs.append(p[m].float().cpu().numpy())
+            refs.append(y[m].cpu().numpy())
+        else:  # "repeat the last frame" baseline on the same frames the loss uses
+            z = model.normalize(x)
+            both = m[:, h:] & m[:, :-h]
+            base += float((z[:, h:] - z[:, :-h]).abs().mean(-1)[both].sum())
+            pairs += int(both.sum())
+    metrics = {"valid_loss": total / max(frames, 1)}
+    if task == "classify":
+        metrics["valid_f1"] = frame_f1(np.concatenate(probs), np.concatenate(refs),
+                                       multi_label=model.cfg.multi_label)
+    else:
+        metrics["valid_baseline_l1"] = base / max(pairs, 1)
+    return metrics
+
+
+# ------------------------------------------------------------------ checks
+
+
+def check_training_data(arrays, meta: dict, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation chunk indices, after the checks that must fail before training."""
+    split = np.asarray(arrays["split"])
+    train_idx, valid_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    if len(train_idx) == 0:
+        raise ParameterError("the training split is empty (every file went to validation)")
+    if cfg.model.task == "classify":
+        classes = meta["classes"]
+        if not classes:
+            raise ParameterError("task 'classify' needs labels, and the dataset has no labelled events "
+                                 "(use model.task=forecast for unlabelled audio)")
+        Y = arrays["Y"]
+        positives = np.zeros(len(classes), dtype=np.int64)
+        for b in _batches(train_idx, 256):
+            positives += np.asarray(Y[b]).sum(axis=(0, 1), dtype=np.int64)
+        empty = [c for c, n in zip(classes, positives) if n == 0]
+        if empty:
+            raise ParameterError(f"class {empty[0]!r} has no positive frame in the training split")
+    if len(valid_idx) == 0:
+        valid_idx = train_idx  # a one-file dataset validates on its training data (said in the log)
+    return train_idx, valid_idx
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return f
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    cols = list(history[0])
+    with open(out / HISTORY, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(history)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return  # the plot extra is optional; history.csv has the numbers
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ep = [h["epoch"] for h in history]
+    ax.plot(ep, [h["train_loss"] for h in history], label="train loss")
+    ax.plot(ep, [h["valid_loss"] for h in history], label="valid loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if "valid_f1" in history[0]:
+        ax2 = ax.twinx()
+        ax2.plot(ep, [h["valid_f1"] for h in history], "g--", label="valid frame F1")
+        ax2.set_ylabel("frame F1")
+        ax2.set_ylim(0, 1)
+    ax.legend(loc="upper right")
+    ax.set_title(out.name)
+    fig.tight_layout()
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+
+
+def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
+        threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None) -> dict[str, Any]:
+    """Train on a chunk cache entry and write the model directory.
+
+    Parameters
+    ----------
+    entry : cache.Entry of stage "chunk"
+    cfg : Config
+    out_dir : model directory (created)
+    resume : continue from ``out_dir/checkpoint.pt`` if it exists
+    threads : torch CPU threads (``-j``); small recurrent nets run fastest on one, and more
+        threads than free cores slow them down many times
+    record : extra fields for ``config.json`` (dataset description)
+
+    Returns
+    -------
+    metrics : dict of the best epoch
+    """
+    torch.set_num_threads(threads)
+    dist = setup_distributed(device)
+    device = dist.device
+    out = Path(out_dir)
+    arrays, meta = entry.arrays, entry.meta
+    train_idx, valid_idx = check_training_data(arrays, meta, cfg)
+    if np.array_equal(train_idx, valid_idx) and dist.main:
+        log("note: no validation files; validating on the training chunks")
+    torch.manual_seed(cfg.train.seed)
+    n_classes = max(1, len(meta["classes"]))
+    model = FrameModel(cfg.model, n_features=meta["n_bins"], n_outputs=n_classes)
+    model.set_normalization(np.array(arrays["mean"]), np.array(arrays["std"]))
+    model.to(device)
+    net: torch.nn.Module = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[int(device.split(":")[1])] if "cuda" in device else None)
+    tc = cfg.train
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    per_rank = len(train_idx) // dist.world
+    if per_rank == 0:
+        raise ParameterError(f"{len(train_idx)} training chunks cannot be shared by {dist.world} processes")
+    steps_per_epoch = math.ceil(per_rank / tc.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch))
+    use_amp = tc.amp and device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, best, bad_epochs, history = 1, float("inf"), 0, []
+    ckpt_path = out / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, best, bad_epochs = state["epoch"] + 1, state["best"], state["bad_epochs"]
+        history = state["history"]
+        if dist.main:
+            log(f"resuming from {ckpt_path} after epoch {state['epoch']}")
+    elif resume and dist.main:
+        log(f"no {ckpt_path} to resume from; starting afresh")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
+            f"{' bidirectional' if cfg.model.bidirectional else ''} ({model.n_parameters():,} parameters) "
+            f"on {len(train_idx)} chunks, validating on {len(valid_idx)}, {dist.world} process(es), {device}")
+
+    record = dict(record or {})
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if bad_epochs >= tc.patience:
+            break
+        net.train()
+        rng = np.random.default_rng([tc.seed, epoch])
+        perm = rng.permutation(train_idx)[dist.rank::dist.world][:per_rank]
+        t0, total, frames = time.perf_counter(), 0.0, 0
+        for b in _batches(perm, tc.batch_size):
+            x, y, m = _tensors(arrays, b, device, cfg.model.task)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                logits, _ = net(x)
+                loss = model.loss(logits.float(), y, m)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if tc.grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            n = int(m.sum())
+            total += loss.item() * n
+            frames += n
+        seconds = time.perf_counter() - t0
+        metrics = evaluate_chunks(model, arrays, valid_idx, batch_size=tc.batch_size, device=device)
+        row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
+               **{k: round(v, 6) for k, v in metrics.items()}, "lr": opt.param_groups[0]["lr"],
+               "frames_per_s": round(frames * dist.world / seconds), "seconds": round(seconds, 2)}
+        history.append(row)
+        improved = metrics["valid_loss"] < best - 1e-6
+        if improved:
+            best, bad_epochs = metrics["valid_loss"], 0
+        else:
+            bad_epochs += 1
+        if dist.main:
+            log("epoch {epoch:3d}  train {train_loss:.4f}  valid {valid_loss:.4f}".format(**row)
+                + (f"  F1 {row['valid_f1']:.3f}" if "valid_f1" in row else
+                   f"  (repeat-last {row['valid_baseline_l1']:.4f})")
+                + f"  {row['frames_per_s']:,} frames/s" + ("  *" if improved else ""))
+            if improved:
+                save_model(model, out, model_record(cfg, meta, entry.key, record, row))
+            _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                         "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
+                                         "bad_epochs": bad_epochs, "history": history})
+            _write_history(out, history)
+    best_row = min(history, key=lambda r: r["valid_loss"]) if history else {}
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    if dist.main and not (out / "model.safetensors").is_file():
+        raise PipelineError(f"{out}: training ended without a model (no epoch ran)")
+    return best_row
+
+
+def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics: dict) -> dict[str, Any]:
+    """Everything ``config.json`` holds besides the network: what predict needs to rebuild inputs."""
+    return {
+        **record,
+        "task": cfg.model.task,
+        "classes": meta["classes"] or ["score"],
+        "fps": meta["fps"],
+        "load": dataclasses.asdict(cfg.load),
+        "features": dataclasses.asdict(cfg.features),
+        "chunk": dataclasses.asdict(cfg.chunk),
+        "train": dataclasses.asdict(cfg.train),
+        "predict": dataclasses.asdict(cfg.predict),
+        "stage_versions": {name: info.version for name, info in STAGES.items()},
+        "training_data": {"chunk_key": chunk_key, "features_keys": meta["inputs"][:-1],
+                          "labels_sha256": meta["inputs"][-1], "files": len(meta["files"]),
+                          "hours": round(meta["duration"] / 3600, 4)},
+        "metrics": metrics,
+    }
