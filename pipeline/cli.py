@@ -179,6 +179,81 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------- predict / evaluate
+
+
+def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref_spec=None):
+    from .predict import parse_formats, predict_to_dir
+
+    reference = None
+    if ref_spec:
+        from .dataset import load_dataset
+
+        reference = {i.name: list(i.segments) for i in load_dataset(ref_spec).items}
+    report, _ = predict_to_dir(inputs, model_dir, out_dir, app.config, resolve_device(app).settings,
+                               overrides=app_overrides(), formats=parse_formats(formats), plot=plot,
+                               reference=reference, log=_log(app))
+    return report
+
+
+def app_overrides() -> list[str]:
+    """The --set expressions of this invocation (predict checks them against the model)."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    return list(root.params.get("overrides") or ())
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--format", "formats", default="", help="Extra formats beside .tsv: rttm,audacity,json,npy.")
+@click.option("--plot", is_flag=True, help="Also a PNG per file (spectrogram, scores, segments).")
+@click.option("--ref", "ref_spec", default=None, help="Reference DATASET drawn in the plots.")
+@click.pass_obj
+def predict(app: App, inputs, model_dir, out_dir, formats, plot, ref_spec):
+    """Frame scores and segments for INPUTS with a trained model, written under --out."""
+    report_and_exit(app, _predict(app, inputs, model_dir, out_dir, formats, plot, ref_spec))
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--ref", "ref_spec", default=None, help="Reference DATASET drawn under the predictions.")
+@click.pass_obj
+def plot(app: App, inputs, model_dir, out_dir, ref_spec):
+    """PNG per file: spectrogram, frame scores, predicted (and reference) segments (+ the .tsv)."""
+    report_and_exit(app, _predict(app, inputs, model_dir, out_dir, "", True, ref_spec))
+
+
+@cli.command()
+@click.option("--pred", "pred_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A predict --out folder.")
+@click.option("--ref", "ref_spec", required=True, help="Reference DATASET (folder with labels, DCASE TSV, manifest).")
+@click.option("--json", "as_json", is_flag=True, help="The whole report as JSON.")
+@click.option("--per-file", is_flag=True, help="Add a line per file to the table.")
+@click.option("--collar", default=0.2, type=float, help="Event-based onset/offset collar (s).")
+@click.pass_obj
+def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
+    """Frame, segment (1 s) and event (collar) metrics of predictions against references."""
+    import json
+
+    from .evaluate import evaluate_dir, format_table
+
+    report = evaluate_dir(pred_dir, ref_spec, collar=collar)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        click.echo(format_table(report))
+        if per_file:
+            for name, r in report["per_file"].items():
+                f = r.get("frame", r.get("overall", {}).get("frame", {}))
+                click.echo(f"  {name}: frame F1 {f.get('f1')}")
+    if report.get("missing"):
+        click.echo(f"missing predictions (counted as nothing predicted): {', '.join(report['missing'])}", err=True)
+
+
 # ----------------------------------------------------------------------------- run
 
 RUN_DEFAULTS = {"inputs": ["data/samples"], "to": "features"}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -445,3 +446,75 @@ def format_table(report: dict) -> str:
         out.append(f"missing predictions: {len(missing)} of {report['settings']['n_files']} "
                    f"files ({names})")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- folders
+
+
+def _index_predictions(pred_dir: Path) -> dict[str, Path]:
+    """Prediction TSVs by their path relative to ``pred_dir`` without suffix, e.g. ``a/b/clip``."""
+    out = {}
+    for tsv in sorted(pred_dir.rglob("*.tsv")):
+        out[tsv.relative_to(pred_dir).with_suffix("").as_posix()] = tsv
+    return out
+
+
+def _match(name: str, index: dict[str, Path], by_stem: dict[str, list[str]]) -> Path | None:
+    """A reference clip's prediction: same relative path, else the one prediction with its stem."""
+    rel = Path(name).with_suffix("").as_posix()
+    if rel in index:
+        return index[rel]
+    for k in index:  # a reference path may have an extra leading folder (dev/clip.wav vs clip.tsv)
+        if rel.endswith("/" + k):
+            return index[k]
+    cands = by_stem.get(Path(name).stem, [])
+    return index[cands[0]] if len(cands) == 1 else None
+
+
+def evaluate_dir(pred_dir: str | Path, ref_spec: str | Path, *, collar: float = 0.2,
+                 segment_length: float = 1.0) -> dict:
+    """Evaluate a ``predict --out`` folder against a reference DATASET (see ``pipeline.dataset``).
+
+    Frame scores come from ``.scores.npy`` (+ ``.scores.json``) beside a prediction when present;
+    durations from the reference audio. A reference clip without a prediction counts as nothing
+    predicted and is listed under ``"missing"``.
+    """
+    import json
+
+    import soundfile as sf
+
+    from .dataset import load_dataset
+    from .labels import read_dcase
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise ParameterError(f"--pred {pred_dir}: not a directory of predictions")
+    ref_ds = load_dataset(ref_spec)
+    index = _index_predictions(pred_dir)
+    by_stem: dict[str, list[str]] = {}
+    for k in index:
+        by_stem.setdefault(Path(k).name, []).append(k)
+    ref, pred, durations, scores = {}, {}, {}, {}
+    fps = 100.0
+    classes = set(ref_ds.classes)
+    for item in ref_ds.items:
+        ref[item.name] = list(item.segments)
+        durations[item.name] = float(sf.info(str(item.source.path)).duration)
+        path = _match(item.name, index, by_stem)
+        if path is None:
+            continue
+        pred[item.name] = [s for v in read_dcase(path, default_name=item.name).values() for s in v]
+        classes.update(s.label for s in pred[item.name])
+        side = path.with_name(path.stem + ".scores.json")
+        npy = path.with_name(path.stem + ".scores.npy")
+        if side.is_file() and npy.is_file():
+            info = json.loads(side.read_text())
+            fps = float(info["fps"])
+            sc = np.load(npy, allow_pickle=False)
+            cols = [info["classes"].index(c) for c in sorted(classes) if c in info["classes"]]
+            if len(cols) == len(classes):
+                scores[item.name] = sc[:, cols]
+    report = evaluate_files(ref, pred, classes=sorted(classes), durations=durations, fps=fps,
+                            scores=scores or None, collar=collar, segment_length=segment_length)
+    report["settings"] = {**report.get("settings", {}), "pred": str(pred_dir), "ref": str(ref_spec)}
+    return report

@@ -349,3 +349,62 @@ def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=p
             cache.read_meta("features", fkeys[0])["fps"], "seconds": time.perf_counter() - t0,
             "libraries": _library_versions()}
     return cache.store("chunk", key, arrays, meta), report
+
+
+def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
+                  problems: Iterable[str] = (), files_per_batch: int = 16) -> Report:
+    """Frame scores of every source (stage ``predict``, cached), features computed as needed.
+
+    Misses are scored in this process, several files per network batch, on ``settings.device``
+    (``-j`` sets the torch threads and the feature workers).
+    """
+    import numpy as np
+    import torch
+
+    from . import predict
+
+    t0 = time.perf_counter()
+    cache = settings.cache()
+    score_cfg = predict.score_key_fields(model, cfg.predict)
+    results: list[FileResult] = [FileResult(p.split(":")[0], "failed", error=p) for p in problems]
+    todo: list[tuple[Source, dict[str, str]]] = []
+    for src in sources:
+        try:
+            keys = file_keys(cache, cfg, src.path, "features")
+        except OSError as exc:
+            results.append(FileResult(str(src.path), "failed", error=f"{src.path}: cannot read ({exc.strerror or exc})"))
+            continue
+        keys["predict"] = make_key("predict", stage_version("predict"), score_cfg, [keys["features"], model_digest])
+        if cache.has("predict", keys["predict"]):
+            meta = cache.read_meta("predict", keys["predict"])
+            results.append(FileResult(str(src.path), "cached", keys, float(meta.get("duration") or 0.0)))
+        else:
+            todo.append((src, keys))
+    if todo:
+        feat_report = run_files([s for s, _ in todo], cfg, settings, upto="features")
+        failed = {r.path: r for r in feat_report.failed}
+        results.extend(failed.values())
+        ready = [(s, k) for s, k in todo if str(s.path) not in failed]
+        torch.set_num_threads(max(1, settings.jobs))
+        model.to(settings.device).eval()
+        bar = _progress(len(ready), "predict", settings.verbosity < 0)
+        for b in range(0, len(ready), files_per_batch):
+            group = ready[b: b + files_per_batch]
+            t1 = time.perf_counter()
+            entries = [cache.load("features", k["features"]) for _, k in group]
+            fps = entries[0].meta["fps"]
+            scores = predict.score_files(model, [np.asarray(e["S"], dtype=np.float32) for e in entries], fps=fps,
+                                         pcfg=cfg.predict, device=settings.device)
+            for (src, keys), e, sc in zip(group, entries, scores):
+                cache.store("predict", keys["predict"], {"scores": sc}, {
+                    "version": stage_version("predict"), "inputs": [keys["features"], model_digest],
+                    "config": score_cfg, "fps": fps, "duration": e.meta["duration"],
+                    "seconds": (time.perf_counter() - t1) / len(group), "device": settings.device,
+                    "libraries": _library_versions()})
+                results.append(FileResult(str(src.path), "computed", keys, e.meta["duration"],
+                                          seconds=(time.perf_counter() - t1) / len(group)))
+            bar.update(len(group))
+        bar.close()
+    order = {str(s.path): i for i, s in enumerate(sources)}
+    results.sort(key=lambda r: order.get(r.path, -1))
+    return Report("predict", results, time.perf_counter() - t0)

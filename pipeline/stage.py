@@ -23,6 +23,7 @@ STAGES: dict[str, StageInfo] = {
     "load": StageInfo("load", 1, "load", "file", "pipeline.audio"),
     "features": StageInfo("features", 1, "features", "file", "pipeline.features"),
     "chunk": StageInfo("chunk", 1, "chunk", "dataset", "pipeline.chunks"),
+    "predict": StageInfo("predict", 1, "predict", "file", "pipeline.predict"),
 }
 
 

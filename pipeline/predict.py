@@ -1,0 +1,247 @@
+"""The predict stage: spectrogram + model -> frame scores -> segments and files.
+
+Scores are what the network computes, so they are cached (stage ``predict``, keyed by the
+features key, the model's weights digest and the stitching settings). Turning scores into
+segments (:mod:`pipeline.postprocess`) is cheap and never cached: retuning thresholds never
+reruns the network.
+
+Two ways to run a model over a long file:
+
+- unidirectional models run **statefully**: chunk after chunk, carrying the recurrent state, which
+  equals one pass over the whole file (several files step together in one batch; a shorter file's
+  zero padding comes after its last frame, which a causal model never sees);
+- bidirectional models (or ``predict.stateful=false``) run on **overlapping chunks** of
+  ``chunk_duration`` seconds every ``chunk_step`` seconds, batched across files, and the chunk
+  scores are averaged with window weights (:func:`pipeline.stitch.overlap_add`). The last chunk
+  is moved back to end at the last frame, so no chunk holds padding.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from .config import Config, LoadConfig, FeaturesConfig, PredictConfig, section_from_dict
+from .errors import ParameterError
+from .labels import Segment, write_labels
+from .nets import FrameModel
+from .postprocess import scores_to_segments
+from .stitch import chunk_starts, overlap_add
+
+FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "npy": ".scores.npy"}
+LABEL_FMT = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "json"}
+
+
+# ------------------------------------------------------------------ configuration from the model
+
+
+def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Iterable[str] = ()) -> Config:
+    """The run's config with ``load`` and ``features`` rebuilt from the model's ``config.json``.
+
+    ``predict`` settings come from the model (its tuned post-processing) unless the command line
+    sets them. A ``--set load...`` or ``--set features...`` that contradicts the model is an
+    error: the network only understands the features it was trained on.
+    """
+    from .config import parse_set
+
+    load = section_from_dict(LoadConfig, "load", model_config["load"], source="model config.json")
+    feats = section_from_dict(FeaturesConfig, "features", model_config["features"], source="model config.json")
+    for expr in overrides:
+        section, key, _ = parse_set(expr)
+        if section in ("load", "features"):
+            mine, theirs = getattr(cfg, section), {"load": load, "features": feats}[section]
+            if getattr(mine, key) != getattr(theirs, key) and key != "batch_size":
+                raise ParameterError(
+                    f"--set {expr}: the model was trained with {section}.{key}={getattr(theirs, key)!r}; "
+                    f"predict rebuilds the model's features and cannot change them")
+    given = {k for s, k, _ in map(parse_set, overrides) if s == "predict"}
+    model_predict = {k: v for k, v in model_config.get("predict", {}).items()
+                     if k not in given and k in {f.name for f in dataclasses.fields(PredictConfig)}}
+    predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
+    feats = dataclasses.replace(feats, batch_size=cfg.features.batch_size)
+    return cfg.replace(load=load, features=feats, predict=predict)
+
+
+def score_key_fields(model: FrameModel, pcfg: PredictConfig) -> dict[str, Any]:
+    """The predict settings that change the scores (not the post-processing)."""
+    if not model.cfg.bidirectional and pcfg.stateful:
+        return {"mode": "stateful"}
+    return {"mode": "overlap", "chunk_duration": pcfg.chunk_duration, "chunk_step": pcfg.chunk_step,
+            "window": pcfg.window}
+
+
+# ------------------------------------------------------------------ scores
+
+
+def _outputs(model: FrameModel, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Network outputs -> per-frame scores: probabilities (classify) or prediction error (forecast)."""
+    if model.cfg.task == "classify":
+        return model.probabilities(out)
+    err = model.frame_error(x, out)  # (B, T), NaN for the first `horizon` frames
+    return torch.nan_to_num(err, nan=0.0)[..., None]
+
+
+@torch.no_grad()
+def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
+    """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores."""
+    longest = max(len(S) for S in feats)
+    x = np.zeros((len(feats), longest, feats[0].shape[1]), dtype=np.float32)
+    for i, S in enumerate(feats):
+        x[i, : len(S)] = S
+    xt = torch.from_numpy(x).to(device)  # (B, T, F)
+    outs, state = [], None
+    for start in range(0, longest, chunk_frames):
+        xc = xt[:, start: start + chunk_frames]
+        out, state = model(xc, state)  # (B, t, C)
+        outs.append(out)
+    out = torch.cat(outs, dim=1)
+    scores = _outputs(model, xt, out).float().cpu().numpy()  # (B, T, C)
+    return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
+
+
+def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
+    """Chunk starts covering ``n_frames``, the last moved back to end at the last frame."""
+    starts = chunk_starts(n_frames, frames=frames, hop=hop)
+    if n_frames >= frames and len(starts):
+        starts[-1] = n_frames - frames
+        starts = np.unique(starts)
+    return starts
+
+
+@torch.no_grad()
+def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
+                  batch_size: int, device: str) -> list[np.ndarray]:
+    """Overlapping chunks from all files, batched, then weighted overlap-add per file."""
+    jobs = []  # (file, start, length)
+    for i, S in enumerate(feats):
+        if len(S) < frames:
+            jobs.append((i, 0, len(S)))
+        else:
+            jobs.extend((i, int(s), frames) for s in chunk_plan(len(S), frames=frames, hop=hop))
+    results: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(feats))}
+    full = [j for j in jobs if j[2] == frames]
+    for b in range(0, len(full), batch_size):
+        group = full[b: b + batch_size]
+        x = torch.from_numpy(np.stack([feats[i][s: s + frames] for i, s, _ in group]).astype(np.float32)).to(device)
+        sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, frames, C)
+        for (i, s, _), chunk in zip(group, sc):
+            results[i].append((s, chunk))
+    for i, s, n in (j for j in jobs if j[2] != frames):  # files shorter than one chunk: one pass
+        x = torch.from_numpy(np.asarray(feats[i], dtype=np.float32))[None].to(device)
+        results[i].append((0, _outputs(model, x, model(x)[0]).float().cpu().numpy()[0]))
+    out = []
+    for i, S in enumerate(feats):
+        starts = np.array([s for s, _ in results[i]])
+        if len(S) < frames:
+            out.append(results[i][0][1])
+            continue
+        stacked = np.stack([c for _, c in results[i]])
+        out.append(overlap_add(stacked, starts, n_frames=len(S), window=window).astype(np.float32))
+    return out
+
+
+def score_files(model: FrameModel, feats: list[np.ndarray], *, fps: float, pcfg: PredictConfig,
+                device: str = "cpu") -> list[np.ndarray]:
+    """Frame scores [shape=(n_frames, C)] for each spectrogram, by the model's way of running."""
+    frames = max(1, int(round(pcfg.chunk_duration * fps)))
+    if not model.cfg.bidirectional and pcfg.stateful:
+        return score_stateful(model, feats, chunk_frames=frames, device=device)
+    hop = max(1, int(round(pcfg.chunk_step * fps)))
+    return score_overlap(model, feats, frames=frames, hop=hop, window=pcfg.window,
+                         batch_size=pcfg.batch_size, device=device)
+
+
+# ------------------------------------------------------------------ segments and files
+
+
+def segments(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: PredictConfig) -> list[Segment]:
+    """Post-process one file's scores with the predict settings."""
+    return scores_to_segments(
+        scores, classes=classes, fps=fps, threshold=pcfg.threshold,
+        offset_threshold=None if pcfg.offset_threshold < 0 else pcfg.offset_threshold,
+        median_filter=pcfg.median_filter, min_duration_on=pcfg.min_duration_on,
+        min_duration_off=pcfg.min_duration_off, pad_onset=pcfg.pad_onset, pad_offset=pcfg.pad_offset,
+        max_duration=pcfg.max_duration)
+
+
+def output_base(out_dir: Path, rel: Path) -> Path:
+    """``OUT/a/b/c`` for input ``a/b/c.wav`` (the suffix of each format is added to it)."""
+    return out_dir / rel.parent / rel.stem
+
+
+def write_outputs(base: Path, segs: list[Segment], scores: np.ndarray, *, fps: float, classes: list[str],
+                  formats: Iterable[str], name: str) -> list[Path]:
+    """Write the requested formats beside each other; ``.tsv`` always."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in dict.fromkeys(["tsv", *formats]):
+        path = base.with_name(base.name + FORMATS[fmt])
+        if fmt == "npy":
+            np.save(path, np.asarray(scores, dtype=np.float32))
+            side = base.with_name(base.name + ".scores.json")
+            side.write_text(json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)),
+                                        "source": name}, indent=1) + "\n")
+            written += [path, side]
+        else:
+            write_labels(list(segs), path, fmt=LABEL_FMT[fmt], name=Path(name).stem)
+            written.append(path)
+    return written
+
+
+def parse_formats(text: str) -> list[str]:
+    fmts = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad:
+        raise ParameterError(f"--format {bad[0]!r} must be among {', '.join(FORMATS)}")
+    return fmts
+
+
+# ------------------------------------------------------------------ the whole job
+
+
+def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings, *,
+                   overrides: Iterable[str] = (), formats: Iterable[str] = (), plot: bool = False,
+                   reference: dict[str, list[Segment]] | None = None, log=print):
+    """Scores (cached) -> segments -> files in ``out_dir`` mirroring the inputs, and plots.
+
+    Returns the run's :class:`pipeline.runner.Report` and the config used (the model's features
+    and post-processing, with the command line's predict overrides).
+    """
+    from .inputs import expand_inputs
+    from .nets import WEIGHTS_FILE, load_model
+    from .runner import predict_files
+
+    model, mconf = load_model(model_dir)
+    cfg = config_for_model(mconf, cfg, overrides)
+    cache = settings.cache()
+    digest = cache.fingerprint(Path(model_dir) / WEIGHTS_FILE)
+    sources, problems = expand_inputs(inputs)
+    report = predict_files(sources, model, digest, cfg, settings, problems=problems)
+    classes = list(mconf["classes"])
+    out_dir = Path(out_dir)
+    by_path = {str(s.path): s for s in sources}
+    for r in report.results:
+        if r.status == "failed":
+            continue
+        entry = cache.load("predict", r.keys["predict"])
+        fps = float(entry.meta["fps"])
+        scores = np.asarray(entry["scores"])
+        segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
+        src = by_path[r.path]
+        base = output_base(out_dir, src.rel)
+        write_outputs(base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
+        if plot:
+            from .plot import plot_file
+
+            ref = None
+            if reference is not None:
+                ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
+            S = np.asarray(cache.load("features", r.keys["features"])["S"])
+            plot_file(base.with_name(base.name + ".png"), S=S, fps=fps, scores=scores, classes=classes,
+                      segments=segs, reference=ref, threshold=cfg.predict.threshold,
+                      title=f"{src.rel.as_posix()}  ({len(segs)} segments)", kind=cfg.features.kind)
+    return report, cfg
