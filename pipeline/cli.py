@@ -254,27 +254,57 @@ def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
         click.echo(f"missing predictions (counted as nothing predicted): {', '.join(report['missing'])}", err=True)
 
 
+@cli.command()
+@click.argument("dataset")
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--metric", type=click.Choice(["frame_f1", "segment_f1", "event_f1"]), default="frame_f1")
+@click.pass_obj
+def tune(app: App, dataset, model_dir, metric):
+    """Search post-processing on a labelled DATASET and write the best into the model's config."""
+    from .tune import tune_model
+
+    res = tune_model(model_dir, dataset, app.config, resolve_device(app).settings, metric=metric,
+                     overrides=app_overrides(), log=_log(app))
+    app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {res['files']} files; "
+             f"written to {model_dir}/config.json (old settings kept in predict_history)")
+
+
 # ----------------------------------------------------------------------------- run
 
-RUN_DEFAULTS = {"inputs": ["data/samples"], "to": "features"}
-RUN_STAGES = ("load", "features")
+RUN_DEFAULTS = {"inputs": ["data/samples"], "model": "models/vad", "out": "out", "ref": "data/samples",
+                "formats": "", "plot": True, "to": "evaluate"}
+RUN_STAGES = ("load", "features", "predict", "evaluate")
 
 
 @cli.command()
 @click.option("--to", "to", type=click.Choice(RUN_STAGES), default=None,
-              help="Last stage to run [default: the config's run.to, else features].")
+              help="Last stage to run [default: the config's run.to, else evaluate].")
 @click.pass_obj
 def run(app: App, to):
-    """The whole graph on the config file's [run] table (default: the sample audio in data/samples)."""
+    """The whole graph on the config's [run] table; without one, find the speech in the sample audio
+    (data/samples) with the shipped model (models/vad), write segments and plots to out/ and
+    evaluate them against the samples' reference labels."""
     unknown = set(app.run) - set(RUN_DEFAULTS)
     if unknown:
         _fail_usage(f"{app.config_file}: unknown key 'run.{sorted(unknown)[0]}' (known: {', '.join(RUN_DEFAULTS)})")
-    table = {**RUN_DEFAULTS, **app.run}
-    to = to or table["to"]
+    t = {**RUN_DEFAULTS, **app.run}
+    to = to or t["to"]
     if to not in RUN_STAGES:
         _fail_usage(f"run.to={to!r} must be one of {', '.join(RUN_STAGES)}")
-    inputs = [table["inputs"]] if isinstance(table["inputs"], str) else list(table["inputs"])
-    _run_stage(resolve_device(app) if to != "load" else app, inputs, to)
+    inputs = [t["inputs"]] if isinstance(t["inputs"], str) else list(t["inputs"])
+    if to in ("load", "features"):
+        return _run_stage(resolve_device(app) if to != "load" else app, inputs, to)
+    report = _predict(app, inputs, t["model"], t["out"], t["formats"], bool(t["plot"]), t["ref"] or None)
+    for r in report.failed:
+        click.echo(f"FAILED {r.error}", err=True)
+    app.echo(report.summary())
+    if to == "evaluate" and t["ref"]:
+        from .evaluate import evaluate_dir, format_table
+
+        app.echo(format_table(evaluate_dir(t["out"], t["ref"])))
+    app.echo(f"segments{' and plots' if t['plot'] else ''} in {t['out']}/")
+    if report.failed:
+        sys.exit(1)
 
 
 # ----------------------------------------------------------------------------- cache
