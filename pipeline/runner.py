@@ -92,10 +92,16 @@ def _compute(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source
         inputs, extra = [keys["load"]], {}
     else:  # pragma: no cover - FILE_STAGES lists all
         raise ValueError(stage)
+    return _store(cache, stage, key, arrays, meta, inputs=inputs, config=key_fields(getattr(cfg, stage)),
+                  t0=t0, **extra)
+
+
+def _store(cache: Cache, stage: str, key: str, arrays: dict, meta: dict, *, inputs: list[str], config: dict,
+           t0: float, **extra):
+    """Write one entry with the provenance every entry carries (version, inputs, config, timing)."""
     return cache.store(stage, key, arrays, {
-        **meta, **extra, "version": stage_version(stage), "inputs": inputs,
-        "config": key_fields(getattr(cfg, stage)), "seconds": time.perf_counter() - t0,
-        "libraries": _library_versions()})
+        **meta, **extra, "version": stage_version(stage), "inputs": inputs, "config": config,
+        "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
 
 
 def _library_versions() -> dict[str, str]:
@@ -280,10 +286,8 @@ def _run_batched_gpu(todo, cfg: Config, settings: Settings) -> list[FileResult]:
         outs = features.spectrogram_batch(ys, sr=sr, cfg=cfg.features, device=settings.device)
         for (path, keys, up, t0), S in zip(group, outs):
             arrays, meta = features.finish(S, cfg.features, sr, up.meta["duration"])
-            cache.store("features", keys["features"], arrays, {
-                **meta, "version": stage_version("features"), "inputs": [keys["load"]],
-                "config": key_fields(cfg.features), "seconds": time.perf_counter() - t0,
-                "device": settings.device, "libraries": _library_versions()})
+            _store(cache, "features", keys["features"], arrays, meta, inputs=[keys["load"]],
+                   config=key_fields(cfg.features), t0=t0, device=settings.device)
             results.append(FileResult(path, "computed", keys, up.meta["duration"],
                                       seconds=time.perf_counter() - t0))
     return results
@@ -343,12 +347,10 @@ def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=p
         files.append({"name": item.name, "path": str(item.source.path), "features": r.keys["features"],
                       "n_frames": int(S.shape[0]), "split": "valid" if split else "train"})
     arrays = chunks.make_chunks(feats, targets, frames=cfg.chunk.frames, hop=cfg.chunk.hop, file_split=file_split)
-    meta = {"version": stage_version("chunk"), "inputs": fkeys + [labels_doc], "config": config,
-            "classes": classes, "files": files, "fps": cache.read_meta("features", fkeys[0])["fps"],
-            "n_bins": int(arrays["X"].shape[2]), "duration": sum(f["n_frames"] for f in files) /
-            cache.read_meta("features", fkeys[0])["fps"], "seconds": time.perf_counter() - t0,
-            "libraries": _library_versions()}
-    return cache.store("chunk", key, arrays, meta), report
+    fps = cache.read_meta("features", fkeys[0])["fps"]
+    meta = {"classes": classes, "files": files, "fps": fps, "n_bins": int(arrays["X"].shape[2]),
+            "duration": sum(f["n_frames"] for f in files) / fps}
+    return _store(cache, "chunk", key, arrays, meta, inputs=fkeys + [labels_doc], config=config, t0=t0), report
 
 
 def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
@@ -396,11 +398,9 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
             scores = predict.score_files(model, [np.asarray(e["S"], dtype=np.float32) for e in entries], fps=fps,
                                          pcfg=cfg.predict, device=settings.device)
             for (src, keys), e, sc in zip(group, entries, scores):
-                cache.store("predict", keys["predict"], {"scores": sc}, {
-                    "version": stage_version("predict"), "inputs": [keys["features"], model_digest],
-                    "config": score_cfg, "fps": fps, "duration": e.meta["duration"],
-                    "seconds": (time.perf_counter() - t1) / len(group), "device": settings.device,
-                    "libraries": _library_versions()})
+                _store(cache, "predict", keys["predict"], {"scores": sc},
+                       {"fps": fps, "duration": e.meta["duration"], "device": settings.device},
+                       inputs=[keys["features"], model_digest], config=score_cfg, t0=t1)
                 results.append(FileResult(str(src.path), "computed", keys, e.meta["duration"],
                                           seconds=(time.perf_counter() - t1) / len(group)))
             bar.update(len(group))
