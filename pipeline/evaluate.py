@@ -29,6 +29,7 @@ comparisons allow 1 ns (a 3-decimal TSV's round-off does not flip a match). In t
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -39,7 +40,7 @@ import scipy.stats
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from .errors import ParameterError
-from .labels import Segment
+from .labels import Segment, segments_to_frames
 
 EPS = 1e-9  # seconds, and fractions of a frame or segment
 
@@ -306,12 +307,11 @@ def _checked(segments, index: Mapping[str, int], where: str) -> list[Segment]:
 
 
 def _rasterize(segments, index, n_frames: int, fps: float) -> np.ndarray:
-    """Activity [shape=(n_frames, n_classes), bool]: frame i on iff onset <= i / fps < offset."""
-    roll = np.zeros((n_frames, len(index)), dtype=bool)
-    for onset, offset, label in segments:
-        first, stop = math.ceil(onset * fps - EPS), math.ceil(offset * fps - EPS)
-        roll[max(0, first):stop, index[label]] = True
-    return roll
+    """Activity [shape=(n_frames, n_classes), bool] by the project's one rasteriser; activity past
+    the end of the file is cut without the warning label files get."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return segments_to_frames(segments, classes=list(index), n_frames=n_frames, fps=fps) > 0.5
 
 
 def _class_average(per_class: dict) -> dict:
