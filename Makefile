@@ -20,7 +20,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(PIP) -e '.[bench,plot]'
+	$(PIP) -e '.[bench,vad-bench,plot]'
 	touch $@
 
 ## run: the main job on the embedded defaults (sample audio in data/, model in models/)
@@ -38,6 +38,8 @@ test-fast: $(VENV)/.installed-test
 ## bench: throughput beside the peers (prints x real time and peak RSS)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/vad.py   # needs the corpus (data/recipes/vad_corpus.py); says so if missing
 
 clean:
 	rm -rf $(VENV) .pipeline-cache out build *.egg-info .pytest_cache
