@@ -272,7 +272,7 @@ def tune(app: App, dataset, model_dir, metric):
 # ----------------------------------------------------------------------------- run
 
 RUN_DEFAULTS = {"inputs": ["data/samples"], "model": "models/vad", "out": "out", "ref": "data/samples",
-                "formats": "", "plot": True, "to": "evaluate"}
+                "formats": "npy", "plot": True, "to": "evaluate"}
 RUN_STAGES = ("load", "features", "predict", "evaluate")
 
 

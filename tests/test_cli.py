@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
@@ -97,3 +99,23 @@ def test_subprocess_entry_points_and_fast_help(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--cache-dir", str(tmp_path / "c"), "features",
                           str(d)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 1 and "FAILED" in out.stderr and "bad.wav" in out.stderr
+
+
+@pytest.mark.slow
+def test_main_job_on_the_samples(tmp_path):
+    """`python -m pipeline run` (what `make run` calls): shipped model on data/samples, table + plots."""
+    conf = tmp_path / "run.toml"
+    conf.write_text(f'[run]\nout = "{tmp_path / "out"}"\n')
+    cmd = [sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "c"), "--config", str(conf), "run"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "4 computed" in first.stdout and "overall" in first.stdout and "frame F1" in first.stdout
+    f1 = float(re.search(r"^overall\s+[\d.]+\s+[\d.]+\s+([\d.]+)", first.stdout, re.M).group(1))
+    assert f1 > 0.8  # the shipped model finds the speech in held-out clips
+    samples = sorted((ROOT / "data" / "samples").glob("*.flac"))
+    for s in samples:
+        assert (tmp_path / "out" / (s.stem + ".tsv")).is_file()
+        assert (tmp_path / "out" / (s.stem + ".png")).stat().st_size > 10_000
+    second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and "4 cached" in second.stdout
