@@ -206,6 +206,9 @@ class PredictConfig:
         _in_range("predict", "threshold", self.threshold, 0.0, 1.0)
         if self.offset_threshold != -1.0:
             _in_range("predict", "offset_threshold", self.offset_threshold, 0.0, 1.0)
+            if self.offset_threshold > self.threshold:
+                raise ParameterError(f"predict.offset_threshold={self.offset_threshold} must be <= "
+                                     f"predict.threshold={self.threshold} (hysteresis)")
         for name in ("median_filter", "min_duration_on", "min_duration_off", "pad_onset",
                      "pad_offset", "max_duration"):
             if getattr(self, name) < 0:

@@ -71,7 +71,10 @@ def search(scores: dict[str, np.ndarray], refs: dict[str, list], *, classes: lis
             if name == "offset_threshold":
                 values = [-1.0] + [round(best.threshold - d, 2) for d in (0.1, 0.2, 0.3) if best.threshold - d > 0]
             for v in values:
-                cand = dataclasses.replace(best, **{name: v})
+                try:
+                    cand = dataclasses.replace(best, **{name: v})
+                except ParameterError:  # e.g. a threshold below the current offset threshold
+                    continue
                 value = evaluate(cand)
                 if value > best_value + 1e-9:
                     best, best_value = cand, value
