@@ -12,7 +12,7 @@ background kind, telephone flag and utterance sources for the breakdowns):
   model's features settings from ``config.json``) -> ``pipeline.predict.score_files`` ->
   ``pipeline.predict.segments`` with the model's tuned predict settings
   (``pipeline.predict.config_for_model``). No cache is involved.
-- **ours 16/batch**: the same, but 16 files per ``score_files`` call (decode and features still
+- **ours N/batch**: the same, but N files per ``score_files`` call (``pipeline.runner.FILES_PER_BATCH``) (decode and features still
   per file), as ``predict`` on the command line batches them: a recurrent network at batch 1 is
   bound by per-time-step overhead, so this row shows what batching buys.
 - **ours CLI (cold)**: ``python -m pipeline -q -j THREADS --cache-dir <empty> predict <split dir>
@@ -87,7 +87,7 @@ FPS = 100.0
 HOP = SR // 100
 LABEL = "speech"
 WARMUP_SECONDS = 3.0
-CLI_FILES_PER_BATCH = 16  # pipeline.runner.predict_files(files_per_batch=16)
+from pipeline.runner import FILES_PER_BATCH as CLI_FILES_PER_BATCH  # noqa: E402  (the CLI's batching)
 SNR_BANDS = ((">=20", 20.0, math.inf), ("10..20", 10.0, 20.0), ("0..10", 0.0, 10.0),
              ("<0", -math.inf, 0.0))
 

@@ -200,7 +200,7 @@ class PredictConfig:
     chunk_step: float = 4.0
     window: str = "hamming"
     stateful: bool = True  # unidirectional models carry the state across chunks
-    batch_size: int = nokey(32)
+    batch_size: int = nokey(128)  # chunks per network call
 
     def __post_init__(self) -> None:
         _in_range("predict", "threshold", self.threshold, 0.0, 1.0)

@@ -59,8 +59,8 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Itera
                     f"--set {expr}: the model was trained with {section}.{key}={getattr(theirs, key)!r}; "
                     f"predict rebuilds the model's features and cannot change them")
     given = {k for s, k, _ in map(parse_set, overrides) if s == "predict"}
-    model_predict = {k: v for k, v in model_config.get("predict", {}).items()
-                     if k not in given and k in {f.name for f in dataclasses.fields(PredictConfig)}}
+    tunable = {f.name for f in dataclasses.fields(PredictConfig) if f.metadata.get("key", True)}
+    model_predict = {k: v for k, v in model_config.get("predict", {}).items() if k not in given and k in tunable}
     predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
     feats = dataclasses.replace(feats, batch_size=cfg.features.batch_size)
     return cfg.replace(load=load, features=feats, predict=predict)
@@ -115,30 +115,32 @@ def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
 @torch.no_grad()
 def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
                   batch_size: int, device: str) -> list[np.ndarray]:
-    """Overlapping chunks from all files, batched, then weighted overlap-add per file."""
-    jobs = []  # (file, start, length)
+    """Overlapping chunks from all files, batched, then weighted overlap-add per file.
+
+    A file shorter than one chunk is one chunk of its own length; such files are batched with
+    others of the same length (no padding: a backward recurrence must not see any).
+    """
+    jobs: dict[int, list[tuple[int, int]]] = {}  # chunk length -> [(file, start)]
     for i, S in enumerate(feats):
         if len(S) < frames:
-            jobs.append((i, 0, len(S)))
+            jobs.setdefault(len(S), []).append((i, 0))
         else:
-            jobs.extend((i, int(s), frames) for s in chunk_plan(len(S), frames=frames, hop=hop))
+            jobs.setdefault(frames, []).extend((i, int(s)) for s in chunk_plan(len(S), frames=frames, hop=hop))
     results: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(feats))}
-    full = [j for j in jobs if j[2] == frames]
-    for b in range(0, len(full), batch_size):
-        group = full[b: b + batch_size]
-        x = torch.from_numpy(np.stack([feats[i][s: s + frames] for i, s, _ in group]).astype(np.float32)).to(device)
-        sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, frames, C)
-        for (i, s, _), chunk in zip(group, sc):
-            results[i].append((s, chunk))
-    for i, s, n in (j for j in jobs if j[2] != frames):  # files shorter than one chunk: one pass
-        x = torch.from_numpy(np.asarray(feats[i], dtype=np.float32))[None].to(device)
-        results[i].append((0, _outputs(model, x, model(x)[0]).float().cpu().numpy()[0]))
+    for length, group_all in jobs.items():
+        for b in range(0, len(group_all), batch_size):
+            group = group_all[b: b + batch_size]
+            x = torch.from_numpy(np.stack([feats[i][s: s + length] for i, s in group]).astype(np.float32))
+            x = x.to(device)  # (B, length, F)
+            sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, length, C)
+            for (i, s), chunk in zip(group, sc):
+                results[i].append((s, chunk))
     out = []
     for i, S in enumerate(feats):
-        starts = np.array([s for s, _ in results[i]])
         if len(S) < frames:
             out.append(results[i][0][1])
             continue
+        starts = np.array([s for s, _ in results[i]])
         stacked = np.stack([c for _, c in results[i]])
         out.append(overlap_add(stacked, starts, n_frames=len(S), window=window).astype(np.float32))
     return out

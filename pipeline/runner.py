@@ -25,6 +25,8 @@ from .inputs import Source
 from .stage import version as stage_version
 
 FILE_STAGES = ("load", "features")
+FILES_PER_BATCH = 64  # predict: files whose chunks share network calls (a recurrent net is
+                      # bound by per-time-step overhead at small batches)
 
 
 @dataclass(frozen=True)
@@ -354,7 +356,7 @@ def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=p
 
 
 def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
-                  problems: Iterable[str] = (), files_per_batch: int = 16) -> Report:
+                  problems: Iterable[str] = (), files_per_batch: int = 0) -> Report:
     """Frame scores of every source (stage ``predict``, cached), features computed as needed.
 
     Misses are scored in this process, several files per network batch, on ``settings.device``
@@ -365,6 +367,7 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
 
     from . import predict
 
+    files_per_batch = files_per_batch or FILES_PER_BATCH
     t0 = time.perf_counter()
     cache = settings.cache()
     score_cfg = predict.score_key_fields(model, cfg.predict)
