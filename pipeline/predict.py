@@ -103,13 +103,20 @@ def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: 
     return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
 
 
+SINGLE_CHUNK_SLACK = 1.25  # a file up to this many chunk lengths runs as one chunk
+
+
 def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
-    """Chunk starts covering ``n_frames``, the last moved back to end at the last frame."""
+    """Chunk starts covering ``n_frames``, the last moved back to end at the last frame.
+
+    A file of at most ``SINGLE_CHUNK_SLACK * frames`` frames is one chunk of its own length
+    (returns ``[0]``): a 20.02 s file with 20 s chunks is one pass, not two nearly equal ones.
+    """
+    if n_frames <= SINGLE_CHUNK_SLACK * frames:
+        return np.zeros(1 if n_frames else 0, dtype=np.int64)
     starts = chunk_starts(n_frames, frames=frames, hop=hop)
-    if n_frames >= frames and len(starts):
-        starts[-1] = n_frames - frames
-        starts = np.unique(starts)
-    return starts
+    starts[-1] = n_frames - frames
+    return np.unique(starts)
 
 
 @torch.no_grad()
@@ -117,12 +124,14 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
                   batch_size: int, device: str) -> list[np.ndarray]:
     """Overlapping chunks from all files, batched, then weighted overlap-add per file.
 
-    A file shorter than one chunk is one chunk of its own length; such files are batched with
-    others of the same length (no padding: a backward recurrence must not see any).
+    A file of at most ``SINGLE_CHUNK_SLACK`` chunk lengths is one chunk of its own length; such
+    files are batched with others of the same length (no padding: a backward recurrence must not
+    see any).
     """
     jobs: dict[int, list[tuple[int, int]]] = {}  # chunk length -> [(file, start)]
+    single = [len(S) <= SINGLE_CHUNK_SLACK * frames for S in feats]
     for i, S in enumerate(feats):
-        if len(S) < frames:
+        if single[i]:
             jobs.setdefault(len(S), []).append((i, 0))
         else:
             jobs.setdefault(frames, []).extend((i, int(s)) for s in chunk_plan(len(S), frames=frames, hop=hop))
@@ -137,7 +146,7 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
                 results[i].append((s, chunk))
     out = []
     for i, S in enumerate(feats):
-        if len(S) < frames:
+        if single[i]:
             out.append(results[i][0][1])
             continue
         starts = np.array([s for s, _ in results[i]])

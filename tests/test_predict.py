@@ -62,13 +62,14 @@ def test_overlap_add_of_constant_model_is_constant_everywhere():
         model.head.weight.zero_()
         model.head.bias.fill_(0.3)
     const = 1 / (1 + np.exp(-0.3))
-    for lengths, dur, step in [([250], 1.0, 0.3), ([101, 100, 99, 37], 1.0, 0.45), ([1000], 0.8, 0.8)]:
+    for lengths, dur, step in [([250], 1.0, 0.3), ([101, 100, 99, 37, 130], 1.0, 0.45), ([1000], 0.8, 0.8)]:
         for window in ("hamming", "triangular"):
             pcfg = PredictConfig(chunk_duration=dur, chunk_step=step, window=window, stateful=False)
             for S, got in zip(random_feats(lengths), score_files(model, random_feats(lengths), fps=100.0, pcfg=pcfg)):
                 assert got.shape == (len(S), 1)
                 np.testing.assert_allclose(got, const, atol=1e-6)
     assert chunk_plan(250, frames=100, hop=30)[-1] == 150  # the last chunk ends at the last frame
+    assert chunk_plan(120, frames=100, hop=30).tolist() == [0]  # barely longer than a chunk: one pass
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
