@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 from .cache import Cache, canonical_json, make_key
 from .config import Config, key_fields
@@ -27,6 +27,7 @@ from .stage import version as stage_version
 FILE_STAGES = ("load", "features")
 FILES_PER_BATCH = 64  # predict: files whose chunks share network calls (a recurrent net is
                       # bound by per-time-step overhead at small batches)
+FRAMES_PER_BATCH = 4_000_000  # predict: padded frames held at once (1 GiB of 64-bin float32)
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,21 @@ def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=p
     return _store(cache, "chunk", key, arrays, meta, inputs=fkeys + [labels_doc], config=config, t0=t0), report
 
 
+def _length_batches(items: list, lengths: list[int], max_files: int, max_frames: int = FRAMES_PER_BATCH):
+    """Groups of items of similar length (sorted), each at most ``max_files`` long and padded to
+    at most ``max_frames`` frames in all (``len(group) * longest``), so that one long recording
+    neither pads many short ones nor blows the memory."""
+    order = sorted(range(len(items)), key=lambda i: lengths[i])
+    group: list[int] = []
+    for i in order:
+        if group and (len(group) >= max_files or (len(group) + 1) * lengths[i] > max_frames):
+            yield [items[j] for j in group]
+            group = []
+        group.append(i)
+    if group:
+        yield [items[j] for j in group]
+
+
 def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
                   problems: Iterable[str] = (), files_per_batch: int = 0) -> Report:
     """Frame scores of every source (stage ``predict``, cached), features computed as needed.
@@ -393,8 +409,8 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
         torch.set_num_threads(max(1, settings.jobs))
         model.to(settings.device).eval()
         bar = _progress(len(ready), "predict", settings.verbosity < 0)
-        for b in range(0, len(ready), files_per_batch):
-            group = ready[b: b + files_per_batch]
+        lengths = [cache.read_meta("features", k["features"])["n_frames"] for _, k in ready]
+        for group in _length_batches(ready, lengths, files_per_batch):
             t1 = time.perf_counter()
             entries = [cache.load("features", k["features"]) for _, k in group]
             fps = entries[0].meta["fps"]

@@ -1,7 +1,6 @@
 """The cache: keys, atomic entries, mmap reads, fingerprints, crash safety and concurrency."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

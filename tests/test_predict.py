@@ -1,11 +1,9 @@
 """Prediction: exact streaming, overlap-add, batching, caching, output formats, bad files, tune."""
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +165,14 @@ def test_tune_improves_or_keeps_and_records_history(trained, tmp_path):
     assert conf["predict_history"][-1]["predict"] == before
     _, mconf = load_model(m)
     assert mconf["metrics"]["tuned_frame_f1"] == pytest.approx(b, abs=1e-4)
+
+
+def test_length_batches_bound_padding_and_count():
+    from pipeline.runner import _length_batches
+
+    lengths = [10, 500, 12, 11, 480, 9, 1000]
+    groups = list(_length_batches(list(range(7)), lengths, max_files=3, max_frames=1000))
+    assert sorted(i for g in groups for i in g) == list(range(7))  # every file once
+    for g in groups:
+        assert len(g) <= 3 and len(g) * max(lengths[i] for i in g) <= max(1000, max(lengths[i] for i in g))
+    assert groups[0] == [5, 0, 3]  # the shortest together
