@@ -191,7 +191,7 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
         reference = {i.name: list(i.segments) for i in load_dataset(ref_spec).items}
     report, _ = predict_to_dir(inputs, model_dir, out_dir, app.config, resolve_device(app).settings,
                                overrides=app_overrides(), formats=parse_formats(formats), plot=plot,
-                               reference=reference, log=_log(app))
+                               reference=reference)
     return report
 
 
@@ -294,16 +294,12 @@ def run(app: App, to):
     if to in ("load", "features"):
         return _run_stage(resolve_device(app) if to != "load" else app, inputs, to)
     report = _predict(app, inputs, t["model"], t["out"], t["formats"], bool(t["plot"]), t["ref"] or None)
-    for r in report.failed:
-        click.echo(f"FAILED {r.error}", err=True)
-    app.echo(report.summary())
     if to == "evaluate" and t["ref"]:
         from .evaluate import evaluate_dir, format_table
 
         app.echo(format_table(evaluate_dir(t["out"], t["ref"])))
     app.echo(f"segments{' and plots' if t['plot'] else ''} in {t['out']}/")
-    if report.failed:
-        sys.exit(1)
+    report_and_exit(app, report)
 
 
 # ----------------------------------------------------------------------------- cache

@@ -87,7 +87,7 @@ def status(cache: Cache, cfg: Config, sources: list[Source], *, upto: str = "fea
         except OSError as exc:
             lines.append(f"  {src.path}: unreadable ({exc.strerror or exc})")
             continue
-        inputs = [cache.fingerprint(src.path)]
+        inputs = [keys["source"]]
         for stage in stages:
             if cache.has(stage, keys[stage]):
                 counts[stage]["cached"] += 1

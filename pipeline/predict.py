@@ -46,19 +46,20 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Itera
     sets them. A ``--set load...`` or ``--set features...`` that contradicts the model is an
     error: the network only understands the features it was trained on.
     """
-    from .config import parse_set
+    from .config import key_fields, parse_set
 
     load = section_from_dict(LoadConfig, "load", model_config["load"], source="model config.json")
     feats = section_from_dict(FeaturesConfig, "features", model_config["features"], source="model config.json")
+    trained = {"load": key_fields(load), "features": key_fields(feats)}  # what the output depends on
+    given = set()
     for expr in overrides:
         section, key, _ = parse_set(expr)
-        if section in ("load", "features"):
-            mine, theirs = getattr(cfg, section), {"load": load, "features": feats}[section]
-            if getattr(mine, key) != getattr(theirs, key) and key != "batch_size":
-                raise ParameterError(
-                    f"--set {expr}: the model was trained with {section}.{key}={getattr(theirs, key)!r}; "
-                    f"predict rebuilds the model's features and cannot change them")
-    given = {k for s, k, _ in map(parse_set, overrides) if s == "predict"}
+        if section == "predict":
+            given.add(key)
+        elif key in trained.get(section, {}) and getattr(getattr(cfg, section), key) != trained[section][key]:
+            raise ParameterError(
+                f"--set {expr}: the model was trained with {section}.{key}={trained[section][key]!r}; "
+                f"predict rebuilds the model's features and cannot change them")
     tunable = {f.name for f in dataclasses.fields(PredictConfig) if f.metadata.get("key", True)}
     model_predict = {k: v for k, v in model_config.get("predict", {}).items() if k not in given and k in tunable}
     predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
@@ -216,7 +217,7 @@ def parse_formats(text: str) -> list[str]:
 
 def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings, *,
                    overrides: Iterable[str] = (), formats: Iterable[str] = (), plot: bool = False,
-                   reference: dict[str, list[Segment]] | None = None, log=print):
+                   reference: dict[str, list[Segment]] | None = None):
     """Scores (cached) -> segments -> files in ``out_dir`` mirroring the inputs, and plots.
 
     Returns the run's :class:`pipeline.runner.Report` and the config used (the model's features

@@ -66,9 +66,10 @@ def stage_key(stage: str, cfg: Config, inputs: list[str]) -> str:
 
 
 def file_keys(cache: Cache, cfg: Config, path: Path, upto: str) -> dict[str, str]:
-    """Keys of every per-file stage up to ``upto`` for one source (hashes it if unseen)."""
-    keys: dict[str, str] = {}
-    inputs = [cache.fingerprint(path)]
+    """Keys of every per-file stage up to ``upto`` for one source (hashes it if unseen); the
+    source's own digest is under ``"source"``."""
+    keys: dict[str, str] = {"source": cache.fingerprint(path)}
+    inputs = [keys["source"]]
     for stage in FILE_STAGES[: FILE_STAGES.index(upto) + 1]:
         keys[stage] = stage_key(stage, cfg, inputs)
         inputs = [keys[stage]]
@@ -88,7 +89,7 @@ def _compute(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source
     t0 = time.perf_counter()
     if stage == "load":
         arrays, meta = audio.compute(cfg.load, Path(source))
-        inputs, extra = [cache.fingerprint(source)], {"source": str(Path(source).resolve())}
+        inputs, extra = [keys["source"]], {"source": str(Path(source).resolve())}
     elif stage == "features":
         up = _compute(cache, cfg, "load", keys, source)
         arrays, meta = features.compute(cfg.features, up["y"], up.meta["sr"])
@@ -179,16 +180,15 @@ def _progress(total: int, desc: str, quiet: bool):
                 leave=False, file=sys.stderr)
 
 
-def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upto: str,
-              problems: Iterable[str] = (), on_result: Callable[[FileResult], None] | None = None) -> Report:
-    """Bring stage ``upto`` up to date for every source; returns the per-file results.
+def _plan(cache: Cache, cfg: Config, sources: Iterable[Source], problems: Iterable[str], *, target: str,
+          upto: str, extra_key: Callable[[dict[str, str]], str] | None = None):
+    """Keys of every source, split into cached results and the sources still to compute.
 
-    ``problems`` (inputs that named nothing) are reported as failed results.
+    ``extra_key`` builds the key of a ``target`` stage beyond the per-file chain (predict).
+    Unreadable sources and ``problems`` (inputs that named nothing) become failed results.
     """
-    t0 = time.perf_counter()
-    cache = settings.cache()
     results: list[FileResult] = [FileResult(p.split(":")[0], "failed", error=p) for p in problems]
-    todo: list[tuple[str, dict[str, str]]] = []
+    todo: list[tuple[Source, dict[str, str]]] = []
     for src in sources:
         path = str(src.path)
         try:
@@ -196,16 +196,26 @@ def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upt
         except OSError as exc:
             results.append(FileResult(path, "failed", error=f"{path}: cannot read ({exc.strerror or exc})"))
             continue
-        if cache.has(upto, keys[upto]):
-            meta = cache.read_meta(upto, keys[upto])
+        if extra_key is not None:
+            keys[target] = extra_key(keys)
+        if cache.has(target, keys[target]):
+            meta = cache.read_meta(target, keys[target])
             results.append(FileResult(path, "cached", keys, float(meta.get("duration") or 0.0)))
         else:
-            todo.append((path, keys))
+            todo.append((src, keys))
+    return results, todo
+
+
+def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upto: str,
+              problems: Iterable[str] = ()) -> Report:
+    """Bring stage ``upto`` up to date for every source; returns the per-file results.
+
+    ``problems`` (inputs that named nothing) are reported as failed results.
+    """
+    t0 = time.perf_counter()
+    results, todo = _plan(settings.cache(), cfg, sources, problems, target=upto, upto=upto)
     if todo:
-        results.extend(_dispatch(todo, cfg, settings, upto))
-    if on_result:
-        for r in results:
-            on_result(r)
+        results.extend(_dispatch([(str(s.path), k) for s, k in todo], cfg, settings, upto))
     return Report(upto, results, time.perf_counter() - t0)
 
 
@@ -387,20 +397,9 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
     t0 = time.perf_counter()
     cache = settings.cache()
     score_cfg = predict.score_key_fields(model, cfg.predict)
-    results: list[FileResult] = [FileResult(p.split(":")[0], "failed", error=p) for p in problems]
-    todo: list[tuple[Source, dict[str, str]]] = []
-    for src in sources:
-        try:
-            keys = file_keys(cache, cfg, src.path, "features")
-        except OSError as exc:
-            results.append(FileResult(str(src.path), "failed", error=f"{src.path}: cannot read ({exc.strerror or exc})"))
-            continue
-        keys["predict"] = make_key("predict", stage_version("predict"), score_cfg, [keys["features"], model_digest])
-        if cache.has("predict", keys["predict"]):
-            meta = cache.read_meta("predict", keys["predict"])
-            results.append(FileResult(str(src.path), "cached", keys, float(meta.get("duration") or 0.0)))
-        else:
-            todo.append((src, keys))
+    results, todo = _plan(cache, cfg, sources, problems, target="predict", upto="features",
+                          extra_key=lambda k: make_key("predict", stage_version("predict"), score_cfg,
+                                                       [k["features"], model_digest]))
     if todo:
         feat_report = run_files([s for s, _ in todo], cfg, settings, upto="features")
         failed = {r.path: r for r in feat_report.failed}

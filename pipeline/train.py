@@ -25,6 +25,7 @@ import torch
 
 from .config import Config
 from .errors import ParameterError, PipelineError
+from .evaluate import frame_metrics
 from .nets import FrameModel, save_model
 from .stage import STAGES
 
@@ -73,10 +74,8 @@ def frame_f1(probs: np.ndarray, targets: np.ndarray, *, multi_label: bool) -> fl
     else:
         pred = np.zeros_like(probs, dtype=bool)
         pred[np.arange(len(probs)), probs.argmax(1)] = True
-    ref = targets > 0.5
-    tp = np.logical_and(pred, ref).sum()
-    denom = pred.sum() + ref.sum()
-    return float(2 * tp / denom) if denom else 1.0
+    f1 = frame_metrics(targets > 0.5, pred)["overall"]["f1"]
+    return 1.0 if f1 is None else f1
 
 
 def _batches(indices: np.ndarray, batch_size: int):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import Config, PredictConfig
 from .errors import ParameterError
-from .evaluate import evaluate_files
+from .evaluate import evaluate_files, frame_metrics
 from .labels import segments_to_frames
 from .predict import segments
 
@@ -36,15 +36,13 @@ METRICS = ("frame_f1", "segment_f1", "event_f1")
 
 
 def _score(metric: str, refs, preds, targets, *, classes, fps, durations) -> float:
-    if metric == "frame_f1":
-        tp = fp = fn = 0
-        for name, segs in preds.items():
-            ref = targets[name]
-            pred = segments_to_frames(segs, classes=classes, n_frames=len(ref), fps=fps) > 0.5
-            tp += int((pred & ref).sum())
-            fp += int((pred & ~ref).sum())
-            fn += int((~pred & ref).sum())
-        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    if metric == "frame_f1":  # pooled over files (micro)
+        names = list(preds)
+        ref = np.concatenate([targets[n] for n in names])
+        pred = np.concatenate([segments_to_frames(preds[n], classes=classes, n_frames=len(targets[n]), fps=fps) > 0.5
+                               for n in names])
+        f1 = frame_metrics(ref, pred)["overall"]["f1"]
+        return 1.0 if f1 is None else f1
     report = evaluate_files(refs, preds, classes=classes, durations=durations, fps=fps)
     view = {"segment_f1": "segment", "event_f1": "event"}[metric]
     return report["overall"][view]["f1"] or 0.0
