@@ -11,8 +11,9 @@ DEPS   := setup.cfg pyproject.toml constraints.txt
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# the main job draws plots, so the plot extra is part of the base install
 $(VENV)/.installed: $(DEPS) | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[plot]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -3,7 +3,9 @@
 The group builds one :class:`App` (config + run settings) into ``ctx.obj``; commands are thin:
 parse, call the library, report. Heavy modules (numpy, torch, librosa) are imported inside the
 commands so that ``--help`` is instant. Exit codes: 0 all good, 1 some inputs failed (each
-named, the rest finished), 2 usage errors (bad options, unknown config keys, bad values).
+named, the rest finished), 2 usage errors (bad options, unknown config keys, bad values, a
+broken model directory, an unwritable --out), 130 interrupted (Ctrl-C). Every expected error is
+one line; ``-v`` adds the traceback.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import click
 
 from .config import Config, build_config
 from .errors import ParameterError, PipelineError
+from .stage import STAGES
 
+STAGE_NAMES = tuple(STAGES)
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
@@ -69,11 +73,15 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, schedule
 
 
 def resolve_device(app: App) -> App:
-    """Turn ``--device auto`` into cuda or cpu (imports torch, so only where a command needs it)."""
-    if app.settings.device != "auto":
+    """Turn ``--device auto`` into cuda or cpu, and check that ``cuda`` exists (imports torch, so
+    only where a command needs it)."""
+    if app.settings.device == "cpu":
         return app
     import torch
 
+    if app.settings.device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device cuda: no CUDA device is available here (torch.cuda.is_available() "
+                             "is False); use --device cpu or auto")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     app.settings = replace(app.settings, device=device)
     return app
@@ -81,6 +89,8 @@ def resolve_device(app: App) -> App:
 
 def report_and_exit(app: App, report) -> None:
     """Name each failure on stderr, print the summary, exit 1 if anything failed."""
+    for note in report.notes:
+        click.echo(f"REPAIRED {note}", err=True)
     for r in report.failed:
         click.echo(f"FAILED {r.error}", err=True)
     click.echo(report.summary(), err=bool(report.failed) and app.settings.verbosity < 0)
@@ -119,7 +129,7 @@ def features(app: App, inputs):
 
 
 def _log(app: App):
-    return lambda msg: app.echo(msg, err=msg.startswith("FAILED"))
+    return lambda msg: app.echo(msg, err=msg.startswith(("FAILED", "WARNING")))
 
 
 @cli.command()
@@ -238,7 +248,7 @@ def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
     """Frame, segment (1 s) and event (collar) metrics of predictions against references."""
     import json
 
-    from .evaluate import evaluate_dir, format_table
+    from .evaluate import evaluate_dir, format_per_file, format_table
 
     report = evaluate_dir(pred_dir, ref_spec, collar=collar)
     if as_json:
@@ -246,11 +256,12 @@ def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
     else:
         click.echo(format_table(report))
         if per_file:
-            for name, r in report["per_file"].items():
-                f = r.get("frame", r.get("overall", {}).get("frame", {}))
-                click.echo(f"  {name}: frame F1 {f.get('f1')}")
-    if report.get("missing"):
-        click.echo(f"missing predictions (counted as nothing predicted): {', '.join(report['missing'])}", err=True)
+            click.echo(format_per_file(report))
+    missing = report.get("missing") or []
+    if missing:
+        click.echo(f"FAILED missing predictions for {len(missing)} of {len(report['per_file'])} file(s) "
+                   f"(counted as nothing predicted): {', '.join(missing)}", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -286,6 +297,14 @@ def run(app: App, to):
     unknown = set(app.run) - set(RUN_DEFAULTS)
     if unknown:
         _fail_usage(f"{app.config_file}: unknown key 'run.{sorted(unknown)[0]}' (known: {', '.join(RUN_DEFAULTS)})")
+    for key, value in app.run.items():
+        want = type(RUN_DEFAULTS[key])
+        ok = isinstance(value, want) or (key == "inputs" and isinstance(value, str))
+        if key == "inputs" and isinstance(value, list):
+            ok = bool(value) and all(isinstance(v, str) for v in value)
+        if not ok:
+            _fail_usage(f"{app.config_file}: run.{key}={value!r} must be "
+                        f"{'a path or a list of paths' if key == 'inputs' else 'a ' + want.__name__}")
     t = {**RUN_DEFAULTS, **app.run}
     to = to or t["to"]
     if to not in RUN_STAGES:
@@ -373,7 +392,7 @@ def cache_gc(app: App, max_size, dry_run):
 
 
 @cache.command("clear")
-@click.option("--stage", default=None, help="Only this stage.")
+@click.option("--stage", default=None, type=click.Choice(STAGE_NAMES), help="Only this stage.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask.")
 @click.pass_obj
 def cache_clear(app: App, stage, yes):
@@ -386,24 +405,27 @@ def cache_clear(app: App, stage, yes):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the group, turning pipeline errors into one line and an exit code."""
+    """Entry point: run the group, turning errors into one line and an exit code (0 all good, 1
+    some inputs failed, 2 usage and configuration, 130 interrupted); ``-v`` re-raises."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     try:
-        cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        cli.main(args=args, prog_name="pipeline", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("interrupted (Ctrl-C): finished cache entries are kept, nothing half-written", err=True)
+            sys.exit(130)
+        click.echo("Aborted.", err=True)  # a declined confirmation
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ParameterError as exc:
-        if "-v" in (argv or sys.argv):
+    except Exception as exc:  # one line; -v shows the traceback
+        if verbose:
             raise
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except PipelineError as exc:
-        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
-            raise
-        click.echo(f"Error: {exc}", err=True)
+        if isinstance(exc, PipelineError):
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2 if isinstance(exc, ParameterError) else 1)
+        click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (a bug: rerun with -v for the traceback)",
+                   err=True)
         sys.exit(1)
-    except SystemExit:
-        raise

@@ -11,6 +11,7 @@ import.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import typing
 from dataclasses import dataclass, field, fields
@@ -85,7 +86,7 @@ class FeaturesConfig:
     fmax: float = 0.0
     n_mfcc: int = 20
     window: str = "hann"
-    center: bool = True
+    center: bool = True  # must stay True: frame i is centred at i * hop / sr (labels rely on it)
     pad_mode: str = "constant"
     htk: bool = False
     norm: str = "slaney"  # mel filter normalisation: "slaney" or "none"
@@ -107,6 +108,10 @@ class FeaturesConfig:
         if self.n_mfcc > self.n_mels:
             raise ParameterError(f"features.n_mfcc={self.n_mfcc} must be <= features.n_mels={self.n_mels}")
         _choice("features", "window", self.window, ("hann", "hamming", "povey", "blackman"))
+        if self.center is not True:
+            raise ParameterError("features.center=false is not supported: frames are always centred "
+                                 "(frame i at i * hop_length / sr), which labels and segment times rely on; "
+                                 "features.pad_mode chooses how the edges are padded")
         _choice("features", "pad_mode", self.pad_mode, ("constant", "reflect"))
         _choice("features", "norm", self.norm, ("slaney", "none"))
         _choice("features", "dtype", self.dtype, ("float32", "float16"))
@@ -292,9 +297,12 @@ def coerce(section: str, key: str, value: Any, kind: Any) -> Any:
         if isinstance(value, bool):
             raise ParameterError(f"{where} must be a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ParameterError(f"{where} must be a number") from None
+        if not math.isfinite(number):  # nan slips through every comparison; inf through most
+            raise ParameterError(f"{where} must be a finite number")
+        return number
     if kind is str:
         if not isinstance(value, str):
             raise ParameterError(f"{where} must be a string")
@@ -356,6 +364,9 @@ def build_config(config_file: str | Path | None = None, overrides: tuple[str, ..
     if config_file is not None:
         raw = load_toml(config_file)
         for name, values in raw.items():
+            if not isinstance(values, Mapping):
+                raise ParameterError(f"{config_file}: {name!r} must be a table ([{name}]), "
+                                     f"got {values!r}")
             (data if name in SECTIONS else extra)[name] = values
     unknown_extra = set(extra) - {"run"}
     if unknown_extra:

@@ -23,3 +23,7 @@ class LabelError(PipelineError):
 
 class CacheError(PipelineError):
     """A cache entry is missing, corrupt, or cannot be written."""
+
+
+class ModelError(ParameterError):
+    """A model directory is missing, malformed or unsafe; a usage error (exit code 2)."""

@@ -39,7 +39,7 @@ import scipy.sparse
 import scipy.stats
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from .errors import ParameterError
+from .errors import AudioLoadError, ParameterError, PipelineError
 from .labels import Segment, segments_to_frames
 
 EPS = 1e-9  # seconds, and fractions of a frame or segment
@@ -448,7 +448,42 @@ def format_table(report: dict) -> str:
     return "\n".join(out)
 
 
+def format_per_file(report: dict) -> str:
+    """One line per file: frame P/R/F1, segment and event F1 (3 decimals, ``-`` when undefined,
+    e.g. F1 of a file with no reference and no predicted events), ``missing`` when it had no
+    prediction."""
+    def num(v):
+        return "-" if v is None else f"{v:.3f}"
+    names = list(report["per_file"])
+    width = max([len("file")] + [len(n) for n in names])
+    out = [f"{'file'.ljust(width)}  frame P  frame R  frame F1  seg F1  event F1"]
+    for name in names:
+        r = report["per_file"][name]
+        f = r["frame"]
+        out.append(f"{name.ljust(width)}  {num(f.get('precision')):>7}  {num(f.get('recall')):>7}  "
+                   f"{num(f.get('f1')):>8}  {num(r['segment'].get('f1')):>6}  {num(r['event'].get('f1')):>8}"
+                   + ("  missing" if r.get("missing") else ""))
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------- folders
+
+
+def _duration(path: Path) -> float:
+    """Seconds of a reference audio file, from its header (soundfile), else by decoding."""
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(path)).duration)
+    except Exception as exc:  # noqa: BLE001 - libsndfile cannot read it: try the decoder chain
+        first = exc
+    from .audio import decode
+
+    try:
+        y, sr = decode(path)
+    except PipelineError as exc:
+        raise AudioLoadError(f"{path}: cannot read the reference audio's duration ({first}; {exc})") from None
+    return len(y) / sr
 
 
 def _index_predictions(pred_dir: Path) -> dict[str, Path]:
@@ -462,8 +497,9 @@ def _index_predictions(pred_dir: Path) -> dict[str, Path]:
 def _match(name: str, index: dict[str, Path], by_stem: dict[str, list[str]]) -> Path | None:
     """A reference clip's prediction: same relative path, else the one prediction with its stem."""
     rel = Path(name).with_suffix("").as_posix()
-    if rel in index:
-        return index[rel]
+    for key in (rel, Path(name).as_posix()):  # rec.tsv, or rec.wav.tsv when stems clashed
+        if key in index:
+            return index[key]
     for k in index:  # a reference path may have an extra leading folder (dev/clip.wav vs clip.tsv)
         if rel.endswith("/" + k):
             return index[k]
@@ -481,8 +517,6 @@ def evaluate_dir(pred_dir: str | Path, ref_spec: str | Path, *, collar: float = 
     """
     import json
 
-    import soundfile as sf
-
     from .dataset import load_dataset
     from .labels import read_dcase
 
@@ -499,7 +533,7 @@ def evaluate_dir(pred_dir: str | Path, ref_spec: str | Path, *, collar: float = 
     classes = set(ref_ds.classes)
     for item in ref_ds.items:
         ref[item.name] = list(item.segments)
-        durations[item.name] = float(sf.info(str(item.source.path)).duration)
+        durations[item.name] = _duration(item.source.path)
         path = _match(item.name, index, by_stem)
         if path is None:
             continue
@@ -508,9 +542,12 @@ def evaluate_dir(pred_dir: str | Path, ref_spec: str | Path, *, collar: float = 
         side = path.with_name(path.stem + ".scores.json")
         npy = path.with_name(path.stem + ".scores.npy")
         if side.is_file() and npy.is_file():
-            info = json.loads(side.read_text())
-            fps = float(info["fps"])
-            sc = np.load(npy, allow_pickle=False)
+            try:
+                info = json.loads(side.read_text())
+                fps = float(info["fps"])
+                sc = np.load(npy, allow_pickle=False)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise PipelineError(f"{npy}: unreadable scores beside {path} ({exc})") from None
             cols = [info["classes"].index(c) for c in sorted(classes) if c in info["classes"]]
             if len(cols) == len(classes):
                 scores[item.name] = sc[:, cols]

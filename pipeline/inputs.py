@@ -8,7 +8,10 @@ so ``predict --out`` can mirror the input folders.
 from __future__ import annotations
 
 import csv
+import errno
 import glob as globmod
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,30 @@ class Source:
 
 def is_audio(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(path: str | Path) -> str | None:
+    """Why ``path`` is not a regular file that can be read as a source, or None if it is.
+
+    Only ``stat`` is used: a FIFO or a device is never opened (opening a FIFO blocks forever).
+    Symlinks are followed; a loop or a dangling link is named as such.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return "a dangling symlink"
+        return None  # missing or unreadable: the reader names it with the system's reason
+    if stat.S_ISREG(mode):
+        return None
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
 def read_manifest(path: Path) -> list[Path]:
@@ -58,11 +85,15 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], li
         one line per input that names nothing readable (a missing path, an empty glob); the
         caller reports them as failed inputs and goes on with the rest.
     """
-    sources: dict[Path, Source] = {}
+    sources: dict[str, Source] = {}
     problems: list[str] = []
 
     def add(path: Path, root: Path | None) -> None:
-        resolved = path.resolve()
+        why = not_regular(path)
+        if why is not None:
+            problems.append(f"{path}: {why}, not an audio file; skipped without opening it")
+            return
+        resolved = os.path.realpath(path)
         if resolved in sources:
             return
         try:
@@ -74,7 +105,9 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], li
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_audio(f))
+            # every audio-named entry that is not a directory: FIFOs and devices are named and
+            # skipped by add(); rglob does not descend into symlinked directories (no loops)
+            found = sorted(f for f in p.rglob("*") if is_audio(f) and not f.is_dir())
             if not found:
                 problems.append(f"{p}: directory holds no audio files ({', '.join(AUDIO_EXTENSIONS[:4])}, ...)")
             for f in found:
@@ -86,7 +119,7 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], li
             add(p, p.parent)  # a missing plain path fails at load, named, with the rest going on
         else:
             matches = sorted(Path(m) for m in globmod.glob(item, recursive=True))
-            matches = [m for m in matches if m.is_file()]
+            matches = [m for m in matches if not m.is_dir()]
             if not matches:
                 problems.append(f"{item}: glob matches no files")
             for m in matches:

@@ -78,22 +78,27 @@ def _write_text(path: Path, lines: list[str]) -> None:
         f.write("".join(line + "\n" for line in lines))
 
 
+def _safe_text(text: str, seps: str) -> str:
+    """``text`` with each character a format cannot hold (its ``seps``) written as ``_``."""
+    return "".join("_" if c in seps else c for c in text) if seps else text
+
+
 def _normalise(segments, name: str | None, fmt: str, seps: str) -> tuple[Labels, bool]:
     """Return ``(labels, per_clip)`` for a writer: a list becomes ``{name: list}``, flagged per
-    clip; segments are sorted and checked, names and labels must not contain ``seps``."""
+    clip; segments are sorted and checked. A file name or label holding one of the format's
+    separators ``seps`` (RTTM: whitespace; TSV and Audacity: tab and line breaks) is written with
+    each such character as ``_``, so every file name can be written in every format."""
     per_clip = not isinstance(segments, Mapping)
     out: Labels = {}
     for key, segs in ({name or "": segments} if per_clip else segments).items():
-        key = str(key)
-        out[key] = sorted(Segment(float(a), float(b), str(c)) for a, b, c in segs)
-        for s in out[key]:
+        key = _safe_text(str(key), seps)
+        rows = sorted(Segment(float(a), float(b), _safe_text(str(c), seps)) for a, b, c in segs)
+        for s in rows:
             if not (0 <= s.onset <= s.offset) or not s.label.strip():
                 raise ParameterError(f"{key}: cannot write {s}: needs 0 <= onset <= offset "
                                      "and a non-empty label")
-        for text in [key] + [s.label for s in out[key]]:
-            if any(c in text for c in seps):
-                raise ParameterError(f"{text!r} cannot be written as {fmt}: it contains a "
-                                     f"separator of the format ({seps!r})")
+        out.setdefault(key, []).extend(rows)
+        out[key].sort()
     return out, per_clip
 
 
@@ -202,16 +207,20 @@ def write_rttm(segments, path, *, name: str | None = None) -> None:
 
 def read_audacity(path, *, default_name: str | None = None) -> Labels:
     """Read Audacity labels ``start<TAB>end<TAB>label`` (one clip, keyed by ``default_name``,
-    else the file's stem); spectral-selection lines starting with ``\\`` are skipped."""
+    else the file's stem); spectral-selection lines starting with ``\\`` are skipped.
+
+    Audacity writes tabs; lines whose columns are separated by spaces instead (hand-written or
+    passed through an editor) are read the same way: two times, then the label (which may hold
+    spaces)."""
     path = Path(path)
     segs = []
     for n, line in enumerate(_read_text(path), 1):
         if not line.strip() or line.startswith("\\"):
             continue
-        fields = line.split("\t", 2)
+        fields = line.split("\t", 2) if "\t" in line else line.split(None, 2)
         if len(fields) != 3:
-            raise LabelError(f"{path}: line {n}: expected 3 tab-separated columns "
-                             f"(start, end, label), got {len(fields)}")
+            raise LabelError(f"{path}: line {n}: expected 3 columns (start, end, label) separated "
+                             f"by tabs, got {len(fields)}")
         segs.append(_segment(fields[0].strip(), fields[1].strip(), fields[2],
                              f"{path}: line {n}"))
     return {default_name or path.stem: sorted(segs)}

@@ -133,15 +133,20 @@ def unreachable(cache: Cache) -> set[tuple[str, str]]:
 
 
 def gc(cache: Cache, *, max_bytes: int | None = None, dry_run: bool = False, tmp_age: float = 3600.0) -> str:
-    """Remove temporaries of killed runs (older than ``tmp_age`` s), unreachable entries, then
-    least recently used entries until the cache is at most ``max_bytes``."""
+    """Remove temporaries no writer will finish (writer gone, or older than ``tmp_age`` s),
+    entries that fail verification, unreachable entries, then least recently used entries until
+    the cache is at most ``max_bytes``."""
     verb = "would remove" if dry_run else "removed"
     lines, freed = [], 0
     for tmp in cache.stale_temporaries(older_than=tmp_age):
         if not dry_run:
             shutil.rmtree(tmp, ignore_errors=True)
         lines.append(f"{verb} temporary {tmp.name}")
-    for stage, key in sorted(unreachable(cache)):
+    bad = {(stage, key) for stage in cache.stages() for key in cache.keys(stage) if cache.verify(stage, key)}
+    for stage, key in sorted(bad):
+        freed += cache.entry_size(stage, key) if dry_run else cache.remove(stage, key)
+        lines.append(f"{verb} {stage}/{key[:16]} (fails verification)")
+    for stage, key in sorted(unreachable(cache) - bad):
         size = cache.entry_size(stage, key)
         freed += size if dry_run else cache.remove(stage, key)
         lines.append(f"{verb} {stage}/{key[:16]} (unreachable: source gone or changed)")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig, section_from_dict
-from .errors import ParameterError, PipelineError
+from .errors import ModelError, ParameterError
 
 WEIGHTS_FILE = "model.safetensors"
 LEGACY_WEIGHTS_FILE = "model.pt"
@@ -347,6 +347,12 @@ def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
 
 
 # -- model directories -----------------------------------------------------------------------
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[str, Any]) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 
@@ -382,6 +388,7 @@ def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[st
         os.close(fd)
         try:
             write(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model is for sharing
             os.replace(tmp, directory / name)
         finally:
             if os.path.exists(tmp):
@@ -405,7 +412,7 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
 
     Raises
     ------
-    PipelineError
+    ModelError (a ParameterError)
         Missing or malformed files, weights that are not plain tensors, or weights that do not
         fit the configuration. The message names the file.
     """
@@ -416,17 +423,19 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
     try:
         config = json.loads(config_path.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"{config_path}: model config not found") from None
+        raise ModelError(f"{config_path}: model config not found") from None
     except (OSError, ValueError) as exc:
-        raise PipelineError(f"{config_path}: not a readable JSON model config ({exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise PipelineError(f"{config_path}: needs a 'model' table")
+        raise ModelError(f"{config_path}: not a readable JSON model config ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{config_path}: a model config must be a JSON object")
+    if not isinstance(config.get("model"), dict):
+        raise ModelError(f"{config_path}: needs a 'model' table")
     cfg = section_from_dict(ModelConfig, "model", config["model"], source=str(config_path))
     try:
         model = FrameModel(cfg, n_features=int(config["n_features"]),
                            n_outputs=int(config["n_outputs"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise PipelineError(f"{config_path}: needs integer 'n_features' and 'n_outputs' ({exc})") from None
+        raise ModelError(f"{config_path}: needs integer 'n_features' and 'n_outputs' ({exc})") from None
 
     weights = directory / WEIGHTS_FILE
     legacy = directory / LEGACY_WEIGHTS_FILE
@@ -434,22 +443,22 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
         try:
             state = load_file(str(weights), device="cpu")
         except Exception as exc:  # safetensors only parses: nothing in the file can run
-            raise PipelineError(f"{weights}: not a valid safetensors file ({exc})") from None
+            raise ModelError(f"{weights}: not a valid safetensors file ({exc})") from None
     elif legacy.exists():
         try:
             state = torch.load(legacy, map_location="cpu", weights_only=True)
         except Exception as exc:  # the weights-only unpickler refuses anything but tensors
-            raise PipelineError(f"{legacy}: not a plain tensor checkpoint "
+            raise ModelError(f"{legacy}: not a plain tensor checkpoint "
                                 f"(loaded with weights_only=True): {exc}") from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         weights = legacy
     else:
-        raise PipelineError(f"{directory}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
+        raise ModelError(f"{directory}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise PipelineError(f"{weights}: expected a mapping of names to tensors")
+        raise ModelError(f"{weights}: expected a mapping of names to tensors")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise PipelineError(f"{weights}: weights do not fit {config_path} ({exc})") from None
+        raise ModelError(f"{weights}: weights do not fit {config_path} ({exc})") from None
     return model.to(map_location).eval(), config

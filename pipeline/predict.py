@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from .config import Config, LoadConfig, FeaturesConfig, PredictConfig, section_from_dict
-from .errors import ParameterError
+from .errors import ModelError, ParameterError, PipelineError
 from .labels import Segment, write_labels
 from .nets import FrameModel
+from .outputs import OutputDir, assign_bases
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
@@ -39,7 +40,8 @@ LABEL_FMT = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "js
 # ------------------------------------------------------------------ configuration from the model
 
 
-def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Iterable[str] = ()) -> Config:
+def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Iterable[str] = (), *,
+                     where: str = "model config.json") -> Config:
     """The run's config with ``load`` and ``features`` rebuilt from the model's ``config.json``.
 
     ``predict`` settings come from the model (its tuned post-processing) unless the command line
@@ -48,6 +50,12 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Itera
     """
     from .config import key_fields, parse_set
 
+    for table in ("load", "features"):
+        if not isinstance(model_config.get(table), dict):
+            raise ModelError(f"{where}: needs a {table!r} table (the settings the model was trained with)")
+    classes = model_config.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+        raise ModelError(f"{where}: needs 'classes', a non-empty list of class names (got {classes!r})")
     load = section_from_dict(LoadConfig, "load", model_config["load"], source="model config.json")
     feats = section_from_dict(FeaturesConfig, "features", model_config["features"], source="model config.json")
     trained = {"load": key_fields(load), "features": key_fields(feats)}  # what the output depends on
@@ -180,27 +188,29 @@ def segments(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: Predic
         max_duration=pcfg.max_duration)
 
 
-def output_base(out_dir: Path, rel: Path) -> Path:
-    """``OUT/a/b/c`` for input ``a/b/c.wav`` (the suffix of each format is added to it)."""
-    return out_dir / rel.parent / rel.stem
+def output_suffixes(formats: Iterable[str], plot: bool = False) -> list[str]:
+    """Every suffix one input's outputs get: ``.tsv`` always, the formats asked for, the plot."""
+    suffixes = [FORMATS[f] for f in dict.fromkeys(["tsv", *formats])]
+    if "npy" in formats:
+        suffixes.append(".scores.json")
+    return suffixes + ([".png"] if plot else [])
 
 
-def write_outputs(base: Path, segs: list[Segment], scores: np.ndarray, *, fps: float, classes: list[str],
+def write_outputs(out, base, segs: list[Segment], scores: np.ndarray, *, fps: float, classes: list[str],
                   formats: Iterable[str], name: str) -> list[Path]:
-    """Write the requested formats beside each other; ``.tsv`` always."""
-    base.parent.mkdir(parents=True, exist_ok=True)
+    """Write the requested formats beside each other (``.tsv`` always) through ``out``
+    (:class:`pipeline.outputs.OutputDir`), under the relative ``base`` name."""
     written = []
     for fmt in dict.fromkeys(["tsv", *formats]):
-        path = base.with_name(base.name + FORMATS[fmt])
         if fmt == "npy":
-            np.save(path, np.asarray(scores, dtype=np.float32))
-            side = base.with_name(base.name + ".scores.json")
-            side.write_text(json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)),
-                                        "source": name}, indent=1) + "\n")
-            written += [path, side]
+            side = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name},
+                              indent=1) + "\n"
+            written.append(out.write(out.path(base, FORMATS[fmt]),
+                                     lambda p: np.save(p, np.asarray(scores, dtype=np.float32))))
+            written.append(out.write(out.path(base, ".scores.json"), lambda p: p.write_text(side)))
         else:
-            write_labels(list(segs), path, fmt=LABEL_FMT[fmt], name=Path(name).stem)
-            written.append(path)
+            written.append(out.write(out.path(base, FORMATS[fmt]), lambda p, f=fmt: write_labels(
+                list(segs), p, fmt=LABEL_FMT[f], name=Path(name).stem)))
     return written
 
 
@@ -228,32 +238,44 @@ def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Conf
     from .runner import predict_files
 
     model, mconf = load_model(model_dir)
-    cfg = config_for_model(mconf, cfg, overrides)
+    cfg = config_for_model(mconf, cfg, overrides, where=f"{model_dir}/config.json")
+    formats = list(formats)
+    out = OutputDir(out_dir)  # checked writable before any work
     cache = settings.cache()
     digest = cache.fingerprint(Path(model_dir) / WEIGHTS_FILE)
     sources, problems = expand_inputs(inputs)
     report = predict_files(sources, model, digest, cfg, settings, problems=problems)
     classes = list(mconf["classes"])
-    out_dir = Path(out_dir)
     by_path = {str(s.path): s for s in sources}
+    bases = assign_bases([(str(s.path), s.rel) for s in sources], output_suffixes(formats, plot))
     for r in report.results:
         if r.status == "failed":
             continue
-        entry = cache.load("predict", r.keys["predict"])
-        fps = float(entry.meta["fps"])
-        scores = np.asarray(entry["scores"])
-        segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
         src = by_path[r.path]
-        base = output_base(out_dir, src.rel)
-        write_outputs(base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
-        if plot:
-            from .plot import plot_file
-
-            ref = None
-            if reference is not None:
-                ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
-            S = np.asarray(cache.load("features", r.keys["features"])["S"])
-            plot_file(base.with_name(base.name + ".png"), S=S, fps=fps, scores=scores, classes=classes,
-                      segments=segs, reference=ref, threshold=cfg.predict.threshold,
-                      title=f"{src.rel.as_posix()}  ({len(segs)} segments)", kind=cfg.features.kind)
+        try:
+            _write_one(out, bases[r.path], src, r, cache, cfg, classes, formats, plot, reference)
+        except PipelineError as exc:  # this input's outputs only; the others go on
+            r.status, r.error = "failed", str(exc)
     return report, cfg
+
+
+def _write_one(out, base, src, r, cache, cfg: Config, classes: list[str], formats: list[str], plot: bool,
+               reference: dict[str, list[Segment]] | None) -> None:
+    """Segments of one input's cached scores, written in every format asked for (and its plot)."""
+    entry = cache.load("predict", r.keys["predict"])
+    fps = float(entry.meta["fps"])
+    scores = np.asarray(entry["scores"])
+    segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
+    write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
+    if plot:
+        from .plot import plot_file
+        from .runner import ensure_entry
+
+        ref = None
+        if reference is not None:
+            ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
+        S = np.asarray(ensure_entry(cache, cfg, "features", r.keys, str(src.path))["S"])
+        out.write(out.path(base, ".png"), lambda p: plot_file(
+            p, S=S, fps=fps, scores=scores, classes=classes, segments=segs, reference=ref,
+            threshold=cfg.predict.threshold, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
+            kind=cfg.features.kind))

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cache import Cache, canonical_json, make_key
+from .cache import Cache, CorruptEntry, canonical_json, make_key
 from .config import Config, key_fields
-from .errors import PipelineError
+from .errors import CacheError, PipelineError
 from .inputs import Source
 from .stage import version as stage_version
 
@@ -55,6 +57,7 @@ class FileResult:
     duration: float = 0.0  # seconds of audio
     error: str = ""
     seconds: float = 0.0  # wall time spent computing
+    notes: list[str] = field(default_factory=list)  # e.g. corrupt cache entries found and redone
 
 
 # ------------------------------------------------------------------ keys
@@ -85,7 +88,10 @@ def _compute(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source
 
     key = keys[stage]
     if cache.has(stage, key):
-        return cache.load(stage, key)
+        try:
+            return cache.load(stage, key)
+        except CorruptEntry:
+            pass  # removed and noted in cache.repaired: compute it again below
     t0 = time.perf_counter()
     if stage == "load":
         arrays, meta = audio.compute(cfg.load, Path(source))
@@ -97,15 +103,38 @@ def _compute(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source
     else:  # pragma: no cover - FILE_STAGES lists all
         raise ValueError(stage)
     return _store(cache, stage, key, arrays, meta, inputs=inputs, config=key_fields(getattr(cfg, stage)),
-                  t0=t0, **extra)
+                  t0=t0, where=source, **extra)
+
+
+def check_finite(arrays: dict, *, stage: str, where: str) -> None:
+    """Refuse to store NaN or infinity: one absurd file must fail alone, not poison the cache."""
+    import numpy as np
+
+    for name, arr in arrays.items():
+        arr = np.asarray(arr)
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise PipelineError(f"{where}: {stage} gives {bad} non-finite value(s) in {name!r} (NaN or "
+                                f"infinity; is the audio absurdly loud?); nothing stored")
+
+
+def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source: str):
+    """The entry of a per-file stage for one source: loaded (and checked) when cached, computed
+    and stored when missing or found corrupt."""
+    return _compute(cache, cfg, stage, keys, source)
 
 
 def _store(cache: Cache, stage: str, key: str, arrays: dict, meta: dict, *, inputs: list[str], config: dict,
-           t0: float, **extra):
-    """Write one entry with the provenance every entry carries (version, inputs, config, timing)."""
-    return cache.store(stage, key, arrays, {
-        **meta, **extra, "version": stage_version(stage), "inputs": inputs, "config": config,
-        "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
+           t0: float, where: str, **extra):
+    """Write one entry with the provenance every entry carries (version, inputs, config, timing),
+    after checking its arrays are finite."""
+    check_finite(arrays, stage=stage, where=where)
+    try:
+        return cache.store(stage, key, arrays, {
+            **meta, **extra, "version": stage_version(stage), "inputs": inputs, "config": config,
+            "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
+    except CacheError as exc:  # disk full, a file-size limit: name the input it was for
+        raise CacheError(f"{where}: {exc}") from exc
 
 
 def _library_versions() -> dict[str, str]:
@@ -127,20 +156,32 @@ def process_file(cache_dir: str, cfg: Config, source: str, keys: dict[str, str],
     try:
         entry = _compute(cache, cfg, upto, keys, source)
         return FileResult(source, "computed", keys, float(entry.meta.get("duration") or 0.0),
-                          seconds=time.perf_counter() - t0)
+                          seconds=time.perf_counter() - t0, notes=cache.repaired)
     except PipelineError as exc:
-        return FileResult(source, "failed", keys, error=str(exc))
-    except Exception as exc:  # a bug or an unexpected library error: name the file, go on
+        return FileResult(source, "failed", keys, error=str(exc), notes=cache.repaired)
+    except (Exception, RecursionError) as exc:  # a bug or an unexpected library error: name the file, go on
         detail = traceback.format_exc() if verbose else f"{type(exc).__name__}: {exc}"
-        return FileResult(source, "failed", keys, error=f"{source}: unexpected error: {detail}")
+        return FileResult(source, "failed", keys, error=f"{source}: unexpected error: {detail}",
+                          notes=cache.repaired)
 
 
-def _init_worker() -> None:
-    """One math thread per worker process: the parallelism is across files."""
+def _init_worker(parent: int) -> None:
+    """One math thread per worker process (the parallelism is across files); Ctrl-C is the
+    parent's to handle; a worker whose parent is gone (even by SIGKILL) exits by itself."""
     # set before numpy/torch load (spawned workers start bare); torch reads OMP_NUM_THREADS at
     # import, so workers that never need torch never pay for importing it
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """Poll the parent's pid; when it is gone we are re-parented, so leave at once (no cleanup to
+    do: an entry being written lives in the cache's .tmp/ until renamed)."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(3)
 
 
 # ------------------------------------------------------------------ the run
@@ -153,6 +194,7 @@ class Report:
     stage: str
     results: list[FileResult]
     wall: float
+    repaired: list[str] = field(default_factory=list)  # corrupt entries met while planning
 
     @property
     def failed(self) -> list[FileResult]:
@@ -164,6 +206,11 @@ class Report:
     @property
     def audio_seconds(self) -> float:
         return sum(r.duration for r in self.results)
+
+    @property
+    def notes(self) -> list[str]:
+        """Corrupt cache entries found (removed, then recomputed) during the run."""
+        return list(dict.fromkeys(self.repaired + [n for r in self.results for n in r.notes]))
 
     def summary(self) -> str:
         hours = self.audio_seconds / 3600
@@ -198,25 +245,32 @@ def _plan(cache: Cache, cfg: Config, sources: Iterable[Source], problems: Iterab
             continue
         if extra_key is not None:
             keys[target] = extra_key(keys)
+        entry = None
         if cache.has(target, keys[target]):
-            meta = cache.read_meta(target, keys[target])
-            results.append(FileResult(path, "cached", keys, float(meta.get("duration") or 0.0)))
+            try:
+                entry = cache.load(target, keys[target])  # checked: a bad entry is a miss
+            except CorruptEntry:
+                pass  # removed, and noted in cache.repaired
+        if entry is not None:
+            results.append(FileResult(path, "cached", keys, float(entry.meta.get("duration") or 0.0)))
         else:
             todo.append((src, keys))
     return results, todo
 
 
 def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upto: str,
-              problems: Iterable[str] = ()) -> Report:
+              problems: Iterable[str] = (), cache: Cache | None = None) -> Report:
     """Bring stage ``upto`` up to date for every source; returns the per-file results.
 
-    ``problems`` (inputs that named nothing) are reported as failed results.
+    ``problems`` (inputs that named nothing) are reported as failed results. ``cache``: the
+    caller's instance, so entries it already checked are not checked again.
     """
     t0 = time.perf_counter()
-    results, todo = _plan(settings.cache(), cfg, sources, problems, target=upto, upto=upto)
+    cache = cache or settings.cache()
+    results, todo = _plan(cache, cfg, sources, problems, target=upto, upto=upto)
     if todo:
         results.extend(_dispatch([(str(s.path), k) for s, k in todo], cfg, settings, upto))
-    return Report(upto, results, time.perf_counter() - t0)
+    return Report(upto, results, time.perf_counter() - t0, repaired=cache.repaired)
 
 
 def _dispatch(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Settings,
@@ -238,13 +292,20 @@ def _dispatch(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Set
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(os.getpid(),))
+        try:
             futures = [pool.submit(process_file, cache_dir, cfg, path, keys, upto, verbose)
                        for path, keys in todo]
             for fut in as_completed(futures):
                 results.append(fut.result())
                 bar.update()
+        except BaseException:  # Ctrl-C, or the pool broke: no worker outlives the run
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     bar.close()
     return results
 
@@ -299,8 +360,12 @@ def _run_batched_gpu(todo, cfg: Config, settings: Settings) -> list[FileResult]:
         outs = features.spectrogram_batch(ys, sr=sr, cfg=cfg.features, device=settings.device)
         for (path, keys, up, t0), S in zip(group, outs):
             arrays, meta = features.finish(S, cfg.features, sr, up.meta["duration"])
-            _store(cache, "features", keys["features"], arrays, meta, inputs=[keys["load"]],
-                   config=key_fields(cfg.features), t0=t0, device=settings.device)
+            try:
+                _store(cache, "features", keys["features"], arrays, meta, inputs=[keys["load"]],
+                       config=key_fields(cfg.features), t0=t0, where=path, device=settings.device)
+            except PipelineError as exc:
+                results.append(FileResult(path, "failed", keys, error=str(exc)))
+                continue
             results.append(FileResult(path, "computed", keys, up.meta["duration"],
                                       seconds=time.perf_counter() - t0))
     return results
@@ -363,7 +428,8 @@ def ensure_chunks(dataset, cfg: Config, settings: Settings, *, valid=None, log=p
     fps = cache.read_meta("features", fkeys[0])["fps"]
     meta = {"classes": classes, "files": files, "fps": fps, "n_bins": int(arrays["X"].shape[2]),
             "duration": sum(f["n_frames"] for f in files) / fps}
-    return _store(cache, "chunk", key, arrays, meta, inputs=fkeys + [labels_doc], config=config, t0=t0), report
+    return _store(cache, "chunk", key, arrays, meta, inputs=fkeys + [labels_doc], config=config, t0=t0,
+                  where=str(dataset.origin)), report
 
 
 def _length_batches(items: list, lengths: list[int], max_files: int, max_frames: int = FRAMES_PER_BATCH):
@@ -401,7 +467,7 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
                           extra_key=lambda k: make_key("predict", stage_version("predict"), score_cfg,
                                                        [k["features"], model_digest]))
     if todo:
-        feat_report = run_files([s for s, _ in todo], cfg, settings, upto="features")
+        feat_report = run_files([s for s, _ in todo], cfg, settings, upto="features", cache=cache)
         failed = {r.path: r for r in feat_report.failed}
         results.extend(failed.values())
         ready = [(s, k) for s, k in todo if str(s.path) not in failed]
@@ -411,18 +477,25 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
         lengths = [cache.read_meta("features", k["features"])["n_frames"] for _, k in ready]
         for group in _length_batches(ready, lengths, files_per_batch):
             t1 = time.perf_counter()
-            entries = [cache.load("features", k["features"]) for _, k in group]
+            # through _compute: a features entry found corrupt here is recomputed, not used
+            entries = [_compute(cache, cfg, "features", k, str(src.path)) for src, k in group]
             fps = entries[0].meta["fps"]
             scores = predict.score_files(model, [np.asarray(e["S"], dtype=np.float32) for e in entries], fps=fps,
                                          pcfg=cfg.predict, device=settings.device)
             for (src, keys), e, sc in zip(group, entries, scores):
-                _store(cache, "predict", keys["predict"], {"scores": sc},
-                       {"fps": fps, "duration": e.meta["duration"], "device": settings.device},
-                       inputs=[keys["features"], model_digest], config=score_cfg, t0=t1)
-                results.append(FileResult(str(src.path), "computed", keys, e.meta["duration"],
+                path = str(src.path)
+                try:
+                    _store(cache, "predict", keys["predict"], {"scores": sc},
+                           {"fps": fps, "duration": e.meta["duration"], "device": settings.device},
+                           inputs=[keys["features"], model_digest], config=score_cfg, t0=t1, where=path)
+                except PipelineError as exc:  # e.g. non-finite scores: this file fails, alone
+                    results.append(FileResult(path, "failed", keys, error=str(exc)))
+                    continue
+                results.append(FileResult(path, "computed", keys, e.meta["duration"],
                                           seconds=(time.perf_counter() - t1) / len(group)))
             bar.update(len(group))
         bar.close()
     order = {str(s.path): i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, -1))
-    return Report("predict", results, time.perf_counter() - t0)
+    return Report("predict", results, time.perf_counter() - t0,
+                  repaired=list(dict.fromkeys(cache.repaired + (feat_report.notes if todo else []))))

@@ -82,6 +82,26 @@ def search(scores: dict[str, np.ndarray], refs: dict[str, list], *, classes: lis
     return best, best_value, first
 
 
+MIN_TUNE_SECONDS = 180.0  # below this, or with fewer events per class, tuned settings overfit
+MIN_TUNE_EVENTS = 5
+
+
+def small_set_warnings(scores: dict[str, np.ndarray], refs: dict[str, list], *, classes: list[str],
+                       fps: float) -> list[str]:
+    """Why a tuning set is too small to trust: under a few minutes, or a handful of events per class."""
+    seconds = sum(len(s) for s in scores.values()) / fps
+    out = []
+    if seconds < MIN_TUNE_SECONDS:
+        out.append(f"only {seconds:.0f} s of audio in {len(scores)} file(s) to tune on (under "
+                   f"{MIN_TUNE_SECONDS:.0f} s): the settings found may not generalise")
+    for c in classes:
+        n = sum(seg.label == c for segs in refs.values() for seg in segs)
+        if n < MIN_TUNE_EVENTS:
+            out.append(f"only {n} reference event(s) of class {c!r} (under {MIN_TUNE_EVENTS}): "
+                       f"the settings found may not generalise")
+    return out
+
+
 def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, *, metric: str = "frame_f1",
                overrides=(), log: Callable[[str], None] = print) -> dict:
     """Score the dataset with the model (cached), search, and update ``config.json``."""
@@ -91,8 +111,8 @@ def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, 
     from .runner import predict_files
 
     model, mconf = load_model(model_dir)
+    cfg = config_for_model(mconf, cfg, overrides, where=f"{model_dir}/config.json")
     classes = list(mconf["classes"])
-    cfg = config_for_model(mconf, cfg, overrides)
     ds = load_dataset(dataset_spec, classes=classes)
     cache = settings.cache()
     digest = cache.fingerprint(Path(model_dir) / WEIGHTS_FILE)
@@ -111,6 +131,8 @@ def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, 
         refs[item.name] = list(item.segments)
     if not scores:
         raise ParameterError(f"{dataset_spec}: no file could be scored")
+    for warning in small_set_warnings(scores, refs, classes=classes, fps=fps):
+        log(f"WARNING: {dataset_spec}: {warning}")
     best, value, before = search(scores, refs, classes=classes, fps=fps, start=cfg.predict, metric=metric, log=log)
     path = Path(model_dir) / CONFIG_FILE
     record = json.loads(path.read_text())

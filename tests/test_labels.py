@@ -119,7 +119,7 @@ def test_json_shapes_and_event_label_key(tmp_path):
     ("bad.rttm", "SPEAKER f 1 0 1 <NA> <NA> a <NA> <NA>\nonset offset label\n",
      "unknown RTTM type"),
     ("bad.txt", "0.5\t1.0\tdog\n3.0\t2.0\tdog\n", "onset=3 > offset=2"),
-    ("bad.txt", "0.5\t1.0\tdog\n0.5 1.0 dog\n", "expected 3 tab-separated"),
+    ("bad.txt", "0.5\t1.0\tdog\n0.5 1.0\n", "expected 3 columns"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, name, text, rule):
     path = tmp_path / name
@@ -150,8 +150,21 @@ def test_unknown_format_and_unwritable(tmp_path):
         write_labels(SEGS, tmp_path / "x.rttm")
     with pytest.raises(ParameterError, match="one clip"):
         write_labels({"a": SEGS, "b": SEGS}, tmp_path / "x.txt")
-    with pytest.raises(ParameterError, match="separator"):
-        write_labels([Segment(0, 1, "two words")], tmp_path / "x.rttm", name="x")
+
+
+def test_every_name_can_be_written_separators_become_underscores(tmp_path):
+    """RTTM cannot hold whitespace in a file id or label, TSV/Audacity no tab or line break:
+    each such character is written as ``_`` instead of failing the file."""
+    write_labels([Segment(0, 1, "two words")], tmp_path / "x.rttm", name="my file\nname")
+    assert read_labels(tmp_path / "x.rttm") == {"my_file_name": [Segment(0, 1, "two_words")]}
+    write_labels({"a\tb.wav": [Segment(0, 1, "dog")]}, tmp_path / "m.tsv")
+    assert read_labels(tmp_path / "m.tsv") == {"a_b.wav": [Segment(0, 1, "dog")]}
+
+
+def test_audacity_columns_separated_by_spaces(tmp_path):
+    path = tmp_path / "clip.txt"
+    path.write_text("0.5 1.25 dog bark\n2\t3\tcat\n")
+    assert read_labels(path) == {"clip": [Segment(0.5, 1.25, "dog bark"), Segment(2, 3, "cat")]}
 
 
 # ---------------------------------------------------------------- frames

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -341,3 +342,13 @@ def test_malicious_weights_are_never_executed(tmp_path, target, writer):
     with pytest.raises(PipelineError, match=target.replace(".", r"\.")):
         load_model(directory)
     assert not marker.exists()
+
+
+def test_saved_model_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save_model(make_model(hidden=8), tmp_path / "m", {})
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644

@@ -143,7 +143,8 @@ def test_evaluate_perfect_and_missing(trained, tmp_path):
     for tsv in sorted(ds.glob("*.tsv"))[:-1]:  # the last clip gets no prediction
         shutil.copy(tsv, pred / tsv.name)
     r = CliRunner().invoke(cli, ["evaluate", "--pred", str(pred), "--ref", str(ds), "--json"], catch_exceptions=False)
-    report = json.loads(r.output.split("\nmissing")[0])
+    assert r.exit_code == 1  # a missing prediction is a failed input
+    report = json.loads(r.output.split("\nFAILED missing")[0])
     assert report["missing"] == ["clip07.wav"]
     for name, per in report["per_file"].items():
         if name != "clip07.wav":

@@ -1,0 +1,167 @@
+"""The output folder (``--out``): where each input's files go, and which files the pipeline owns.
+
+Three rules, each kept here and nowhere else:
+
+- **Inside ``--out`` only.** An input's output name comes from its path relative to its input root
+  (:func:`safe_relative`): ``..`` and absolute parts can never lead outside, whatever a manifest
+  says, and the final path is checked to resolve inside the folder (a symlink in it cannot lead out
+  either).
+- **One input, one set of files.** Two inputs whose files would share a name (``rec.wav`` and
+  ``rec.flac``; ``a.wav``'s ``a.scores.json`` and ``a.scores.wav``'s ``.json``) both keep the
+  extension in their name (``rec.wav.tsv``, ``rec.flac.tsv``); if that still clashes, a short hash
+  of the source path is added (:func:`assign_bases`).
+- **Never overwrite what it did not write.** Every file written is recorded (path, size, mtime) in
+  ``OUT/.pipeline-outputs``; an existing file is replaced only if the record says the pipeline
+  wrote it and it is unchanged since. Anything else (reference labels beside the audio when
+  ``--out`` is the input folder, a file the user edited) is left alone and that input fails with a
+  message naming the file. Files are written beside their final name and renamed into place.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable
+
+from .errors import ParameterError, PipelineError
+
+RECORD = ".pipeline-outputs"
+
+
+class OutputError(PipelineError):
+    """One input's output cannot be written (not ours to overwrite, a clash, an OS error)."""
+
+
+def safe_relative(rel: str | Path) -> PurePosixPath:
+    """A relative path with no way out: ``..`` and ``.`` dropped, anchors and drives removed.
+
+    ``../audio/clip.flac`` -> ``audio/clip.flac``; ``/data/x.wav`` -> ``data/x.wav``;
+    ``a/../../b.wav`` -> ``b.wav``. An empty result becomes ``_``.
+    """
+    parts = []
+    for part in PurePosixPath(Path(rel).as_posix()).parts:
+        if part in ("", ".", "..", "/") or part.endswith(":") or part.startswith("//"):
+            continue
+        parts.append(part)
+    return PurePosixPath(*parts) if parts else PurePosixPath("_")
+
+
+def _candidate(rel: PurePosixPath, level: int, source: str) -> PurePosixPath:
+    """Output base of one input at a disambiguation level: stem, full name, name + hash."""
+    if level == 0:
+        return rel.parent / (rel.stem or rel.name)
+    if level == 1:
+        return rel
+    digest = hashlib.sha1(os.fsencode(source)).hexdigest()[:8]
+    return rel.parent / f"{rel.name}-{digest}"
+
+
+def assign_bases(items: Iterable[tuple[str, str | Path]], suffixes: Iterable[str]) -> dict[str, PurePosixPath]:
+    """Output base (relative, no suffix) for each ``(source, rel)``, no two inputs sharing a file.
+
+    ``suffixes`` are every suffix that will be added to a base (``.tsv``, ``.scores.json``, ...).
+    Inputs involved in a clash move to the next level of :func:`_candidate` until none is left.
+    Names are compared case-folded, so the outputs also stay apart on case-insensitive disks.
+    """
+    items = [(src, safe_relative(rel)) for src, rel in items]
+    suffixes = list(dict.fromkeys(suffixes))
+    level = {src: 0 for src, _ in items}
+    reserved = {RECORD.casefold()}
+    for _ in range(3):
+        owners: dict[str, set[str]] = {}
+        for src, rel in items:
+            base = _candidate(rel, level[src], src)
+            for suffix in suffixes:
+                owners.setdefault(str(base.with_name(base.name + suffix)).casefold(), set()).add(src)
+        clashes = {s for name, srcs in owners.items() if len(srcs) > 1 or name in reserved for s in srcs}
+        if not clashes:
+            break
+        for src in clashes:
+            level[src] = min(level[src] + 1, 2)
+    return {src: _candidate(rel, level[src], src) for src, rel in items}
+
+
+class OutputDir:
+    """The ``--out`` folder of one run: checked writable up front, then files written one by one."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / RECORD, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ParameterError(f"--out {self.root}: cannot write there ({exc.strerror or exc})") from None
+        self._real = Path(os.path.realpath(self.root))
+        self._owned = self._read_record()
+        self._this_run: set[Path] = set()
+
+    def _read_record(self) -> dict[str, tuple[int, int]]:
+        owned: dict[str, tuple[int, int]] = {}
+        try:
+            lines = (self.root / RECORD).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return owned
+        for line in lines:
+            try:
+                row = json.loads(line)
+                owned[row["path"]] = (int(row["size"]), int(row["mtime_ns"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line of a killed run: that file is simply not ours
+        if len(lines) > 2 * len(owned) + 64:  # reruns append: rewrite it with one line a file
+            text = "".join(json.dumps({"path": p, "size": n, "mtime_ns": t}, ensure_ascii=True) + "\n"
+                           for p, (n, t) in owned.items())
+            tmp = self.root / f".{RECORD}.{uuid.uuid4().hex[:8]}"
+            try:
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, self.root / RECORD)
+            except OSError:
+                pass  # the long record still works
+        return owned
+
+    def path(self, base: PurePosixPath, suffix: str) -> Path:
+        """``OUT/base+suffix``, checked to resolve inside ``OUT``."""
+        target = self.root / base.parent / (base.name + suffix)
+        real = Path(os.path.realpath(target))
+        if real != self._real and self._real not in real.parents:
+            raise OutputError(f"{target}: resolves to {real}, outside --out {self.root}; not written")
+        return target
+
+    def _check_ours(self, target: Path) -> None:
+        rel = target.relative_to(self.root).as_posix()
+        if target in self._this_run:
+            raise OutputError(f"{target}: already written by another input of this run; not overwritten")
+        if not os.path.lexists(target):
+            return
+        try:
+            st = target.stat()
+        except OSError as exc:
+            raise OutputError(f"{target}: exists and cannot be checked ({exc.strerror}); not overwritten") from None
+        if self._owned.get(rel) != (st.st_size, st.st_mtime_ns):
+            why = "was changed since the pipeline wrote it" if rel in self._owned else "was not written by the pipeline"
+            raise OutputError(f"{target}: exists and {why}; not overwritten (move it away or choose another --out)")
+
+    def write(self, target: Path, write: Callable[[Path], None]) -> Path:
+        """Write one file through ``write(tmp_path)`` (the temporary keeps the final suffix), then
+        rename it into place and record it. Raises :class:`OutputError` naming the file."""
+        self._check_ours(target)
+        tmp = target.with_name(f".{uuid.uuid4().hex[:8]}.{target.name}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write(tmp)
+            os.replace(tmp, target)
+            st = target.stat()
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        rel = target.relative_to(self.root).as_posix()
+        self._owned[rel] = (st.st_size, st.st_mtime_ns)
+        self._this_run.add(target)
+        line = json.dumps({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, ensure_ascii=True)
+        with open(self.root / RECORD, "a", encoding="utf-8") as fh:  # one short append per file
+            fh.write(line + "\n")
+        return target
