@@ -349,8 +349,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ParameterError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ParameterError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:  # a folder, a FIFO, no permission
+        raise ParameterError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
 
 
 def build_config(config_file: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),

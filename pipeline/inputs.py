@@ -60,17 +60,24 @@ def not_regular(path: str | Path) -> str | None:
 
 def read_manifest(path: Path) -> list[Path]:
     """Paths listed in a manifest, resolved against its folder."""
+    try:
+        return _read_manifest(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ParameterError(f"{path}: cannot read the manifest ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _read_manifest(path: Path) -> list[Path]:
     base = path.parent
     if path.suffix.lower() in (".csv", ".tsv"):
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh, delimiter=delim)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise ParameterError(f"{path}: a manifest needs a 'path' column "
                                      f"(columns: {', '.join(reader.fieldnames or [])})")
             rows = [row["path"] for row in reader if row.get("path")]
     else:
-        rows = [line.strip() for line in path.read_text().splitlines()
+        rows = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
     return [p if p.is_absolute() else base / p for p in map(Path, rows)]
 
@@ -113,7 +120,12 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], li
             for f in found:
                 add(f, p)
         elif p.is_file() and p.suffix.lower() in MANIFEST_EXTENSIONS:
-            for f in read_manifest(p):
+            try:
+                listed = read_manifest(p)
+            except ParameterError as exc:  # this input fails, named; the others go on
+                problems.append(str(exc))
+                continue
+            for f in listed:
                 add(f, p.parent)  # missing ones fail at load, named
         elif p.exists() or not any(ch in item for ch in "*?["):
             add(p, p.parent)  # a missing plain path fails at load, named, with the rest going on

@@ -147,7 +147,9 @@ class OutputDir:
         """Write one file through ``write(tmp_path)`` (the temporary keeps the final suffix), then
         rename it into place and record it. Raises :class:`OutputError` naming the file."""
         self._check_ours(target)
-        tmp = target.with_name(f".{uuid.uuid4().hex[:8]}.{target.name}")
+        # short (a name near the 255-byte limit must still have a temporary) and with the final
+        # suffix, which np.save and savefig go by
+        tmp = target.with_name(f".{uuid.uuid4().hex[:12]}.part{target.suffix}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             write(tmp)

@@ -677,3 +677,19 @@ def test_fuzzed_toml_raises_only_parameter_errors_naming_the_file(tmp_path, doc,
         build_config(path)
     except ParameterError as exc:
         assert str(path) in str(exc) or "command line" in str(exc), str(exc)
+
+
+def test_bad_manifests_and_names_too_long_for_the_disk_fail_alone(capsys, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    sf.write(d / "good.wav", speech_like(), SR)
+    long_name = "x" * 245 + ".wav"  # fits; its .scores.npy (256 bytes) does not
+    sf.write(d / long_name, speech_like(seed=1), SR)
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage\x00")
+    (tmp_path / "nopath.csv").write_text("file,labels\na.wav,\n")
+    code, out, err = run(capsys, "--cache-dir", tmp_path / "cache", "predict", d, tmp_path / "binary.csv",
+                         tmp_path / "nopath.csv", "--model", MODEL, "--out", tmp_path / "out", "--format", "npy")
+    assert code == 1 and "Traceback" not in err
+    assert "binary.csv: cannot read the manifest" in err and "nopath.csv: a manifest needs a 'path' column" in err
+    assert long_name[:-4] + ".scores.npy: cannot write" in err
+    assert (tmp_path / "out" / "good.scores.json").is_file()
