@@ -8,11 +8,11 @@ written by ``data/recipes/vad_corpus.py``; ``<corpus>/meta.json`` gives the per-
 background kind, telephone flag and utterance sources for the breakdowns):
 
 - **ours**: the whole path of one file in-process, ``pipeline.audio.load_audio`` (the model's
-  load settings) -> ``pipeline.features.compute`` (``spectrogram`` + the storage dtype, with the
+  load settings) -> ``pipeline.features.features_of`` (``spectrogram`` + the storage dtype, with the
   model's features settings from ``config.json``) -> ``pipeline.predict.score_files`` ->
   ``pipeline.predict.segments`` with the model's tuned predict settings
   (``pipeline.predict.config_for_model``). No cache is involved.
-- **ours N/batch**: the same, but N files per ``score_files`` call (``pipeline.runner.FILES_PER_BATCH``) (decode and features still
+- **ours N/batch**: the same, but N files per ``score_files`` call (``pipeline.predict.FILES_PER_BATCH``) (decode and features still
   per file), as ``predict`` on the command line batches them: a recurrent network at batch 1 is
   bound by per-time-step overhead, so this row shows what batching buys.
 - **ours CLI (cold)**: ``python -m pipeline -q -j THREADS --cache-dir <empty> predict <split dir>
@@ -87,7 +87,7 @@ FPS = 100.0
 HOP = SR // 100
 LABEL = "speech"
 WARMUP_SECONDS = 3.0
-from pipeline.runner import FILES_PER_BATCH as CLI_FILES_PER_BATCH  # noqa: E402  (the CLI's batching)
+from pipeline.predict import FILES_PER_BATCH as CLI_FILES_PER_BATCH  # noqa: E402  (the CLI's batching)
 SNR_BANDS = ((">=20", 20.0, math.inf), ("10..20", 10.0, 20.0), ("0..10", 0.0, 10.0),
              ("<0", -math.inf, 0.0))
 
@@ -190,7 +190,7 @@ def system_ours(model_dir: Path, threads: int) -> System:
     def infer_many(ys: list) -> list:
         Ss = []
         for y in ys:
-            arrays, _ = features.compute(fc, y, lc.sr)  # spectrogram + storage dtype, as the stage
+            arrays, _ = features.features_of(y, lc.sr, fc)  # spectrogram + storage dtype, as the stage
             Ss.append(np.asarray(arrays["S"], dtype=np.float32))
         return [[Segment(s.onset, s.offset, LABEL)
                  for s in segments(sc, classes=classes, fps=fps, pcfg=pc) if s.label == LABEL]

@@ -94,3 +94,68 @@ def reassemble(arr: np.ndarray, index: np.ndarray, file: int, n_frames: int) -> 
         _, start, valid = index[c]
         out[start: start + valid] = arr[c, :valid]
     return out
+
+
+# ------------------------------------------------------------------ the dataset stage
+
+
+def ensure_chunks(dataset, cfg, settings, *, valid=None, log=print):
+    """Features for every clip (cached, fanned out), then the chunk entry (cached).
+
+    ``valid`` is an optional second dataset used as the validation split; otherwise files are
+    split by ``chunk.valid_fraction`` and ``chunk.split_seed``. Files that fail are named by
+    ``log`` and left out.
+
+    Returns
+    -------
+    entry : cache.Entry of stage "chunk"
+    report : runner.Report of the features run (its ``failed`` list names the files left out)
+    """
+    from .cache import canonical_json
+    from .config import key_fields
+    from .errors import PipelineError
+    from .runner import ensure_dataset_entry, run_files
+
+    items = list(dataset.items) + (list(valid.items) if valid is not None else [])
+    cache = settings.cache()
+    report = run_files([i.source for i in items], cfg, settings, upto="features", cache=cache)
+    by_path = {r.path: r for r in report.results}
+    ok = [(i, by_path[str(i.source.path)]) for i in items if by_path[str(i.source.path)].status != "failed"]
+    for r in report.failed:
+        log(f"FAILED {r.error} (left out of the dataset)")
+    if not ok:
+        raise PipelineError(f"{dataset.origin}: no file of the dataset could be read")
+    names = [i.name for i, _ in ok]
+    if valid is not None:
+        valid_names = {i.name for i in valid.items}
+        file_split = np.array([n in valid_names for n in names], dtype=np.uint8)
+    else:
+        file_split = split_files(names, valid_fraction=cfg.chunk.valid_fraction, seed=cfg.chunk.split_seed)
+    classes = list(dataset.classes)
+    fkeys = [r.keys["features"] for _, r in ok]
+    labels_doc = hashlib.sha256(canonical_json(
+        [[n, [list(s) for s in i.segments]] for n, (i, _) in zip(names, ok)]).encode()).hexdigest()
+    config = {**key_fields(cfg.chunk), "classes": classes, "split": file_split.tolist()}
+    return ensure_dataset_entry(
+        cache, "chunk", config, fkeys + [labels_doc], where=str(dataset.origin),
+        build=lambda: _assemble(cache, cfg, ok, file_split, classes)), report
+
+
+def _assemble(cache, cfg, ok, file_split: np.ndarray, classes: list[str]) -> tuple[dict, dict]:
+    """Chunk arrays and metadata from the cached features and the items' labels."""
+    from .labels import segments_to_frames
+
+    feats, targets, files = [], [], []
+    for (item, r), split in zip(ok, file_split):
+        entry = cache.load("features", r.keys["features"])
+        S = entry["S"]
+        feats.append(S)
+        targets.append(segments_to_frames(item.segments, classes=classes, n_frames=S.shape[0],
+                                          fps=entry.meta["fps"], path=str(item.source.path)))
+        files.append({"name": item.name, "path": str(item.source.path), "features": r.keys["features"],
+                      "n_frames": int(S.shape[0]), "split": "valid" if split else "train"})
+    arrays = make_chunks(feats, targets, frames=cfg.chunk.frames, hop=cfg.chunk.hop, file_split=file_split)
+    fps = cache.read_meta("features", ok[0][1].keys["features"])["fps"]
+    meta = {"classes": classes, "files": files, "fps": fps, "n_bins": int(arrays["X"].shape[2]),
+            "duration": sum(f["n_frames"] for f in files) / fps}
+    return arrays, meta

@@ -16,9 +16,10 @@ import click
 
 from .config import Config, build_config
 from .errors import ParameterError, PipelineError
-from .stage import STAGES
+from .stage import STAGES, file_stages
 
 STAGE_NAMES = tuple(STAGES)
+FILE_STAGE_NAMES = tuple(file_stages(context_free=False))
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
@@ -30,6 +31,7 @@ class App:
     settings: "object"  # runner.Settings (imported lazily: it is cheap, but keeps the path clear)
     run: dict
     config_file: str | None
+    given: frozenset = frozenset()  # "section.key" names that --set gave
 
     def echo(self, msg: str = "", *, err: bool = False) -> None:
         if self.settings.verbosity >= 0 or err:
@@ -63,13 +65,13 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, schedule
     from .runner import Settings
 
     try:
-        config, extra = build_config(config_file, overrides)
+        config, extra, given = build_config(config_file, overrides)
     except ParameterError as exc:
         _fail_usage(str(exc))
     run = dict(extra.get("run", {}))
     settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
                         executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
-    ctx.obj = App(config, settings, run, config_file)
+    ctx.obj = App(config, settings, run, config_file, given)
 
 
 def resolve_device(app: App) -> App:
@@ -85,6 +87,13 @@ def resolve_device(app: App) -> App:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     app.settings = replace(app.settings, device=device)
     return app
+
+
+def _model_config(app: App, model_dir: str) -> Config:
+    """The run's config as the model sees it: its load and features, its post-processing."""
+    from .jobs import open_model
+
+    return open_model(model_dir, app.config, app.settings, app.given)[1]
 
 
 def report_and_exit(app: App, report) -> None:
@@ -138,8 +147,8 @@ def _log(app: App):
 @click.pass_obj
 def chunk(app: App, dataset, valid_spec):
     """Fixed chunks + frame targets of DATASET (cached; runs features as needed)."""
+    from .chunks import ensure_chunks
     from .dataset import load_dataset
-    from .runner import ensure_chunks
 
     ds = load_dataset(dataset)
     valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
@@ -162,8 +171,8 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
     """Fit a frame model on DATASET and write it to --out (works under torchrun too)."""
     import os
 
+    from .chunks import ensure_chunks
     from .dataset import load_dataset
-    from .runner import ensure_chunks
     from .train import fit
 
     if int(os.environ.get("RANK", "0")) > 0:
@@ -192,7 +201,8 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
 
 
 def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref_spec=None):
-    from .predict import parse_formats, predict_to_dir
+    from .jobs import predict_to_dir
+    from .outputs import parse_formats
 
     reference = None
     if ref_spec:
@@ -200,16 +210,8 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
 
         reference = {i.name: list(i.segments) for i in load_dataset(ref_spec).items}
     report, _ = predict_to_dir(inputs, model_dir, out_dir, app.config, resolve_device(app).settings,
-                               overrides=app_overrides(), formats=parse_formats(formats), plot=plot,
-                               reference=reference)
+                               given=app.given, formats=parse_formats(formats), plot=plot, reference=reference)
     return report
-
-
-def app_overrides() -> list[str]:
-    """The --set expressions of this invocation (predict checks them against the model)."""
-    ctx = click.get_current_context()
-    root = ctx.find_root()
-    return list(root.params.get("overrides") or ())
 
 
 @cli.command()
@@ -274,7 +276,7 @@ def tune(app: App, dataset, model_dir, metric):
     from .tune import tune_model
 
     res = tune_model(model_dir, dataset, app.config, resolve_device(app).settings, metric=metric,
-                     overrides=app_overrides(), log=_log(app))
+                     overrides=app.given, log=_log(app))
     app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {res['files']} files; "
              f"written to {model_dir}/config.json (old settings kept in predict_history)")
 
@@ -311,6 +313,8 @@ def run(app: App, to):
         _fail_usage(f"run.to={to!r} must be one of {', '.join(RUN_STAGES)}")
     inputs = [t["inputs"]] if isinstance(t["inputs"], str) else list(t["inputs"])
     if to in ("load", "features"):
+        if t["model"]:  # build exactly what the model will read, not the defaults
+            app = replace(app, config=_model_config(app, t["model"]))
         return _run_stage(resolve_device(app) if to != "load" else app, inputs, to)
     report = _predict(app, inputs, t["model"], t["out"], t["formats"], bool(t["plot"]), t["ref"] or None)
     if to == "evaluate" and t["ref"]:
@@ -341,17 +345,30 @@ def cache_ls(app: App, long_):
 
 @cache.command("status")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--stage", "upto", type=click.Choice(["load", "features"]), default="features")
+@click.option("--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Judge by this model's settings (its features; with --stage predict, its scores).")
+@click.option("--stage", "upto", type=click.Choice(FILE_STAGE_NAMES), default=None,
+              help="Last stage to check [default: predict with --model, else features].")
 @click.pass_obj
-def cache_status(app: App, inputs, upto):
-    """What the current config would recompute for INPUTS, and why."""
+def cache_status(app: App, inputs, model_dir, upto):
+    """What the current config (or --model's) would recompute for INPUTS, and why."""
     from .inputs import expand_inputs
     from .maintenance import status
+    from .stage import file_stages
 
+    upto = upto or ("predict" if model_dir else "features")
+    context, cfg = None, app.config
+    if model_dir:
+        from .jobs import open_model
+
+        scoring, cfg = open_model(model_dir, app.config, app.settings, app.given)
+        context = scoring.context
+    elif upto not in file_stages(context_free=True):
+        _fail_usage(f"cache status --stage {upto} needs --model (its keys depend on a model)")
     sources, problems = expand_inputs(inputs)
     for p in problems:
         click.echo(f"FAILED {p}", err=True)
-    click.echo(status(app.settings.cache(), app.config, sources, upto=upto))
+    click.echo(status(app.settings.cache(), cfg, sources, upto=upto, context=context))
 
 
 @cache.command("verify")

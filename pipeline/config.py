@@ -29,11 +29,29 @@ FEATURE_KINDS = ("stft", "power", "mel", "logmel", "mfcc", "fbank")
 CELLS = ("rnn", "lstm", "gru")
 TASKS = ("classify", "forecast")
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+WINDOWS = ("hamming", "triangular", "hann", "boxcar")  # overlap-add weights (pipeline.stitch)
 
 
 def nokey(default: Any) -> Any:
     """A field that does not change the output: it stays out of the cache key."""
     return field(default=default, metadata={"key": False})
+
+
+def scores(default: Any) -> Any:
+    """A predict field that changes the network's scores (the rest only post-process them)."""
+    return field(default=default, metadata={"scores": True})
+
+
+def score_fields(pcfg: Any) -> dict[str, Any]:
+    """The predict settings that change the scores (cached); see :func:`postprocess_fields`."""
+    return {f.name: getattr(pcfg, f.name) for f in fields(pcfg) if f.metadata.get("scores")}
+
+
+def postprocess_fields(pcfg: Any) -> dict[str, Any]:
+    """The predict settings applied to cached scores (thresholds, filters, durations): what ``tune``
+    searches and a model's ``config.json`` carries as its tuned post-processing."""
+    return {f.name: getattr(pcfg, f.name) for f in fields(pcfg)
+            if f.metadata.get("key", True) and not f.metadata.get("scores")}
 
 
 def _positive(section: str, **values: Any) -> None:
@@ -201,10 +219,10 @@ class PredictConfig:
     pad_onset: float = 0.0
     pad_offset: float = 0.0
     max_duration: float = 0.0  # 0: no limit
-    chunk_duration: float = 8.0
-    chunk_step: float = 4.0
-    window: str = "hamming"
-    stateful: bool = True  # unidirectional models carry the state across chunks
+    chunk_duration: float = scores(8.0)
+    chunk_step: float = scores(4.0)
+    window: str = scores("hamming")
+    stateful: bool = scores(True)  # unidirectional models carry the state across chunks
     batch_size: int = nokey(128)  # chunks per network call
 
     def __post_init__(self) -> None:
@@ -221,7 +239,7 @@ class PredictConfig:
         if not (0 < self.chunk_step <= self.chunk_duration):
             raise ParameterError(
                 f"predict.chunk_step={self.chunk_step} must be > 0 and <= chunk_duration={self.chunk_duration}")
-        _choice("predict", "window", self.window, ("hamming", "triangular", "hann", "boxcar"))
+        _choice("predict", "window", self.window, WINDOWS)
         _positive("predict", batch_size=self.batch_size)
 
 
@@ -356,10 +374,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(config_file: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
-                 base: Config | None = None) -> tuple[Config, dict[str, Any]]:
+                 base: Config | None = None) -> tuple[Config, dict[str, Any], frozenset[str]]:
     """Layer defaults (or ``base``), the TOML file and ``--set`` overrides.
 
-    Returns the config and the file's non-stage tables (e.g. ``[run]``) for the caller.
+    Returns the config, the file's non-stage tables (e.g. ``[run]``) for the caller, and the
+    ``"section.key"`` names the overrides set (so nothing needs to parse ``--set`` again).
     """
     data: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -387,4 +406,5 @@ def build_config(config_file: str | Path | None = None, overrides: tuple[str, ..
         src = "command line" if not config_file else f"{config_file} / --set"
         parts[name] = section_from_dict(klass, name, data.get(name, {}), base=getattr(base, name),
                                         source=src)
-    return Config(**parts), extra
+    given = frozenset(f"{section}.{key}" for section, key, _ in map(parse_set, overrides))
+    return Config(**parts), extra, given

@@ -307,6 +307,25 @@ def finish(S: np.ndarray, cfg: FeaturesConfig, sr: int, duration: float) -> tupl
                       "duration": duration}
 
 
-def compute(cfg: FeaturesConfig, y: np.ndarray, sr: int) -> tuple[dict[str, np.ndarray], dict]:
-    """Stage body on the CPU: the arrays and metadata of one features entry."""
+def features_of(y: np.ndarray, sr: int, cfg: FeaturesConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and metadata of one features entry for a waveform (CPU)."""
     return finish(spectrogram(y, sr=sr, cfg=cfg), cfg, sr, len(y) / sr)
+
+
+def compute(cfg: FeaturesConfig, load) -> tuple[dict[str, np.ndarray], dict]:
+    """Stage ``features``: one load entry (``y``, ``meta["sr"]``) -> spectrogram entry."""
+    return features_of(load["y"], load.meta["sr"], cfg)
+
+
+def compute_batched(cfg: FeaturesConfig, inputs: list, *, device: str = "cpu", **_):
+    """Stage ``features`` over many load entries per torch call (``--device cuda``), in groups of
+    ``cfg.batch_size`` files; yields ``(i, (arrays, meta))``, or ``(i, error)``, per input."""
+    for start in range(0, len(inputs), cfg.batch_size):
+        group = inputs[start: start + cfg.batch_size]
+        sr = group[0][0].meta["sr"]
+        outs = spectrogram_batch([up[0]["y"] for up in group], sr=sr, cfg=cfg, device=device)
+        for i, ((load,), S) in enumerate(zip(group, outs)):
+            try:
+                yield start + i, finish(S, cfg, sr, load.meta["duration"])
+            except ParameterError as exc:
+                yield start + i, exc

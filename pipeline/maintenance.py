@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from .cache import META, Cache
-from .config import Config, key_fields
+from .config import Config
 from .inputs import Source
-from .runner import FILE_STAGES, file_keys, stage_version
+from .runner import file_keys
+from .stage import STAGES, chain, key_config
 
 
 def human(n: float) -> str:
@@ -53,11 +54,12 @@ def listing(cache: Cache, *, long: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _why(cache: Cache, cfg: Config, stage: str, inputs: list[str], source: Path | None) -> str:
+def _why(cache: Cache, cfg: Config, stage: str, inputs: list[str], source: Path | None,
+         context: dict | None = None) -> str:
     """Explain a miss by the nearest existing entry: same inputs with other settings, or the
     same source file with other bytes."""
-    want = key_fields(getattr(cfg, stage))
-    version = stage_version(stage)
+    want = key_config(STAGES[stage], cfg, context)
+    version = STAGES[stage].version
     same_source = None
     for _, meta in _metas(cache, stage):
         if not meta:
@@ -76,26 +78,29 @@ def _why(cache: Cache, cfg: Config, stage: str, inputs: list[str], source: Path 
     return "never computed"
 
 
-def status(cache: Cache, cfg: Config, sources: list[Source], *, upto: str = "features") -> str:
-    """Per stage, how many sources are cached and what would be recomputed, with reasons."""
-    stages = FILE_STAGES[: FILE_STAGES.index(upto) + 1]
+def status(cache: Cache, cfg: Config, sources: list[Source], *, upto: str = "features",
+           context: dict | None = None) -> str:
+    """Per stage of ``upto``'s chain, how many sources are cached and what would be recomputed,
+    with reasons (the same keys as the runner: :func:`pipeline.runner.file_keys`)."""
+    stages = chain(upto)
     counts = {s: {"cached": 0, "compute": 0} for s in stages}
     lines = []
     for src in sources:
         try:
-            keys = file_keys(cache, cfg, src.path, upto)
+            keys = file_keys(cache, cfg, src.path, upto, context)
         except OSError as exc:
             lines.append(f"  {src.path}: unreadable ({exc.strerror or exc})")
             continue
-        inputs = [keys["source"]]
         for stage in stages:
+            st = STAGES[stage]
+            inputs = [keys[r] for r in st.requires] or [keys["source"]]
+            inputs += [(context or {})[n] for n in st.context_inputs]
             if cache.has(stage, keys[stage]):
                 counts[stage]["cached"] += 1
             else:
                 counts[stage]["compute"] += 1
-                reason = _why(cache, cfg, stage, inputs, src.path if stage == "load" else None)
+                reason = _why(cache, cfg, stage, inputs, None if st.requires else src.path, context)
                 lines.append(f"  {stage:<9} {src.path}: {reason}")
-            inputs = [keys[stage]]
     head = [f"{s:<9} {c['cached']} cached, {c['compute']} to compute" for s, c in counts.items()]
     return "\n".join(head + lines)
 
@@ -111,24 +116,32 @@ def verify_all(cache: Cache) -> tuple[list[str], int]:
 
 
 def unreachable(cache: Cache) -> set[tuple[str, str]]:
-    """Entries no current source can reach: load entries whose source file is gone or holds
-    other bytes, and every entry built (directly or not) on one of those."""
+    """Entries no current source can reach: entries of a stage read from files (``load``) whose
+    source file is gone or holds other bytes, and every entry built (directly or not) on one of
+    those, whatever its stage (walked to a fixed point, so the order of stages does not matter)."""
     gone: set[str] = set()
     out: set[tuple[str, str]] = set()
-    for key, meta in _metas(cache, "load"):
-        src = meta.get("source") if meta else None
-        try:
-            ok = src is not None and cache.fingerprint(src) in meta.get("inputs", [])
-        except OSError:
-            ok = False
-        if not ok:
-            gone.add(key)
-            out.add(("load", key))
-    for stage in [s for s in cache.stages() if s != "load"]:
+    readers = [name for name, st in STAGES.items() if not st.requires]
+    for stage in readers:
         for key, meta in _metas(cache, stage):
-            if meta and gone.intersection(meta.get("inputs", [])):
+            src = meta.get("source") if meta else None
+            try:
+                ok = src is not None and cache.fingerprint(src) in meta.get("inputs", [])
+            except OSError:
+                ok = False
+            if not ok:
                 gone.add(key)
                 out.add((stage, key))
+    rest = [(stage, key, meta) for stage in cache.stages() if stage not in readers
+            for key, meta in _metas(cache, stage) if meta]
+    changed = True
+    while changed:
+        changed = False
+        for stage, key, meta in rest:
+            if key not in gone and gone.intersection(meta.get("inputs", [])):
+                gone.add(key)
+                out.add((stage, key))
+                changed = True
     return out
 
 

@@ -28,6 +28,10 @@ from typing import Callable, Iterable
 from .errors import ParameterError, PipelineError
 
 RECORD = ".pipeline-outputs"
+SCORES = ".scores.npy"  # frames x classes float32, beside the segments
+SCORES_INFO = ".scores.json"  # its fps, class names, frame count and source
+FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "npy": SCORES}
+LABEL_FORMATS = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "json"}  # pipeline.labels names
 
 
 class OutputError(PipelineError):
@@ -167,3 +171,41 @@ class OutputDir:
         with open(self.root / RECORD, "a", encoding="utf-8") as fh:  # one short append per file
             fh.write(line + "\n")
         return target
+
+
+def parse_formats(text: str) -> list[str]:
+    """``"rttm,npy"`` -> ``["rttm", "npy"]``, each checked against :data:`FORMATS`."""
+    fmts = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad:
+        raise ParameterError(f"--format {bad[0]!r} must be among {', '.join(FORMATS)}")
+    return fmts
+
+
+def output_suffixes(formats: Iterable[str], plot: bool = False) -> list[str]:
+    """Every suffix one input's outputs get: ``.tsv`` always, the formats asked for, the plot."""
+    formats = list(formats)
+    suffixes = [FORMATS[f] for f in dict.fromkeys(["tsv", *formats])]
+    if "npy" in formats:
+        suffixes.append(SCORES_INFO)
+    return suffixes + ([".png"] if plot else [])
+
+
+def write_outputs(out: OutputDir, base: PurePosixPath, segs: list, scores, *, fps: float, classes: list[str],
+                  formats: Iterable[str], name: str) -> list[Path]:
+    """Write the requested formats of one input beside each other (``.tsv`` always) under ``base``."""
+    import numpy as np
+
+    from .labels import write_labels
+
+    written = []
+    for fmt in dict.fromkeys(["tsv", *formats]):
+        if fmt == "npy":
+            info = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name},
+                              indent=1) + "\n"
+            written.append(out.write(out.path(base, SCORES), lambda p: np.save(p, np.asarray(scores, dtype=np.float32))))
+            written.append(out.write(out.path(base, SCORES_INFO), lambda p: p.write_text(info)))
+        else:
+            written.append(out.write(out.path(base, FORMATS[fmt]), lambda p, f=fmt: write_labels(
+                list(segs), p, fmt=LABEL_FORMATS[f], name=Path(name).stem)))
+    return written

@@ -18,69 +18,71 @@ Two ways to run a model over a long file:
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 import torch
 
-from .config import Config, LoadConfig, FeaturesConfig, PredictConfig, section_from_dict
-from .errors import ModelError, ParameterError, PipelineError
-from .labels import Segment, write_labels
+from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fields, postprocess_fields,
+                     score_fields, section_from_dict)
+from .errors import ModelError, ParameterError
+from .labels import Segment
 from .nets import FrameModel
-from .outputs import OutputDir, assign_bases
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
-FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "npy": ".scores.npy"}
-LABEL_FMT = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "json"}
+FILES_PER_BATCH = 64  # files whose chunks share network calls (a recurrent net is bound by
+                      # per-time-step overhead at small batches)
+FRAMES_PER_BATCH = 4_000_000  # padded frames held at once (1 GiB of 64-bin float32)
 
 
 # ------------------------------------------------------------------ configuration from the model
 
 
-def config_for_model(model_config: dict[str, Any], cfg: Config, overrides: Iterable[str] = (), *,
+def config_for_model(model_config: dict[str, Any], cfg: Config, given: Iterable[str] = (), *,
                      where: str = "model config.json") -> Config:
     """The run's config with ``load`` and ``features`` rebuilt from the model's ``config.json``.
 
-    ``predict`` settings come from the model (its tuned post-processing) unless the command line
-    sets them. A ``--set load...`` or ``--set features...`` that contradicts the model is an
+    ``predict`` post-processing comes from the model (its tuned settings) unless the command line
+    set it (``given``: the ``"section.key"`` names it set, from :func:`pipeline.config.build_config`).
+    A ``load``/``features`` setting given on the command line that contradicts the model is an
     error: the network only understands the features it was trained on.
     """
-    from .config import key_fields, parse_set
-
     for table in ("load", "features"):
         if not isinstance(model_config.get(table), dict):
             raise ModelError(f"{where}: needs a {table!r} table (the settings the model was trained with)")
     classes = model_config.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
         raise ModelError(f"{where}: needs 'classes', a non-empty list of class names (got {classes!r})")
-    load = section_from_dict(LoadConfig, "load", model_config["load"], source="model config.json")
-    feats = section_from_dict(FeaturesConfig, "features", model_config["features"], source="model config.json")
+    load = section_from_dict(LoadConfig, "load", model_config["load"], source=where)
+    feats = section_from_dict(FeaturesConfig, "features", model_config["features"], source=where)
     trained = {"load": key_fields(load), "features": key_fields(feats)}  # what the output depends on
-    given = set()
-    for expr in overrides:
-        section, key, _ = parse_set(expr)
-        if section == "predict":
-            given.add(key)
-        elif key in trained.get(section, {}) and getattr(getattr(cfg, section), key) != trained[section][key]:
+    given = set(given)
+    for name in sorted(given):
+        section, key = name.split(".", 1)
+        if key in trained.get(section, {}) and getattr(getattr(cfg, section), key) != trained[section][key]:
             raise ParameterError(
-                f"--set {expr}: the model was trained with {section}.{key}={trained[section][key]!r}; "
-                f"predict rebuilds the model's features and cannot change them")
-    tunable = {f.name for f in dataclasses.fields(PredictConfig) if f.metadata.get("key", True)}
-    model_predict = {k: v for k, v in model_config.get("predict", {}).items() if k not in given and k in tunable}
+                f"--set {name}={getattr(getattr(cfg, section), key)!r}: the model was trained with "
+                f"{name}={trained[section][key]!r}; predict rebuilds the model's features and cannot change them")
+    tuned = postprocess_fields(cfg.predict)
+    model_predict = {k: v for k, v in model_config.get("predict", {}).items()
+                     if k in tuned and f"predict.{k}" not in given}
     predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
     feats = dataclasses.replace(feats, batch_size=cfg.features.batch_size)
     return cfg.replace(load=load, features=feats, predict=predict)
 
 
-def score_key_fields(model: FrameModel, pcfg: PredictConfig) -> dict[str, Any]:
-    """The predict settings that change the scores (not the post-processing)."""
-    if not model.cfg.bidirectional and pcfg.stateful:
+def runs_stateful(model: FrameModel, pcfg: PredictConfig) -> bool:
+    """Whether the scores come from one stateful pass (unidirectional model, ``stateful``), not
+    from overlapping chunks."""
+    return not model.cfg.bidirectional and pcfg.stateful
+
+
+def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
+    """Stage ``predict``'s key settings: the ones that change the scores for this model."""
+    if runs_stateful(context["model"], pcfg):
         return {"mode": "stateful"}
-    return {"mode": "overlap", "chunk_duration": pcfg.chunk_duration, "chunk_step": pcfg.chunk_step,
-            "window": pcfg.window}
+    return {"mode": "overlap", **{k: v for k, v in score_fields(pcfg).items() if k != "stateful"}}
 
 
 # ------------------------------------------------------------------ scores
@@ -115,13 +117,18 @@ def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: 
 SINGLE_CHUNK_SLACK = 1.25  # a file up to this many chunk lengths runs as one chunk
 
 
+def single_chunk(n_frames: int, frames: int) -> bool:
+    """A file of at most ``SINGLE_CHUNK_SLACK`` chunk lengths runs as one chunk of its own length."""
+    return n_frames <= SINGLE_CHUNK_SLACK * frames
+
+
 def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
     """Chunk starts covering ``n_frames``, the last moved back to end at the last frame.
 
     A file of at most ``SINGLE_CHUNK_SLACK * frames`` frames is one chunk of its own length
     (returns ``[0]``): a 20.02 s file with 20 s chunks is one pass, not two nearly equal ones.
     """
-    if n_frames <= SINGLE_CHUNK_SLACK * frames:
+    if single_chunk(n_frames, frames):
         return np.zeros(1 if n_frames else 0, dtype=np.int64)
     starts = chunk_starts(n_frames, frames=frames, hop=hop)
     starts[-1] = n_frames - frames
@@ -138,7 +145,7 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
     see any).
     """
     jobs: dict[int, list[tuple[int, int]]] = {}  # chunk length -> [(file, start)]
-    single = [len(S) <= SINGLE_CHUNK_SLACK * frames for S in feats]
+    single = [single_chunk(len(S), frames) for S in feats]
     for i, S in enumerate(feats):
         if single[i]:
             jobs.setdefault(len(S), []).append((i, 0))
@@ -168,7 +175,7 @@ def score_files(model: FrameModel, feats: list[np.ndarray], *, fps: float, pcfg:
                 device: str = "cpu") -> list[np.ndarray]:
     """Frame scores [shape=(n_frames, C)] for each spectrogram, by the model's way of running."""
     frames = max(1, int(round(pcfg.chunk_duration * fps)))
-    if not model.cfg.bidirectional and pcfg.stateful:
+    if runs_stateful(model, pcfg):
         return score_stateful(model, feats, chunk_frames=frames, device=device)
     hop = max(1, int(round(pcfg.chunk_step * fps)))
     return score_overlap(model, feats, frames=frames, hop=hop, window=pcfg.window,
@@ -188,94 +195,33 @@ def segments(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: Predic
         max_duration=pcfg.max_duration)
 
 
-def output_suffixes(formats: Iterable[str], plot: bool = False) -> list[str]:
-    """Every suffix one input's outputs get: ``.tsv`` always, the formats asked for, the plot."""
-    suffixes = [FORMATS[f] for f in dict.fromkeys(["tsv", *formats])]
-    if "npy" in formats:
-        suffixes.append(".scores.json")
-    return suffixes + ([".png"] if plot else [])
+def length_batches(items: list, lengths: list[int], max_files: int = FILES_PER_BATCH,
+                   max_frames: int = FRAMES_PER_BATCH):
+    """Groups of items of similar length (sorted), each at most ``max_files`` long and padded to
+    at most ``max_frames`` frames in all (``len(group) * longest``), so that one long recording
+    neither pads many short ones nor blows the memory."""
+    order = sorted(range(len(items)), key=lambda i: lengths[i])
+    group: list[int] = []
+    for i in order:
+        if group and (len(group) >= max_files or (len(group) + 1) * lengths[i] > max_frames):
+            yield [items[j] for j in group]
+            group = []
+        group.append(i)
+    if group:
+        yield [items[j] for j in group]
 
 
-def write_outputs(out, base, segs: list[Segment], scores: np.ndarray, *, fps: float, classes: list[str],
-                  formats: Iterable[str], name: str) -> list[Path]:
-    """Write the requested formats beside each other (``.tsv`` always) through ``out``
-    (:class:`pipeline.outputs.OutputDir`), under the relative ``base`` name."""
-    written = []
-    for fmt in dict.fromkeys(["tsv", *formats]):
-        if fmt == "npy":
-            side = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name},
-                              indent=1) + "\n"
-            written.append(out.write(out.path(base, FORMATS[fmt]),
-                                     lambda p: np.save(p, np.asarray(scores, dtype=np.float32))))
-            written.append(out.write(out.path(base, ".scores.json"), lambda p: p.write_text(side)))
-        else:
-            written.append(out.write(out.path(base, FORMATS[fmt]), lambda p, f=fmt: write_labels(
-                list(segs), p, fmt=LABEL_FMT[f], name=Path(name).stem)))
-    return written
-
-
-def parse_formats(text: str) -> list[str]:
-    fmts = [f.strip() for f in text.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in FORMATS]
-    if bad:
-        raise ParameterError(f"--format {bad[0]!r} must be among {', '.join(FORMATS)}")
-    return fmts
-
-
-# ------------------------------------------------------------------ the whole job
-
-
-def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings, *,
-                   overrides: Iterable[str] = (), formats: Iterable[str] = (), plot: bool = False,
-                   reference: dict[str, list[Segment]] | None = None):
-    """Scores (cached) -> segments -> files in ``out_dir`` mirroring the inputs, and plots.
-
-    Returns the run's :class:`pipeline.runner.Report` and the config used (the model's features
-    and post-processing, with the command line's predict overrides).
-    """
-    from .inputs import expand_inputs
-    from .nets import WEIGHTS_FILE, load_model
-    from .runner import predict_files
-
-    model, mconf = load_model(model_dir)
-    cfg = config_for_model(mconf, cfg, overrides, where=f"{model_dir}/config.json")
-    formats = list(formats)
-    out = OutputDir(out_dir)  # checked writable before any work
-    cache = settings.cache()
-    digest = cache.fingerprint(Path(model_dir) / WEIGHTS_FILE)
-    sources, problems = expand_inputs(inputs)
-    report = predict_files(sources, model, digest, cfg, settings, problems=problems)
-    classes = list(mconf["classes"])
-    by_path = {str(s.path): s for s in sources}
-    bases = assign_bases([(str(s.path), s.rel) for s in sources], output_suffixes(formats, plot))
-    for r in report.results:
-        if r.status == "failed":
-            continue
-        src = by_path[r.path]
-        try:
-            _write_one(out, bases[r.path], src, r, cache, cfg, classes, formats, plot, reference)
-        except PipelineError as exc:  # this input's outputs only; the others go on
-            r.status, r.error = "failed", str(exc)
-    return report, cfg
-
-
-def _write_one(out, base, src, r, cache, cfg: Config, classes: list[str], formats: list[str], plot: bool,
-               reference: dict[str, list[Segment]] | None) -> None:
-    """Segments of one input's cached scores, written in every format asked for (and its plot)."""
-    entry = cache.load("predict", r.keys["predict"])
-    fps = float(entry.meta["fps"])
-    scores = np.asarray(entry["scores"])
-    segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
-    write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
-    if plot:
-        from .plot import plot_file
-        from .runner import ensure_entry
-
-        ref = None
-        if reference is not None:
-            ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
-        S = np.asarray(ensure_entry(cache, cfg, "features", r.keys, str(src.path))["S"])
-        out.write(out.path(base, ".png"), lambda p: plot_file(
-            p, S=S, fps=fps, scores=scores, classes=classes, segments=segs, reference=ref,
-            threshold=cfg.predict.threshold, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
-            kind=cfg.features.kind))
+def compute_batched(pcfg: PredictConfig, inputs: list, *, model: FrameModel, device: str = "cpu",
+                    threads: int = 1, files_per_batch: int = FILES_PER_BATCH, **_):
+    """Stage ``predict``: frame scores of many features entries, several files per network call
+    (files of similar length together); yields ``(i, ({"scores": ...}, meta))`` per input."""
+    torch.set_num_threads(max(1, threads))
+    model.to(device).eval()
+    lengths = [int(up[0].meta["n_frames"]) for up in inputs]
+    for group in length_batches(list(range(len(inputs))), lengths, files_per_batch):
+        entries = [inputs[i][0] for i in group]
+        fps = float(entries[0].meta["fps"])
+        scores = score_files(model, [np.asarray(e["S"], dtype=np.float32) for e in entries], fps=fps,
+                             pcfg=pcfg, device=device)
+        for i, e, sc in zip(group, entries, scores):
+            yield i, ({"scores": sc}, {"fps": fps, "duration": e.meta["duration"], "device": device})

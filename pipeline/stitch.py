@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .config import WINDOWS  # the names live with the setting that takes them
 from .errors import ParameterError
-
-WINDOWS = ("hamming", "triangular", "hann", "boxcar")
 WINDOW_FLOOR = 1e-3  # relative to the window's peak
 
 

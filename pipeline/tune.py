@@ -108,7 +108,7 @@ def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, 
     from .dataset import load_dataset
     from .nets import CONFIG_FILE, WEIGHTS_FILE, load_model
     from .predict import config_for_model
-    from .runner import predict_files
+    from .jobs import predict_files
 
     model, mconf = load_model(model_dir)
     cfg = config_for_model(mconf, cfg, overrides, where=f"{model_dir}/config.json")

@@ -8,7 +8,8 @@ from pipeline.chunks import make_chunks, normalization_stats, reassemble, split_
 from pipeline.config import ChunkConfig, Config
 from pipeline.dataset import load_dataset
 from pipeline.errors import LabelError, ParameterError
-from pipeline.runner import Settings, ensure_chunks
+from pipeline.chunks import ensure_chunks
+from pipeline.runner import Settings
 from synth import tone_dataset
 
 

@@ -23,7 +23,7 @@ def test_defaults_and_documented_keys_exist():
 def test_precedence_command_line_over_file_over_defaults(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('[features]\nn_mels = 80\nkind = "mfcc"\n[load]\nsr = 8000\n')
-    cfg, _ = build_config(f, ["features.n_mels=40", "predict.threshold=0.7"])
+    cfg, _, _ = build_config(f, ["features.n_mels=40", "predict.threshold=0.7"])
     assert cfg.features.n_mels == 40  # --set wins
     assert cfg.features.kind == "mfcc" and cfg.load.sr == 8000  # file over defaults
     assert cfg.predict.threshold == 0.7 and cfg.features.hop_length == 160

@@ -16,7 +16,8 @@ from pipeline.dataset import load_dataset
 from pipeline.labels import read_labels
 from pipeline.nets import FrameModel, load_model
 from pipeline.predict import chunk_plan, score_files
-from pipeline.runner import Settings, ensure_chunks
+from pipeline.chunks import ensure_chunks
+from pipeline.runner import Settings
 from pipeline.train import fit
 from synth import tone_dataset
 
@@ -29,7 +30,7 @@ def trained(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pred")
     ds = tone_dataset(root / "ds", n=8, seconds=5.0)
-    cfg, _ = build_config(None, SMALL)
+    cfg, _, _ = build_config(None, SMALL)
     entry, _ = ensure_chunks(load_dataset(ds), cfg, Settings(cache_dir=str(root / "cache")))
     fit(entry, cfg, root / "model", log=lambda m: None)
     return root, ds, root / "model"
@@ -169,7 +170,7 @@ def test_tune_improves_or_keeps_and_records_history(trained, tmp_path):
 
 
 def test_length_batches_bound_padding_and_count():
-    from pipeline.runner import _length_batches
+    from pipeline.predict import length_batches as _length_batches
 
     lengths = [10, 500, 12, 11, 480, 9, 1000]
     groups = list(_length_batches(list(range(7)), lengths, max_files=3, max_frames=1000))

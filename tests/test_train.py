@@ -18,7 +18,8 @@ from pipeline.config import build_config
 from pipeline.dataset import load_dataset
 from pipeline.errors import ParameterError
 from pipeline.nets import load_model
-from pipeline.runner import Settings, ensure_chunks
+from pipeline.chunks import ensure_chunks
+from pipeline.runner import Settings
 from pipeline.train import fit
 from synth import tone_dataset
 
@@ -35,7 +36,7 @@ def tones(tmp_path_factory):
 
 def train_small(tones, tmp_path, *extra, epochs=8):
     ds_path, cache = tones
-    cfg, _ = build_config(None, SMALL + [f"train.epochs={epochs}", *extra])
+    cfg, _, _ = build_config(None, SMALL + [f"train.epochs={epochs}", *extra])
     entry, _ = ensure_chunks(load_dataset(ds_path), cfg, Settings(cache_dir=str(cache)))
     best = fit(entry, cfg, tmp_path / "model", log=lambda m: None)
     return best, entry
@@ -85,7 +86,7 @@ def test_errors_before_training(tmp_path):
     root = make(tmp_path / "ds", n=3, seconds=2.0)
     for f in root.glob("*.tsv"):
         f.write_text("onset\toffset\tevent_label\n")  # no events at all
-    cfg, _ = build_config(None, SMALL)
+    cfg, _, _ = build_config(None, SMALL)
     entry, _ = ensure_chunks(load_dataset(root), cfg, Settings(cache_dir=str(tmp_path / "c")))
     with pytest.raises(ParameterError, match="needs labels"):
         fit(entry, cfg, tmp_path / "m", log=lambda m: None)

@@ -1,0 +1,115 @@
+"""Whole jobs above the runner: "score these inputs with this model", then segments and files.
+
+The runner brings stages up to date; a job strings them together for a person's question. One
+place loads a model for a run (its features and tuned post-processing become the run's settings,
+:func:`open_model`), one place scores inputs with it (:func:`predict_files`, used by ``predict``,
+``plot``, ``tune``, ``run`` and the Python API), and one place writes a prediction folder
+(:func:`predict_to_dir`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import Config
+from .errors import PipelineError
+from .inputs import Source, expand_inputs
+from .labels import Segment
+from .outputs import OutputDir, assign_bases, output_suffixes, write_outputs
+from .runner import Report, Settings, ensure_entry, run_files
+
+
+@dataclass
+class ScoringModel:
+    """A model loaded for runs: the network, its ``config.json``, and its weights' digest (which
+    enters the keys of the scores it computes)."""
+
+    model: Any  # nets.FrameModel
+    config: dict[str, Any]
+    directory: Path
+    digest: str
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"])
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """What stage ``predict`` needs beside its features (see :mod:`pipeline.stage`)."""
+        return {"model": self.model, "model_digest": self.digest}
+
+
+def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: Iterable[str] = ()
+               ) -> tuple[ScoringModel, Config]:
+    """Load a model directory; returns it and the run's config, whose ``load``/``features`` are the
+    model's and whose post-processing is the model's unless the command line set it (``given``)."""
+    from .nets import WEIGHTS_FILE, load_model
+    from .predict import config_for_model
+
+    model, mconf = load_model(model_dir)
+    run_cfg = config_for_model(mconf, cfg, given, where=f"{model_dir}/config.json")
+    digest = settings.cache().fingerprint(Path(model_dir) / WEIGHTS_FILE)
+    return ScoringModel(model, mconf, Path(model_dir), digest), run_cfg
+
+
+def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
+                  problems: Iterable[str] = (), cache=None) -> Report:
+    """Frame scores of every source (stage ``predict``, cached), features computed as needed.
+
+    Misses are scored in this process, several files per network call, on ``settings.device``
+    (``-j`` sets the torch threads and the feature workers).
+    """
+    return run_files(sources, cfg, settings, upto="predict", problems=problems, cache=cache,
+                     context={"model": model, "model_digest": model_digest})
+
+
+def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings: Settings, *,
+                   given: Iterable[str] = (), formats: Iterable[str] = (), plot: bool = False,
+                   reference: dict[str, list[Segment]] | None = None) -> tuple[Report, Config]:
+    """Scores (cached) -> segments -> files in ``out_dir`` mirroring the inputs, and plots.
+
+    Returns the run's report (an input whose files cannot be written is failed in it) and the
+    config used (the model's features and post-processing, with the command line's overrides).
+    """
+    scoring, cfg = open_model(model_dir, cfg, settings, given)
+    formats = list(formats)
+    out = OutputDir(out_dir)  # checked writable before any work
+    cache = settings.cache()
+    sources, problems = expand_inputs(inputs)
+    report = predict_files(sources, scoring.model, scoring.digest, cfg, settings, problems=problems, cache=cache)
+    by_path = {str(s.path): s for s in sources}
+    bases = assign_bases([(str(s.path), s.rel) for s in sources], output_suffixes(formats, plot))
+    for r in report.results:
+        if r.status == "failed":
+            continue
+        try:
+            _write_one(out, bases[r.path], by_path[r.path], r, cache, cfg, scoring.classes, formats, plot, reference)
+        except PipelineError as exc:  # this input's outputs only; the others go on
+            r.status, r.error = "failed", str(exc)
+    return report, cfg
+
+
+def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes: list[str], formats: list[str],
+               plot: bool, reference: dict[str, list[Segment]] | None) -> None:
+    """Segments of one input's cached scores, written in every format asked for (and its plot)."""
+    import numpy as np
+
+    from .predict import segments
+
+    entry = cache.load("predict", r.keys["predict"])
+    fps = float(entry.meta["fps"])
+    scores = np.asarray(entry["scores"])
+    segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
+    write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
+    if plot:
+        from .plot import plot_file
+
+        ref = None
+        if reference is not None:
+            ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
+        S = np.asarray(ensure_entry(cache, cfg, "features", r.keys, str(src.path))["S"])
+        out.write(out.path(base, ".png"), lambda p: plot_file(
+            p, S=S, fps=fps, scores=scores, classes=classes, segments=segs, reference=ref,
+            threshold=cfg.predict.threshold, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
+            kind=cfg.features.kind))
