@@ -23,8 +23,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fields, postprocess_fields,
-                     score_fields, section_from_dict)
+from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fields, score_fields,
+                     section_from_dict)
 from .errors import ModelError, ParameterError
 from .labels import Segment
 from .nets import FrameModel
@@ -43,8 +43,8 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, given: Iterable[
                      where: str = "model config.json") -> Config:
     """The run's config with ``load`` and ``features`` rebuilt from the model's ``config.json``.
 
-    ``predict`` post-processing comes from the model (its tuned settings) unless the command line
-    set it (``given``: the ``"section.key"`` names it set, from :func:`pipeline.config.build_config`).
+    ``predict`` settings (how it is run, its tuned post-processing) come from the model unless the
+    command line set them (``given``: the ``"section.key"`` names it set, from :func:`pipeline.config.build_config`).
     A ``load``/``features`` setting given on the command line that contradicts the model is an
     error: the network only understands the features it was trained on.
     """
@@ -64,9 +64,9 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, given: Iterable[
             raise ParameterError(
                 f"--set {name}={getattr(getattr(cfg, section), key)!r}: the model was trained with "
                 f"{name}={trained[section][key]!r}; predict rebuilds the model's features and cannot change them")
-    tuned = postprocess_fields(cfg.predict)
+    stored = key_fields(cfg.predict)  # how the model is run and post-processed (not batch sizes)
     model_predict = {k: v for k, v in model_config.get("predict", {}).items()
-                     if k in tuned and f"predict.{k}" not in given}
+                     if k in stored and f"predict.{k}" not in given}
     predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
     feats = dataclasses.replace(feats, batch_size=cfg.features.batch_size)
     return cfg.replace(load=load, features=feats, predict=predict)

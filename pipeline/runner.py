@@ -127,7 +127,7 @@ def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], so
         raise PipelineError(f"{source}: stage {stage!r} is computed in batches only (no per-file form)")
     t0 = time.perf_counter()
     upstream = [ensure_entry(cache, cfg, r, keys, source, context) for r in st.requires] or [Path(source)]
-    arrays, meta = st.function()(getattr(cfg, st.section), *upstream, **(context or {}))
+    arrays, meta = st.function()(getattr(cfg, st.section) if st.section else None, *upstream, **(context or {}))
     extra = {} if st.requires else {"source": str(Path(source).resolve())}
     return store(cache, cfg, stage, keys, arrays, {**meta, **extra}, t0=t0, where=source, context=context)
 
@@ -381,8 +381,9 @@ def _run_batched(cache: Cache, todo: list[tuple[Source, dict[str, str]]], cfg: C
             results.append(_failure(str(src.path), keys, exc, settings.verbosity > 0, []))
     bar = _progress(len(kept), upto, settings.verbosity < 0)
     t1 = time.perf_counter()
-    for i, out in st.function("batched")(getattr(cfg, st.section), inputs, device=settings.device,
-                                         threads=settings.jobs, **(context or {})):
+    section = getattr(cfg, st.section) if st.section else None
+    for i, out in st.function("batched")(section, inputs, device=settings.device, threads=settings.jobs,
+                                         **(context or {})):
         src, keys = kept[i]
         path = str(src.path)
         try:

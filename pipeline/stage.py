@@ -31,7 +31,7 @@ from typing import Any, Callable
 class Stage:
     name: str
     version: int
-    section: str  # the config section whose key fields enter the key
+    section: str | None  # the config section whose key fields enter the key (None: no settings)
     requires: tuple[str, ...]  # upstream stages; () = the source file itself
     compute: str | None  # "module:function", see the module docstring
     per: str = "file"  # "file" (one entry per input) or "dataset" (one entry for many)
@@ -95,9 +95,9 @@ def file_stages(*, context_free: bool = True) -> list[str]:
 
 def key_config(stage: Stage, cfg: Any, context: dict | None = None) -> dict[str, Any]:
     """The settings of ``stage`` that enter its key (see :class:`Stage`)."""
-    section = getattr(cfg, stage.section)
+    section = getattr(cfg, stage.section) if stage.section else None
     if stage.key_config:
         return stage.function("key_config")(section, context or {})
     from .config import key_fields
 
-    return key_fields(section)
+    return key_fields(section) if section is not None else {}
