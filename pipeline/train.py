@@ -197,6 +197,33 @@ def _write_history(out: Path, history: list[dict]) -> None:
     plt.close(fig)
 
 
+@dataclasses.dataclass
+class Trainer:
+    """Everything one training run holds: the model (and its DDP wrapper), the optimiser, the
+    schedule, the chunks, and where the run stands (for the checkpoint)."""
+
+    model: FrameModel
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    dist: Dist
+    arrays: dict
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    per_rank: int
+    use_amp: bool
+    start_epoch: int = 1
+    best: float = float("inf")
+    bad_epochs: int = 0
+    history: list = dataclasses.field(default_factory=list)
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "epoch": epoch, "best": self.best,
+                "bad_epochs": self.bad_epochs, "history": self.history}
+
+
 def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
         threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None) -> dict[str, Any]:
     """Train on a chunk cache entry and write the model directory.
@@ -216,23 +243,54 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     metrics : dict of the best epoch
     """
     torch.set_num_threads(threads)
-    dist = setup_distributed(device)
-    device = dist.device
     out = Path(out_dir)
+    t = set_up(entry, cfg, setup_distributed(device), log)
+    if resume:
+        resume_from(t, out / CHECKPOINT, log)
+    if t.dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
+            f"{' bidirectional' if cfg.model.bidirectional else ''} ({t.model.n_parameters():,} parameters) "
+            f"on {len(t.train_idx)} chunks, validating on {len(t.valid_idx)}, {t.dist.world} process(es), "
+            f"{t.dist.device}")
+    for epoch in range(t.start_epoch, cfg.train.epochs + 1):
+        if t.bad_epochs >= cfg.train.patience:
+            break
+        row, improved = run_epoch(t, cfg, epoch)
+        if t.dist.main:
+            _log_epoch(log, row, improved)
+            if improved:
+                save_model(t.model, out, model_record(cfg, entry.meta, entry.key, dict(record or {}), row))
+            _save_checkpoint(out / CHECKPOINT, t.state(epoch))
+            _write_history(out, t.history)
+    best_row = min(t.history, key=lambda r: r["valid_loss"]) if t.history else {}
+    if t.dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+        tdist.destroy_process_group()
+    if t.dist.main and not (out / "model.safetensors").is_file():
+        raise PipelineError(f"{out}: training ended without a model (no epoch ran)")
+    return best_row
+
+
+def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None]) -> Trainer:
+    """Check the chunks, build the model (with the training split's normalisation), the optimiser
+    and the warm-up + cosine schedule; wrap the model in DDP under torchrun."""
     arrays, meta = entry.arrays, entry.meta
     train_idx, valid_idx = check_training_data(arrays, meta, cfg)
     if np.array_equal(train_idx, valid_idx) and dist.main:
         log("note: no validation files; validating on the training chunks")
     torch.manual_seed(cfg.train.seed)
-    n_classes = max(1, len(meta["classes"]))
-    model = FrameModel(cfg.model, n_features=meta["n_bins"], n_outputs=n_classes)
+    model = FrameModel(cfg.model, n_features=meta["n_bins"], n_outputs=max(1, len(meta["classes"])))
     model.set_normalization(np.array(arrays["mean"]), np.array(arrays["std"]))
-    model.to(device)
+    model.to(dist.device)
     net: torch.nn.Module = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[int(device.split(":")[1])] if "cuda" in device else None)
+        net = DistributedDataParallel(model, device_ids=[int(dist.device.split(":")[1])]
+                                      if "cuda" in dist.device else None)
     tc = cfg.train
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     per_rank = len(train_idx) // dist.world
@@ -241,83 +299,74 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     steps_per_epoch = math.ceil(per_rank / tc.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch))
-    use_amp = tc.amp and device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    use_amp = tc.amp and dist.device.startswith("cuda")
+    return Trainer(model, net, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), dist, arrays,
+                   train_idx, valid_idx, per_rank, use_amp)
 
-    start_epoch, best, bad_epochs, history = 1, float("inf"), 0, []
-    ckpt_path = out / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, best, bad_epochs = state["epoch"] + 1, state["best"], state["bad_epochs"]
-        history = state["history"]
-        if dist.main:
-            log(f"resuming from {ckpt_path} after epoch {state['epoch']}")
-    elif resume and dist.main:
-        log(f"no {ckpt_path} to resume from; starting afresh")
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
-            f"{' bidirectional' if cfg.model.bidirectional else ''} ({model.n_parameters():,} parameters) "
-            f"on {len(train_idx)} chunks, validating on {len(valid_idx)}, {dist.world} process(es), {device}")
 
-    record = dict(record or {})
-    for epoch in range(start_epoch, tc.epochs + 1):
-        if bad_epochs >= tc.patience:
-            break
-        net.train()
-        rng = np.random.default_rng([tc.seed, epoch])
-        perm = rng.permutation(train_idx)[dist.rank::dist.world][:per_rank]
-        t0, total, frames = time.perf_counter(), 0.0, 0
-        for b in _batches(perm, tc.batch_size):
-            x, y, m = _tensors(arrays, b, device, cfg.model.task)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                logits, _ = net(x)
-                loss = model.loss(logits.float(), y, m)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if tc.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            n = int(m.sum())
-            total += loss.item() * n
-            frames += n
-        seconds = time.perf_counter() - t0
-        metrics = evaluate_chunks(model, arrays, valid_idx, batch_size=tc.batch_size, device=device)
-        row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
-               **{k: round(v, 6) for k, v in metrics.items()}, "lr": opt.param_groups[0]["lr"],
-               "frames_per_s": round(frames * dist.world / seconds), "seconds": round(seconds, 2)}
-        history.append(row)
-        improved = metrics["valid_loss"] < best - 1e-6
-        if improved:
-            best, bad_epochs = metrics["valid_loss"], 0
-        else:
-            bad_epochs += 1
-        if dist.main:
-            log("epoch {epoch:3d}  train {train_loss:.4f}  valid {valid_loss:.4f}".format(**row)
-                + (f"  F1 {row['valid_f1']:.3f}" if "valid_f1" in row else
-                   f"  (repeat-last {row['valid_baseline_l1']:.4f})")
-                + f"  {row['frames_per_s']:,} frames/s" + ("  *" if improved else ""))
-            if improved:
-                save_model(model, out, model_record(cfg, meta, entry.key, record, row))
-            _save_checkpoint(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                         "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
-                                         "bad_epochs": bad_epochs, "history": history})
-            _write_history(out, history)
-    best_row = min(history, key=lambda r: r["valid_loss"]) if history else {}
-    if dist.world > 1:
-        import torch.distributed as tdist
+def resume_from(t: Trainer, ckpt_path: Path, log: Callable[[str], None]) -> None:
+    """Continue after the last finished epoch in ``ckpt_path`` (weights-only load), if there is one."""
+    if not ckpt_path.is_file():
+        if t.dist.main:
+            log(f"no {ckpt_path} to resume from; starting afresh")
+        return
+    state = torch.load(ckpt_path, map_location=t.dist.device, weights_only=True)
+    t.model.load_state_dict(state["model"])
+    t.opt.load_state_dict(state["optimizer"])
+    t.sched.load_state_dict(state["scheduler"])
+    t.start_epoch, t.best, t.bad_epochs = state["epoch"] + 1, state["best"], state["bad_epochs"]
+    t.history = state["history"]
+    if t.dist.main:
+        log(f"resuming from {ckpt_path} after epoch {state['epoch']}")
 
-        tdist.barrier()
-        tdist.destroy_process_group()
-    if dist.main and not (out / "model.safetensors").is_file():
-        raise PipelineError(f"{out}: training ended without a model (no epoch ran)")
-    return best_row
+
+def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
+    """One optimiser step on a batch of chunk indices; returns (mean loss, valid frames)."""
+    x, y, m = _tensors(t.arrays, batch, t.dist.device, cfg.model.task)
+    with torch.autocast("cuda", dtype=torch.float16, enabled=t.use_amp):
+        logits, _ = t.net(x)
+        loss = t.model.loss(logits.float(), y, m)
+    t.opt.zero_grad(set_to_none=True)
+    t.scaler.scale(loss).backward()
+    if cfg.train.grad_clip > 0:
+        t.scaler.unscale_(t.opt)
+        torch.nn.utils.clip_grad_norm_(t.model.parameters(), cfg.train.grad_clip)
+    t.scaler.step(t.opt)
+    t.scaler.update()
+    t.sched.step()
+    return loss.item(), int(m.sum())
+
+
+def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool]:
+    """Train one epoch on this rank's share (a seeded permutation), validate, update early
+    stopping; returns the history row and whether the validation loss improved."""
+    tc = cfg.train
+    t.net.train()
+    perm = np.random.default_rng([tc.seed, epoch]).permutation(t.train_idx)[t.dist.rank::t.dist.world][: t.per_rank]
+    t0, total, frames = time.perf_counter(), 0.0, 0
+    for b in _batches(perm, tc.batch_size):
+        loss, n = train_step(t, b, cfg)
+        total += loss * n
+        frames += n
+    seconds = time.perf_counter() - t0
+    metrics = evaluate_chunks(t.model, t.arrays, t.valid_idx, batch_size=tc.batch_size, device=t.dist.device)
+    row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
+           **{k: round(v, 6) for k, v in metrics.items()}, "lr": t.opt.param_groups[0]["lr"],
+           "frames_per_s": round(frames * t.dist.world / seconds), "seconds": round(seconds, 2)}
+    t.history.append(row)
+    improved = metrics["valid_loss"] < t.best - 1e-6
+    if improved:
+        t.best, t.bad_epochs = metrics["valid_loss"], 0
+    else:
+        t.bad_epochs += 1
+    return row, improved
+
+
+def _log_epoch(log: Callable[[str], None], row: dict, improved: bool) -> None:
+    log("epoch {epoch:3d}  train {train_loss:.4f}  valid {valid_loss:.4f}".format(**row)
+        + (f"  F1 {row['valid_f1']:.3f}" if "valid_f1" in row else
+           f"  (repeat-last {row['valid_baseline_l1']:.4f})")
+        + f"  {row['frames_per_s']:,} frames/s" + ("  *" if improved else ""))
 
 
 def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics: dict) -> dict[str, Any]:
