@@ -27,7 +27,7 @@ from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fiel
                      section_from_dict)
 from .errors import ModelError, ParameterError
 from .labels import Segment
-from .nets import FrameModel
+from .nets import FrameModel, stream
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
@@ -104,12 +104,7 @@ def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: 
     for i, S in enumerate(feats):
         x[i, : len(S)] = S
     xt = torch.from_numpy(x).to(device)  # (B, T, F)
-    outs, state = [], None
-    for start in range(0, longest, chunk_frames):
-        xc = xt[:, start: start + chunk_frames]
-        out, state = model(xc, state)  # (B, t, C)
-        outs.append(out)
-    out = torch.cat(outs, dim=1)
+    out = stream(model, xt, chunk_frames=chunk_frames)  # (B, T, C), the state carried across chunks
     scores = _outputs(model, xt, out).float().cpu().numpy()  # (B, T, C)
     return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
 
