@@ -54,10 +54,21 @@ def postprocess_fields(pcfg: Any) -> dict[str, Any]:
             if f.metadata.get("key", True) and not f.metadata.get("scores")}
 
 
-def _positive(section: str, **values: Any) -> None:
+def require_positive_int(**values: Any) -> None:
+    """The one check of "a positive integer" (numpy integers count, booleans do not); the error
+    names the setting and the value."""
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ParameterError(f"{section}.{name}={value!r} must be a positive integer")
+        if not (isinstance(value, int) or _is_numpy_int(value)) or isinstance(value, bool) or value <= 0:
+            raise ParameterError(f"{name}={value!r} must be a positive integer")
+
+
+def _is_numpy_int(value: Any) -> bool:
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    return kind in ("i", "u") and getattr(value, "ndim", 1) == 0
+
+
+def _positive(section: str, **values: Any) -> None:
+    require_positive_int(**{f"{section}.{name}": value for name, value in values.items()})
 
 
 def _choice(section: str, name: str, value: Any, choices: tuple) -> None:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig, section_from_dict
+from .config import ModelConfig, require_positive_int, section_from_dict
 from .errors import ModelError, ParameterError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -96,15 +96,13 @@ class FrameModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, *, n_features: int, n_outputs: int) -> None:
         super().__init__()
-        if not isinstance(n_features, int) or n_features <= 0:
-            raise ParameterError(f"n_features={n_features!r} must be a positive integer")
+        require_positive_int(n_features=n_features)
         if cfg.task == "forecast":
             n_outputs = n_features
             if cfg.bidirectional:
                 raise ParameterError("model.bidirectional=True cannot be used with model.task='forecast': "
                                      "the backward pass sees the frame it must predict")
-        if not isinstance(n_outputs, int) or n_outputs <= 0:
-            raise ParameterError(f"n_outputs={n_outputs!r} must be a positive integer")
+        require_positive_int(n_outputs=n_outputs)
         if cfg.conv_channels > 0 and n_features < 4:
             raise ParameterError(f"n_features={n_features} must be >= 4 with model.conv_channels > 0 "
                                  "(the front end halves the frequency axis twice)")
@@ -326,8 +324,7 @@ def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
     if model.cfg.bidirectional:
         raise ParameterError("a bidirectional model cannot stream: use overlapping chunks "
                              "(stitch.overlap_add)")
-    if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames <= 0:
-        raise ParameterError(f"chunk_frames={chunk_frames!r} must be a positive integer")
+    require_positive_int(chunk_frames=chunk_frames)
     as_numpy = isinstance(x, np.ndarray)
     xt = torch.as_tensor(x, dtype=model.mean.dtype, device=model.mean.device)
     single = xt.dim() == 2

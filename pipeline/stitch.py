@@ -7,19 +7,12 @@ chunk edges (:func:`overlap_add`), as pyannote.audio's ``Inference`` does.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
-from .config import WINDOWS  # the names live with the setting that takes them
+from .config import WINDOWS, require_positive_int  # the window names live with the setting
 from .errors import ParameterError
 WINDOW_FLOOR = 1e-3  # relative to the window's peak
-
-
-def _positive(**values: Any) -> None:
-    for name, value in values.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise ParameterError(f"{name}={value!r} must be a positive integer")
 
 
 def chunk_starts(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
@@ -46,7 +39,7 @@ def chunk_starts(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
     ParameterError
         Negative ``n_frames``, non-positive ``frames`` / ``hop``, or ``hop > frames`` (gaps).
     """
-    _positive(frames=frames, hop=hop)
+    require_positive_int(frames=frames, hop=hop)
     if hop > frames:
         raise ParameterError(f"hop={hop} must be <= frames={frames} (chunks would leave gaps)")
     if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 0:
@@ -73,7 +66,7 @@ def window_weights(frames: int, kind: str) -> np.ndarray:
     -------
     np.ndarray [shape=(frames,)], float64, all > 0
     """
-    _positive(frames=frames)
+    require_positive_int(frames=frames)
     if kind == "hamming":
         w = np.hamming(frames)
     elif kind == "hann":
