@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,6 +158,9 @@ def main() -> None:
     cold, warm = rows["ours cold (decode+logmel+store)"][0], rows["ours warm (all cache hits)"][0]
     print(f"warm / cold speed-up: {cold / warm:.1f}x (whole commands; a warm run is mostly interpreter "
           f"start-up, so the ratio grows with the audio)")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, env=env, check=True)
+    print(f"python -m pipeline --help: {time.perf_counter() - t0:.2f} s (start-up; numpy and torch are not imported)")
     print(f"  cold summary: {rows['ours cold (decode+logmel+store)'][3]}")
     print(f"  warm summary: {rows['ours warm (all cache hits)'][3]}")
 

@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -85,12 +84,9 @@ def test_cache_commands(tmp_path):
 
 def test_subprocess_entry_points_and_fast_help(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, env=env,
                          cwd=tmp_path)
-    elapsed = time.perf_counter() - t0
-    assert out.returncode == 0 and "features" in out.stdout
-    assert elapsed < 5.0  # generous here; the README's 1 s figure is measured by hand
+    assert out.returncode == 0 and "features" in out.stdout  # its speed: bench/features.py
     check = subprocess.run([sys.executable, "-c", "import sys, pipeline.cli; "
                             "print(sorted(m for m in ('torch','librosa','numpy') if m in sys.modules))"],
                            capture_output=True, text=True, env=env)

@@ -143,4 +143,6 @@ def test_torchrun_two_processes(tones, tmp_path):
     model, config = load_model(tmp_path / "m")
     x = torch.randn(1, 50, 32)
     assert model(x)[0].shape == (1, 50, 1)
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["metrics"]["epoch"] in (1, 2)
+    rows = list(csv.DictReader(open(tmp_path / "m" / "history.csv")))
+    best = min(rows, key=lambda r: float(r["valid_loss"]))
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["metrics"]["epoch"] == int(best["epoch"])
