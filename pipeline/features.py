@@ -329,3 +329,28 @@ def compute_batched(cfg: FeaturesConfig, inputs: list, *, device: str = "cpu", *
                 yield start + i, finish(S, cfg, sr, load.meta["duration"])
             except ParameterError as exc:
                 yield start + i, exc
+
+
+# --------------------------------------------------------------------------- keyword API
+
+
+def _kind_function(kind: str):
+    def feature(y: np.ndarray, *, sr: int, **settings) -> np.ndarray:
+        cfg = FeaturesConfig(kind=kind, **settings)  # checks every setting, names the bad one
+        return spectrogram(np.asarray(y, dtype=np.float32), sr=sr, cfg=cfg)
+
+    feature.__name__ = feature.__qualname__ = kind
+    feature.__doc__ = (f"``{kind}`` features of a mono signal [shape=(n_frames, n_bins)], frame i centred at "
+                       f"i * hop_length / sr.\n\n    Keyword settings are those of "
+                       f":class:`pipeline.config.FeaturesConfig` (``n_fft``, ``win_length``, ``hop_length``, "
+                       f"``n_mels``, ``fmin``, ``fmax``, ...), with its defaults; the numbers equal the "
+                       f"features stage's.")
+    return feature
+
+
+stft = _kind_function("stft")
+power = _kind_function("power")
+mel = _kind_function("mel")
+logmel = _kind_function("logmel")
+mfcc = _kind_function("mfcc")
+fbank = _kind_function("fbank")

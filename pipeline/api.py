@@ -1,0 +1,116 @@
+"""A small Python API over the jobs, for notebooks and other programs.
+
+    import pipeline
+    vad = pipeline.load_model("models/vad")
+    scores = vad.scores(y, sr)                    # (n_frames, n_classes), at vad.fps
+    for seg in vad.segments("meeting.flac"):      # the CLI's numbers, segment for segment
+        print(seg.onset, seg.offset, seg.label)
+
+Arrays are computed directly (nothing cached); paths go through the same stages as the command
+line, cached in ``cache_dir`` when one is given (``cache_dir=None``: decoded and computed here,
+with the same results).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config
+from .labels import Segment
+
+
+class Model:
+    """A trained model with the settings it was trained and tuned with; see :func:`load_model`."""
+
+    def __init__(self, directory: str | Path, *, device: str = "cpu", threads: int = 1,
+                 cache_dir: str | Path | None = None, **predict: Any):
+        from .config import section_from_dict
+        from .jobs import open_model
+        from .runner import Settings
+
+        self.settings = Settings(cache_dir=str(cache_dir) if cache_dir is not None else None, jobs=threads,
+                                 device=device)
+        cfg = Config()
+        if predict:  # keyword overrides of the model's post-processing, as --set predict.KEY=...
+            cfg = cfg.replace(predict=section_from_dict(type(cfg.predict), "predict", predict))
+        self._scoring, self.config = open_model(directory, cfg, self.settings,
+                                                given=[f"predict.{k}" for k in predict])
+        self.directory = Path(directory)
+        self._cached = cache_dir is not None
+
+    @property
+    def classes(self) -> list[str]:
+        return self._scoring.classes
+
+    @property
+    def fps(self) -> float:
+        return self.config.load.sr / self.config.features.hop_length
+
+    def scores(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """Frame scores [shape=(n_frames, n_classes)] of a signal [shape=(n,) or (n, channels)]."""
+        from .audio import resample, to_mono
+
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 1:
+            y = y[:, None]
+        lc = self.config.load
+        y = to_mono(y, channel=lc.channel) if lc.mono or lc.channel >= 0 else y
+        y = resample(y, orig_sr=int(sr), target_sr=lc.sr, quality=lc.resample_quality)
+        return self._score_waveform(np.ascontiguousarray(y, dtype=np.float32))
+
+    def _score_waveform(self, y: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .features import features_of
+        from .predict import score_files
+
+        arrays, meta = features_of(y, self.config.load.sr, self.config.features)
+        torch.set_num_threads(max(1, self.settings.jobs))
+        model = self._scoring.model.to(self.settings.device).eval()
+        S = np.asarray(arrays["S"], dtype=np.float32)
+        return score_files(model, [S], fps=meta["fps"], pcfg=self.config.predict, device=self.settings.device)[0]
+
+    def file_scores(self, path: str | Path) -> np.ndarray:
+        """Frame scores of an audio file (through the cache when the model has one)."""
+        if self._cached:
+            from .inputs import Source
+            from .jobs import predict_files
+
+            report = predict_files([Source(Path(path), Path(Path(path).name))], self._scoring.model,
+                                   self._scoring.digest, self.config, self.settings)
+            r = report.results[0]
+            if r.status == "failed":
+                from .errors import PipelineError
+
+                raise PipelineError(r.error)
+            return np.asarray(self.settings.cache().load("predict", r.keys["predict"])["scores"])
+        from .audio import load_audio
+
+        lc = self.config.load
+        y = load_audio(path, sr=lc.sr, mono=lc.mono, channel=lc.channel, resample_quality=lc.resample_quality)
+        return self._score_waveform(y)
+
+    def segments(self, audio: str | Path | np.ndarray, sr: int | None = None) -> list[Segment]:
+        """Segments of a file (path) or a signal (array with ``sr``), post-processed with the
+        model's tuned settings: the rows of ``predict``'s ``.tsv``."""
+        from .predict import segments
+
+        if isinstance(audio, (str, Path)):
+            scores = self.file_scores(audio)
+        else:
+            if sr is None:
+                raise TypeError("segments(array) needs sr=")
+            scores = self.scores(audio, sr)
+        return segments(scores, classes=self.classes, fps=self.fps, pcfg=self.config.predict)
+
+
+def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,
+               cache_dir: str | Path | None = None, **predict: Any) -> Model:
+    """Load a model directory for scoring in Python (weights only, nothing executed from files).
+
+    ``predict`` keywords override the model's post-processing (``threshold=0.7``,
+    ``median_filter=0.1``, ...), as ``--set predict.KEY=VALUE`` does on the command line.
+    """
+    return Model(directory, device=device, threads=threads, cache_dir=cache_dir, **predict)
