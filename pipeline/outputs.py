@@ -168,8 +168,12 @@ class OutputDir:
         self._owned[rel] = (st.st_size, st.st_mtime_ns)
         self._this_run.add(target)
         line = json.dumps({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, ensure_ascii=True)
-        with open(self.root / RECORD, "a", encoding="utf-8") as fh:  # one short append per file
-            fh.write(line + "\n")
+        with open(self.root / RECORD, "a+b") as fh:  # one short append per file
+            torn = False
+            if fh.seek(0, os.SEEK_END) > 0:
+                fh.seek(-1, os.SEEK_END)
+                torn = fh.read(1) != b"\n"
+            fh.write((("\n" if torn else "") + line + "\n").encode())  # a killed run's torn line stays alone
         return target
 
 

@@ -1,0 +1,59 @@
+"""Whole jobs: cached predict scores equal recomputed ones; a model's settings are the run's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cache import Cache
+from pipeline.config import Config, build_config
+from pipeline.errors import ParameterError
+from pipeline.inputs import expand_inputs
+from pipeline.jobs import open_model, predict_files, predict_to_dir
+from pipeline.runner import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "models" / "vad"
+SAMPLES = ROOT / "data" / "samples"
+
+
+def test_cached_scores_equal_recomputed_ones(tmp_path):
+    settings = Settings(cache_dir=str(tmp_path / "c"))
+    scoring, cfg = open_model(MODEL, Config(), settings)
+    sources, _ = expand_inputs([str(SAMPLES)])
+    first = predict_files(sources, scoring.model, scoring.digest, cfg, settings)
+    assert first.count("computed") == 4
+    cache = Cache(tmp_path / "c")
+    stored = {r.path: np.array(cache.load("predict", r.keys["predict"])["scores"]) for r in first.results}
+    assert predict_files(sources, scoring.model, scoring.digest, cfg, settings).count("cached") == 4
+    cache.clear("predict")
+    again = predict_files(sources, scoring.model, scoring.digest, cfg, settings)
+    assert again.count("computed") == 4 and again.count("cached") == 0
+    for r in again.results:
+        np.testing.assert_array_equal(np.asarray(cache.load("predict", r.keys["predict"])["scores"]), stored[r.path])
+    # one file alone gives the same scores as in a batch of four
+    alone = predict_files(sources[:1], scoring.model, scoring.digest, cfg, Settings(cache_dir=str(tmp_path / "d")))
+    np.testing.assert_allclose(Cache(tmp_path / "d").load("predict", alone.results[0].keys["predict"])["scores"],
+                               stored[alone.results[0].path], atol=1e-6)
+
+
+def test_the_model_settings_become_the_runs(tmp_path):
+    settings = Settings(cache_dir=str(tmp_path / "c"))
+    scoring, cfg = open_model(MODEL, Config(), settings)
+    assert cfg.features.hop_length == scoring.config["features"]["hop_length"] == 320
+    assert cfg.predict.threshold == scoring.config["predict"]["threshold"]
+    cli_cfg, _, given = build_config(None, ["predict.threshold=0.3", "features.batch_size=4"])
+    _, cfg = open_model(MODEL, cli_cfg, settings, given)
+    assert cfg.predict.threshold == 0.3 and cfg.features.hop_length == 320 and cfg.features.batch_size == 4
+    bad_cfg, _, given = build_config(None, ["features.n_mels=80"])
+    with pytest.raises(ParameterError, match=r"--set features.n_mels=80: the model was trained with features.n_mels=64"):
+        open_model(MODEL, bad_cfg, settings, given)
+
+
+def test_predict_to_dir_mirrors_inputs_and_reports_per_file(tmp_path):
+    settings = Settings(cache_dir=str(tmp_path / "c"))
+    report, cfg = predict_to_dir([str(SAMPLES)], MODEL, tmp_path / "o", Config(), settings, formats=["rttm"])
+    assert report.count("computed") == 4 and not report.failed
+    names = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("."))
+    assert len(names) == 8 and all(n.endswith((".tsv", ".rttm")) for n in names)
