@@ -1,0 +1,143 @@
+"""The real-recordings corpus recipe (data/recipes/real_corpus.py): determinism, held-out split.
+
+The builds need the Debian packages the recipe reads (speech, music and effects packs); without
+them those tests skip and name the packages. The package-check test runs everywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "real_corpus.py"
+
+
+def _load_recipe():
+    spec = importlib.util.spec_from_file_location("real_corpus", RECIPE)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["real_corpus"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+rc = _load_recipe()
+MISSING = rc.missing_packages()
+SKIP_REASON = ("missing Debian packages: " + " ".join(MISSING)
+               + " (apt-get install -y " + " ".join(MISSING) + ")")
+needs_packages = pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON)
+
+TINY = ("--train-clips", "3", "--dev-clips", "4", "--clip-seconds", "4")
+
+
+def _build(out: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RECIPE), "--out", str(out), "-q", *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "_cache" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    if MISSING:
+        pytest.skip(SKIP_REASON)
+    root = tmp_path_factory.mktemp("real")
+    a, b = root / "a", root / "b"
+    for out in (a, b):  # separate caches: renders and unpacked archives made twice
+        res = _build(out, "--seed", "3", *TINY)
+        assert res.returncode == 0, res.stderr
+    return a, b
+
+
+def test_missing_package_exits_3_and_names_it(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))  # no espeak-ng, flite, festival, fluidsynth
+    res = _build(tmp_path / "out", *TINY, env=env)
+    assert res.returncode == 3, res.stderr
+    assert "espeak-ng" in res.stderr and "apt-get install -y" in res.stderr
+    assert "--allow-missing" in res.stderr
+
+
+def test_unknown_allow_missing_is_a_usage_error(tmp_path):
+    res = _build(tmp_path / "out", "--allow-missing", "nonesuch", *TINY)
+    assert res.returncode == 2 and "nonesuch" in res.stderr
+
+
+def test_held_out_sources_are_declared_consistently():
+    # every held-out package names a source the recipe knows, in the role it is held out for
+    for name in rc.HELD_OUT_MUSIC:
+        assert "music" in rc.REAL_BY_NAME[name].roles
+    for name in rc.HELD_OUT_EFFECTS:
+        assert "effects" in rc.REAL_BY_NAME[name].roles
+    assert len(rc.HELD_OUT_LANGS) + len(rc.HELD_OUT_PACKS) >= 2
+    assert rc.is_held_group("klettres", "da") and rc.is_held_group("hedgewars", "Pirate")
+    assert not rc.is_held_group("klettres", "en") and not rc.is_held_group("hedgewars", "Default")
+
+
+@pytest.mark.slow
+@needs_packages
+def test_same_seed_is_byte_identical(tiny):
+    a, b = tiny
+    da, db = _digests(a), _digests(b)
+    assert len([k for k in da if k.endswith(".wav")]) == 7
+    assert {"train.tsv", "dev.tsv", "meta.json"} <= set(da)
+    assert da == db
+
+
+@pytest.mark.slow
+@needs_packages
+def test_held_out_sources_never_in_train(tiny):
+    a, _ = tiny
+    meta = json.loads((a / "meta.json").read_text())
+    held = meta["held_out"]
+    held_groups = set(held["speech_groups"])
+    held_pkgs = set(held["music_packages"]) | set(held["effects_packages"])
+    held_tts = {(e, v) for e, vs in held["tts_voices"].items() for v in vs}
+    assert held_groups and held["music_packages"] and held["effects_packages"]
+    seen_in_dev = set()
+    for m in meta["clips"].values():
+        voices = {u["voice"] for u in m["utterances"]}
+        tts = {(u["source"], u["voice"]) for u in m["utterances"]}
+        pkgs = set(m["background"]["packages"])
+        if m["split"] == "train":
+            assert not voices & held_groups
+            assert not tts & held_tts
+            assert not pkgs & held_pkgs and not m["background"]["held_out"]
+            assert not any(u["held_out"] for u in m["utterances"])
+        else:
+            seen_in_dev |= (voices & held_groups) | (pkgs & held_pkgs)
+            if m["background"]["kind"] in ("music", "effects", "ambience"):
+                # a dev background is wholly from held-out packages or wholly from seen ones
+                assert m["background"]["held_out"] == bool(pkgs & held_pkgs)
+                assert not m["background"]["held_out"] or pkgs <= held_pkgs
+    assert seen_in_dev  # dev does use them (seed 3)
+
+
+@pytest.mark.slow
+@needs_packages
+def test_pools_hold_out_whole_sources(tmp_path):
+    vc_sources, voices, real, _ = rc.check_sources([])
+    pools = rc.build_pools(vc_sources, voices, real, 16000, str(tmp_path))
+    for key in pools.held_groups:
+        src, group = key.split(":", 1)
+        assert group not in pools.words["train"][src] and group in pools.words["dev"][src]
+    train_music = {p for _, p, _ in pools.music["train"]}
+    dev_music = {p for _, p, _ in pools.music["dev"]}
+    assert train_music and dev_music and not train_music & dev_music
+    assert not {s for s, _, _ in pools.music["train"]} & set(rc.HELD_OUT_MUSIC)
+    assert not {s for s, _ in pools.events["train"]} & set(rc.HELD_OUT_EFFECTS)
+    assert not {p for _, p in pools.events["train"]} & {p for _, p in pools.events["dev"]}
+    for src in pools.words["train"]:
+        for g, files in pools.words["train"][src].items():
+            assert not set(files) & set(pools.words["dev"][src].get(g, []))
+    # dropped material is never drawn
+    for key in rc.DROPPED_GROUPS:
+        src, group = key.split(":", 1)
+        assert all(group not in pools.words[s].get(src, {}) for s in ("train", "dev"))
