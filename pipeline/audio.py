@@ -108,3 +108,57 @@ def compute(cfg: LoadConfig, source: Path) -> tuple[dict[str, np.ndarray], dict]
                    resample_quality=cfg.resample_quality)
     n = int(y.shape[0])
     return {"y": y}, {"sr": cfg.sr, "n_samples": n, "duration": n / cfg.sr}
+
+
+def stream_audio(path: str | Path, *, sr: int = 16000, channel: int = -1, resample_quality: str = "HQ",
+                 block_seconds: float = 30.0):
+    """Decode, mix to mono, check and resample a file block by block (soundfile blocks, soxr's
+    streaming resampler): the blocks concatenated equal :func:`load_audio` with ``mono=True``
+    sample for sample, while memory holds one block whatever the file's length. A format
+    soundfile cannot read falls back to :func:`load_audio` (one block).
+
+    Raises
+    ------
+    AudioLoadError
+        unreadable file, no samples, or non-finite samples (the message names the file and where).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioLoadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception:  # noqa: BLE001 - not for libsndfile: the whole-file path tries audioread
+        yield load_audio(path, sr=sr, mono=True, channel=channel, resample_quality=resample_quality)
+        return
+    with f:
+        import soxr
+
+        file_sr, seen = int(f.samplerate), 0
+        rs = None if file_sr == sr else soxr.ResampleStream(file_sr, sr, 1, dtype="float32", quality=resample_quality)
+        step = max(1, int(block_seconds * file_sr))
+        while True:
+            try:
+                y = f.read(step, dtype="float32", always_2d=True)
+            except Exception as exc:  # noqa: BLE001 - libsndfile stops mid-file: name the file
+                raise AudioLoadError(f"{path}: not a readable audio file after {seen / file_sr:.2f} s "
+                                     f"(soundfile: {exc})") from None
+            last = len(y) < step
+            if len(y) and not np.isfinite(y).all():
+                bad = int(np.count_nonzero(~np.isfinite(y)))
+                raise AudioLoadError(f"{path}: {bad} non-finite samples (NaN or inf) in the block at "
+                                     f"{seen / file_sr:.2f} s; audio must be finite")
+            if not last and not len(y):
+                last = True
+            seen += len(y)
+            if last and seen == 0:
+                raise AudioLoadError(f"{path}: no audio samples (empty audio)")
+            mono = to_mono(y, channel=channel, path=path)
+            out = mono if rs is None else rs.resample_chunk(np.ascontiguousarray(mono), last=last)
+            if len(out):
+                yield np.ascontiguousarray(out, dtype=np.float32)
+            if last:
+                return

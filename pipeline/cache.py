@@ -216,39 +216,15 @@ class Cache:
 
     def store(self, stage: str, key: str, arrays: dict[str, Any], meta: dict[str, Any]) -> Entry:
         """Write an entry atomically; if another process wrote the same key first, keep theirs."""
-        import numpy as np
-
-        final = self.entry_path(stage, key)
-        tmp_root = self.root / TMP
-        tmp = tmp_root / f"{stage}-{key[:16]}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp_root.mkdir(parents=True, exist_ok=True)
-            tmp.mkdir()
-            described = {}
+        with self.writer(stage, key) as w:
             for name, arr in arrays.items():
-                arr = np.ascontiguousarray(arr)
-                fname = f"{name}.npy"
-                np.save(tmp / fname, arr, allow_pickle=False)
-                described[name] = {"file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype),
-                                   "crc32": _crc32(arr), "bytes": int(arr.nbytes)}
-            full = {**meta, "stage": stage, "key": key, "arrays": described,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True, default=str))
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not self.has(stage, key):
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run finished it first
-        except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError):  # disk full, file-size limit, permissions: this entry only
-                raise CacheError(f"{self.root}: cannot store a {stage} entry ({exc.strerror or exc}); "
-                                 "nothing half-written is left") from exc
-            raise
-        self._verified.add((stage, key))  # just written from these arrays
-        return self.load(stage, key)
+                w.append(name, arr, whole=True)
+            return w.finish(meta)
+
+    def writer(self, stage: str, key: str) -> "EntryWriter":
+        """An entry written piece by piece (rows appended to each array), made visible at once by
+        :meth:`EntryWriter.finish`; leaving the ``with`` block without finishing removes it."""
+        return EntryWriter(self, stage, key)
 
     # ---------------------------------------------------------------- maintenance
 
@@ -331,3 +307,102 @@ class Cache:
             shutil.rmtree(self.root / FINGERPRINTS, ignore_errors=True)
             shutil.rmtree(self.root / TMP, ignore_errors=True)
         return removed
+
+
+class EntryWriter:
+    """Builds one entry in ``.tmp/``: arrays grow by rows (``append``), each ``.npy`` header is
+    written with room for any final shape and rewritten at the end, and the crc32 is taken as the
+    bytes go out; so a long recording's features never sit in memory whole."""
+
+    _HEADER = 128  # bytes reserved for each .npy header (magic, length and the padded dict)
+
+    def __init__(self, cache: Cache, stage: str, key: str):
+        self.cache, self.stage, self.key = cache, stage, key
+        self.tmp = cache.root / TMP / f"{stage}-{key[:16]}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._arrays: dict[str, dict[str, Any]] = {}
+        self._done = False
+
+    def __enter__(self) -> "EntryWriter":
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if not self._done:
+            for a in self._arrays.values():
+                a["fh"].close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _error(self, exc: OSError) -> CacheError:
+        return CacheError(f"{self.cache.root}: cannot store a {self.stage} entry ({exc.strerror or exc}); "
+                          "nothing half-written is left")
+
+    def append(self, name: str, rows, *, whole: bool = False) -> None:
+        """Add rows (along the first axis) to array ``name``; ``whole``: ``rows`` is the whole array
+        (it may be 0-d)."""
+        import numpy as np
+
+        rows = np.ascontiguousarray(rows)
+        a = self._arrays.get(name)
+        try:
+            if a is None:
+                fh = open(self.tmp / f"{name}.npy", "wb")
+                a = self._arrays[name] = {"fh": fh, "dtype": rows.dtype, "tail": rows.shape[1:], "n": 0, "crc": 0,
+                                          "shape": rows.shape if whole else None}
+                fh.write(b"\0" * self._HEADER)
+            elif rows.dtype != a["dtype"] or rows.shape[1:] != a["tail"] or a["shape"] is not None:
+                raise ValueError(f"{name}: rows {rows.dtype}{rows.shape} do not continue {a['dtype']}{a['tail']}")
+            data = rows.reshape(-1).view(np.uint8) if rows.size else b""
+            a["fh"].write(data)
+            a["crc"] = zlib.crc32(data, a["crc"])
+            a["n"] += rows.shape[0] if rows.ndim else 1
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def finish(self, meta: dict[str, Any]) -> Entry:
+        """Write the headers and ``meta.json``, then rename into place (another process's entry of
+        the same key, if it got there first, is kept)."""
+        import numpy as np
+
+        described = {}
+        try:
+            for name, a in self._arrays.items():
+                shape = a["shape"] if a["shape"] is not None else (a["n"], *a["tail"])
+                header = _npy_header(a["dtype"], shape, self._HEADER)
+                a["fh"].seek(0)
+                a["fh"].write(header)
+                a["fh"].close()
+                described[name] = {"file": f"{name}.npy", "shape": list(shape), "dtype": str(np.dtype(a["dtype"])),
+                                   "crc32": f"{a['crc'] & 0xFFFFFFFF:08x}",
+                                   "bytes": int(np.prod(shape, dtype=np.int64)) * np.dtype(a["dtype"]).itemsize}
+            full = {**meta, "stage": self.stage, "key": self.key, "arrays": described,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            (self.tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True, default=str))
+            final = self.cache.entry_path(self.stage, self.key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.tmp, final)
+            except OSError:
+                if not self.cache.has(self.stage, self.key):
+                    raise
+                shutil.rmtree(self.tmp, ignore_errors=True)  # a concurrent run finished it first
+        except OSError as exc:
+            raise self._error(exc) from exc
+        self._done = True
+        self.cache._verified.add((self.stage, self.key))  # just written, checksummed on the way out
+        return self.cache.load(self.stage, self.key)
+
+
+def _npy_header(dtype, shape: tuple, size: int) -> bytes:
+    """A version 1.0 ``.npy`` header padded with spaces to exactly ``size`` bytes."""
+    import numpy as np
+
+    text = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                 "shape": tuple(int(d) for d in shape)})
+    body = text.encode("latin1")
+    pad = size - 10 - len(body) - 1
+    if pad < 0:
+        raise ValueError(f"npy header for shape {shape} longer than {size} bytes")
+    return b"\x93NUMPY\x01\x00" + (size - 10).to_bytes(2, "little") + body + b" " * pad + b"\n"

@@ -348,9 +348,10 @@ def section_from_dict(klass: type, section: str, values: Mapping[str, Any], *,
             raise ParameterError(
                 f"{source}: unknown key '{section}.{key}' (known: {', '.join(types)})")
     converted = {k: coerce(section, k, v, types[k]) for k, v in values.items()}
-    if base is None:
-        return klass(**converted)
-    return dataclasses.replace(base, **converted)
+    try:
+        return klass(**converted) if base is None else dataclasses.replace(base, **converted)
+    except ParameterError as exc:  # the rule broken, and where the value came from
+        raise ParameterError(f"{source}: {exc}") from None
 
 
 def key_fields(cfg: Any) -> dict[str, Any]:

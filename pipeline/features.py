@@ -164,20 +164,36 @@ def spectrogram(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.ndarray:
     y = np.ascontiguousarray(y, dtype=np.float32)
     if cfg.kind == "fbank":
         return _fbank_torch([y], sr=sr, cfg=cfg, device="cpu")[0]
-
     n_out = n_frames(len(y), cfg.hop_length)
+    frames = _frames(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length,
+                     pad=_centre_pad(cfg.n_fft), pad_mode=cfg.pad_mode)[:n_out]
+    return frame_features(frames, sr=sr, cfg=cfg)
+
+
+def frame_length(cfg: FeaturesConfig) -> int:
+    """Samples one frame reads from the centre-padded signal (``win_length`` for fbank)."""
+    return cfg.win_length if cfg.kind == "fbank" else cfg.n_fft
+
+
+def frame_features(frames: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.ndarray:
+    """Features of frames of the centre-padded signal [shape=(n, frame_length(cfg))]: each frame's
+    row depends on that frame alone, so any split of a signal into frames gives the same rows."""
+    if cfg.kind == "fbank":
+        import torch
+
+        return _fbank_frames(torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[None],
+                             sr=sr, cfg=cfg, device="cpu")[0].cpu().numpy()
     # Only the win_length non-zero samples of each centred frame are read; rfft zero-pads them to
     # n_fft at the end, a circular shift of librosa's centred window, so |X| is identical.
     off = (cfg.n_fft - cfg.win_length) // 2
-    frames = _frames(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length,
-                     pad=_centre_pad(cfg.n_fft), pad_mode=cfg.pad_mode)[:n_out, off: off + cfg.win_length]
+    frames = frames[:, off: off + cfg.win_length]
     w = _window(cfg.window, cfg.win_length)
     fb = None
     if cfg.kind in ("mel", "logmel", "mfcc"):
         fb = mel_filterbank(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax,
                             htk=cfg.htk, norm=cfg.norm).T.copy()  # (bins, n_mels)
     width = fb.shape[1] if fb is not None else cfg.n_fft // 2 + 1
-    out = np.empty((n_out, width), dtype=np.float32)
+    out = np.empty((len(frames), width), dtype=np.float32)
     with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore"):
         _blocks(frames, w, fb, out, cfg)  # absurd input overflows: the runner refuses to store it
     if cfg.kind in ("logmel", "mfcc"):
@@ -188,6 +204,54 @@ def spectrogram(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.ndarray:
         with _one_blas_thread():
             out = out @ _dct_matrix(cfg.n_mels, cfg.n_mfcc)
     return out
+
+
+def spectrogram_blocks(blocks, *, sr: int, cfg: FeaturesConfig, frames_per_block: int = 16 * _BLOCK):
+    """Features of a signal that arrives as consecutive blocks (any sizes), yielded as blocks of
+    rows; concatenated they equal :func:`spectrogram` of the whole signal (the same frames, split
+    at multiples of the FFT block, so even the BLAS calls see the same rows). Memory holds one
+    block of samples and one block of rows, whatever the signal's length.
+
+    Returns (through ``StopIteration.value``) the number of samples seen.
+    """
+    L, hop = frame_length(cfg), cfg.hop_length
+    left, right = _centre_pad(L)
+    buf = np.zeros(0, dtype=np.float32)  # the padded signal from frame `done`'s first sample on
+    head: np.ndarray | None = None  # the first samples, kept until the left padding can be made
+    done, n = 0, 0
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32)
+        n += len(block)
+        if head is not None or done == 0 and len(buf) == 0:
+            head = block if head is None else np.concatenate([head, block])
+            if len(head) <= left + L:  # reflect padding needs the first left + 1 samples
+                continue
+            block, head = np.concatenate([_left_pad(head, left, cfg.pad_mode), head]), None
+        buf = np.concatenate([buf, block])
+        ready = (len(buf) - L) // hop + 1 if len(buf) >= L else 0
+        ready -= ready % frames_per_block
+        if ready:
+            yield frame_features(np.lib.stride_tricks.sliding_window_view(buf, L)[::hop][:ready], sr=sr, cfg=cfg)
+            buf, done = buf[ready * hop:], done + ready
+    if head is not None:  # a short signal: the whole path, exactly
+        rows = spectrogram(head, sr=sr, cfg=cfg)
+        if len(rows):
+            yield rows
+        return n
+    tail = _right_pad(buf, right, cfg.pad_mode)
+    n_out = n_frames(n, hop) - done
+    if n_out > 0:
+        padded = np.concatenate([buf, tail])
+        yield frame_features(np.lib.stride_tricks.sliding_window_view(padded, L)[::hop][:n_out], sr=sr, cfg=cfg)
+    return n
+
+
+def _left_pad(head: np.ndarray, left: int, mode: str) -> np.ndarray:
+    return np.pad(head[: left + 1], (left, 0), mode=mode)[:left] if left else head[:0]
+
+
+def _right_pad(tail: np.ndarray, right: int, mode: str) -> np.ndarray:
+    return np.pad(tail[-(right + 1):], (0, right), mode=mode)[-right:] if right else tail[:0]
 
 
 @lru_cache(maxsize=1)
@@ -237,12 +301,20 @@ def _pad_batch(ys: list[np.ndarray], pad: int | tuple[int, int], pad_mode: str):
 
 def _fbank_torch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, device: str) -> list[np.ndarray]:
     """Kaldi fbank over a batch: same maths as ``torchaudio.compliance.kaldi.fbank``."""
+    win, hop = cfg.win_length, cfg.hop_length
+    x = _pad_batch(ys, _centre_pad(win), cfg.pad_mode).to(device)  # (B, N)
+    out = _fbank_frames(x.unfold(1, win, hop), sr=sr, cfg=cfg, device=device).cpu().numpy()  # (B, n, n_mels)
+    return [np.ascontiguousarray(out[i, : n_frames(len(y), hop)]) for i, y in enumerate(ys)]
+
+
+def _fbank_frames(frames, *, sr: int, cfg: FeaturesConfig, device: str):
+    """Kaldi fbank of frames (B, n, win) of the padded signal: DC removal, pre-emphasis, povey
+    window, power spectrum, mel banks, natural log."""
     import torch
 
-    win, hop = cfg.win_length, cfg.hop_length
+    win = cfg.win_length
     padded = 1 << (win - 1).bit_length()  # Kaldi rounds the FFT size to a power of two
-    x = _pad_batch(ys, _centre_pad(win), cfg.pad_mode).to(device) * _KALDI_SCALE  # (B, N)
-    frames = x.unfold(1, win, hop)  # (B, n, win)
+    frames = frames.to(device) * _KALDI_SCALE
     frames = frames - frames.mean(dim=2, keepdim=True)  # remove DC offset
     prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=2)  # Kaldi replicates sample 0
     frames = frames - _KALDI_PREEMPH * prev
@@ -252,8 +324,7 @@ def _fbank_torch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, device: 
     banks = torch.from_numpy(_kaldi_banks(cfg, sr, padded)).to(device)  # (n_mels, bins)
     mel = power @ banks.T
     eps = torch.finfo(torch.float32).eps
-    out = torch.clamp_min(mel, eps).log().cpu().numpy()
-    return [np.ascontiguousarray(out[i, : n_frames(len(y), hop)]) for i, y in enumerate(ys)]
+    return torch.clamp_min(mel, eps).log()
 
 
 def spectrogram_batch(ys: list[np.ndarray], *, sr: int, cfg: FeaturesConfig, device: str = "cpu") -> list[np.ndarray]:
@@ -315,6 +386,34 @@ def features_of(y: np.ndarray, sr: int, cfg: FeaturesConfig) -> tuple[dict[str, 
 def compute(cfg: FeaturesConfig, load) -> tuple[dict[str, np.ndarray], dict]:
     """Stage ``features``: one load entry (``y``, ``meta["sr"]``) -> spectrogram entry."""
     return features_of(load["y"], load.meta["sr"], cfg)
+
+
+def compute_streaming(cfg: FeaturesConfig, source, load_cfg, *, block_seconds: float = 30.0):
+    """Stage ``features`` straight from the source file, block by block (decode, mono, soxr's
+    streaming resampler, frames): the same rows as :func:`compute` on the load entry, with memory
+    bounded whatever the file's length and no waveform stored. Yields ``("S", rows)``; returns the
+    entry's metadata."""
+    from .audio import stream_audio
+
+    if not load_cfg.mono and load_cfg.channel < 0:
+        raise ParameterError(f"{source}: features need a mono signal (set load.mono=true or load.channel)")
+    sr = load_cfg.sr
+    blocks = stream_audio(source, sr=sr, channel=load_cfg.channel, resample_quality=load_cfg.resample_quality,
+                          block_seconds=block_seconds)
+    rows_iter = spectrogram_blocks(blocks, sr=sr, cfg=cfg)
+    n_rows, width = 0, None
+    while True:
+        try:
+            rows = next(rows_iter)
+        except StopIteration as stop:
+            n_samples = stop.value
+            break
+        arrays, _ = finish(rows, cfg, sr, 0.0)  # the storage dtype (and its float16 range check)
+        n_rows, width = n_rows + len(rows), rows.shape[1]
+        yield "S", arrays["S"]
+    return {"sr": sr, "hop_length": cfg.hop_length, "fps": fps(cfg, sr), "n_frames": n_rows,
+            "n_bins": int(width if width is not None else cfg.n_bins), "kind": cfg.kind,
+            "duration": n_samples / sr}
 
 
 def compute_batched(cfg: FeaturesConfig, inputs: list, *, device: str = "cpu", **_):

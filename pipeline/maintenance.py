@@ -12,7 +12,7 @@ from .cache import META, Cache
 from .config import Config
 from .inputs import Source
 from .runner import file_keys
-from .stage import STAGES, chain, key_config
+from .stage import STAGES, key_config, stored_chain
 
 
 def human(n: float) -> str:
@@ -82,7 +82,7 @@ def status(cache: Cache, cfg: Config, sources: list[Source], *, upto: str = "fea
            context: dict | None = None) -> str:
     """Per stage of ``upto``'s chain, how many sources are cached and what would be recomputed,
     with reasons (the same keys as the runner: :func:`pipeline.runner.file_keys`)."""
-    stages = chain(upto)
+    stages = stored_chain(upto)  # a stage only read through (load, by streaming features) is not stored
     counts = {s: {"cached": 0, "compute": 0} for s in stages}
     lines = []
     for src in sources:
@@ -99,7 +99,7 @@ def status(cache: Cache, cfg: Config, sources: list[Source], *, upto: str = "fea
                 counts[stage]["cached"] += 1
             else:
                 counts[stage]["compute"] += 1
-                reason = _why(cache, cfg, stage, inputs, None if st.requires else src.path, context)
+                reason = _why(cache, cfg, stage, inputs, src.path, context)  # entries read from a file name it
                 lines.append(f"  {stage:<9} {src.path}: {reason}")
     head = [f"{s:<9} {c['cached']} cached, {c['compute']} to compute" for s, c in counts.items()]
     return "\n".join(head + lines)
@@ -122,18 +122,22 @@ def unreachable(cache: Cache) -> set[tuple[str, str]]:
     gone: set[str] = set()
     out: set[tuple[str, str]] = set()
     readers = [name for name, st in STAGES.items() if not st.requires]
-    for stage in readers:
+    rest = []
+    for stage in cache.stages():
         for key, meta in _metas(cache, stage):
             src = meta.get("source") if meta else None
-            try:
-                ok = src is not None and cache.fingerprint(src) in meta.get("inputs", [])
-            except OSError:
-                ok = False
-            if not ok:
-                gone.add(key)
-                out.add((stage, key))
-    rest = [(stage, key, meta) for stage in cache.stages() if stage not in readers
-            for key, meta in _metas(cache, stage) if meta]
+            if stage in readers or src is not None:  # read from a file: is it still there, unchanged?
+                digests = [meta.get("source_sha256")] if meta.get("source_sha256") else meta.get("inputs", [])
+                try:
+                    ok = src is not None and cache.fingerprint(src) in digests
+                except OSError:
+                    ok = False
+                if not ok:
+                    gone.add(key)
+                    out.add((stage, key))
+                    continue
+            if meta:
+                rest.append((stage, key, meta))
     changed = True
     while changed:
         changed = False

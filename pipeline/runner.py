@@ -123,6 +123,8 @@ def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], so
         except CorruptEntry:
             pass  # removed and noted in cache.repaired: compute it again below
     st = STAGES[stage]
+    if st.streaming and all(not STAGES[r].requires and not cache.has(r, keys[r]) for r in st.requires):
+        return _compute_streaming(cache, cfg, stage, keys, source, context)
     if st.compute is None:
         raise PipelineError(f"{source}: stage {stage!r} is computed in batches only (no per-file form)")
     t0 = time.perf_counter()
@@ -130,6 +132,32 @@ def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], so
     arrays, meta = st.function()(getattr(cfg, st.section) if st.section else None, *upstream, **(context or {}))
     extra = {} if st.requires else {"source": str(Path(source).resolve())}
     return store(cache, cfg, stage, keys, arrays, {**meta, **extra}, t0=t0, where=source, context=context)
+
+
+def _compute_streaming(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source: str,
+                       context: dict | None):
+    """A stage straight from its source file, rows appended to the entry as they come (the
+    upstream stages, which only read the file, are not stored)."""
+    st = STAGES[stage]
+    t0 = time.perf_counter()
+    upstream = [getattr(cfg, STAGES[r].section) for r in st.requires]
+    pieces = st.function("streaming")(getattr(cfg, st.section) if st.section else None, Path(source), *upstream)
+    try:
+        with cache.writer(stage, keys[stage]) as w:
+            while True:
+                try:
+                    name, rows = next(pieces)
+                except StopIteration as stop:
+                    meta = stop.value
+                    break
+                check_finite({name: rows}, stage=stage, where=source)
+                w.append(name, rows)
+            inputs = [keys[r] for r in st.requires] + [(context or {})[n] for n in st.context_inputs]
+            return w.finish({**meta, "source": str(Path(source).resolve()), "source_sha256": keys["source"],
+                             "version": st.version, "inputs": inputs, "config": key_config(st, cfg, context),
+                             "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
+    except CacheError as exc:  # disk full, a file-size limit: name the input it was for
+        raise CacheError(f"{source}: {exc}") from exc
 
 
 def check_finite(arrays: dict, *, stage: str, where: str) -> None:

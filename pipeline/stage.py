@@ -10,6 +10,9 @@ nor torch). In the spirit of Luigi's ``requires``/``output`` and lhotse's ``Feat
   path for a stage that requires nothing); ``context`` the job's objects (a loaded model).
 - ``batched(config, [upstream, ...], *, device, **context)``: optional, many inputs at once (GPU
   features, network calls); yields ``(i, arrays, meta)`` as each group finishes.
+- ``streaming(config, source, *upstream_configs)``: optional, the stage straight from the source
+  file (its upstream stages then are not stored): a generator of ``(array, rows)`` that returns
+  the entry's metadata; memory stays bounded whatever the file's length.
 - ``in_process``: its inputs are never sent to worker processes (it needs a model in memory).
 - ``key_config``: optional ``"module:function"`` ``(config, context) -> dict`` when the key is not
   simply the section's key fields (predict: only the settings that change the scores).
@@ -36,6 +39,7 @@ class Stage:
     compute: str | None  # "module:function", see the module docstring
     per: str = "file"  # "file" (one entry per input) or "dataset" (one entry for many)
     batched: str | None = None
+    streaming: str | None = None
     in_process: bool = False
     key_config: str | None = None
     context_inputs: tuple[str, ...] = ()
@@ -63,7 +67,7 @@ def register(stage: Stage) -> Stage:
 
 register(Stage("load", 1, "load", (), "pipeline.audio:compute"))
 register(Stage("features", 1, "features", ("load",), "pipeline.features:compute",
-               batched="pipeline.features:compute_batched"))
+               batched="pipeline.features:compute_batched", streaming="pipeline.features:compute_streaming"))
 register(Stage("chunk", 1, "chunk", ("features",), None, per="dataset"))  # built by pipeline.chunks.ensure_chunks
 register(Stage("predict", 1, "predict", ("features",), None, batched="pipeline.predict:compute_batched",
                in_process=True, key_config="pipeline.predict:key_config", context_inputs=("model_digest",)))
@@ -84,6 +88,15 @@ def chain(target: str) -> list[str]:
             order.append(name)
     visit(target)
     return order
+
+
+def stored_chain(target: str) -> list[str]:
+    """The stages of ``chain(target)`` that a run stores: a stage read from the file whose only
+    consumer in the chain streams from the file itself (features from the source) is not."""
+    names = chain(target)
+    streamed = {r for s in names if STAGES[s].streaming
+                for r in STAGES[s].requires if not STAGES[r].requires and r != target}
+    return [n for n in names if n not in streamed]
 
 
 def file_stages(*, context_free: bool = True) -> list[str]:

@@ -31,9 +31,9 @@ def make_folder(root: Path, n: int = 3, seconds: float = 1.0, bad: bool = False)
     return root
 
 
-def run(folder, cfg=None, cache=None, **settings):
+def run(folder, cfg=None, cache=None, upto="features", **settings):
     sources, problems = expand_inputs([str(folder)])
-    return run_files(sources, cfg or Config(), Settings(cache_dir=str(cache), **settings), upto="features",
+    return run_files(sources, cfg or Config(), Settings(cache_dir=str(cache), **settings), upto=upto,
                      problems=problems)
 
 
@@ -62,6 +62,7 @@ def test_hit_equals_first_compute(tmp_path):
 
 def test_changed_features_setting_recomputes_features_only(tmp_path):
     folder = make_folder(tmp_path / "in")
+    run(folder, cache=tmp_path / "c", upto="load")  # stored load entries are used, never rewritten
     run(folder, cache=tmp_path / "c")
     load_mtimes = sorted(p.stat().st_mtime_ns for p in (tmp_path / "c" / "load").rglob("y.npy"))
     cfg = Config().replace(features=FeaturesConfig(n_mels=40))
@@ -78,6 +79,7 @@ def test_changed_features_setting_recomputes_features_only(tmp_path):
 
 def test_bumped_stage_version_recomputes_that_stage(tmp_path, monkeypatch):
     folder = make_folder(tmp_path / "in", n=2)
+    run(folder, cache=tmp_path / "c", upto="load")
     run(folder, cache=tmp_path / "c")
     from pipeline import stage
 
@@ -143,3 +145,16 @@ def test_dask_executor_local_cluster(tmp_path):
     assert report.count("computed") == 3, [r.error for r in report.failed]
     for k, v in arrays(tmp_path / "c2", report).items():
         np.testing.assert_array_equal(serial[k], v)
+
+
+def test_features_stream_from_the_file_and_equal_the_load_path(tmp_path):
+    """Without a stored load entry, features decode and resample the file block by block (no
+    waveform stored); the rows equal those computed from a stored load entry."""
+    folder = make_folder(tmp_path / "in")
+    streamed = run(folder, cache=tmp_path / "a")
+    assert not (tmp_path / "a" / "load").exists()
+    run(folder, cache=tmp_path / "b", upto="load")
+    from_load = run(folder, cache=tmp_path / "b")
+    a, b = arrays(tmp_path / "a", streamed), arrays(tmp_path / "b", from_load)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
