@@ -39,7 +39,7 @@ finds them in the page cache.
 
 Scores: frame precision, recall and F1 of the class ``speech`` at 10 ms frames with the
 project's convention (``pipeline.labels.segments_to_frames``, fps=100, ``1 + n_samples // 160``
-frames at 16 kHz; ``pipeline.evaluate.frame_metrics``), counts pooled over all files (micro).
+frames at 16 kHz; ``pipeline.metrics.frame_metrics``), counts pooled over all files (micro).
 Breakdowns (from ``meta.json``): F1 per SNR band (clips with speech and a background), on clips
 without background ("no bg"), and the false-alarm rate on clips without speech; F1 per
 background kind (all clips of that kind); F1 wideband / telephone; recall per utterance source
@@ -359,7 +359,7 @@ def run_cli(model_dir: Path, clips: list[Clip], corpus: Path, split: str, thread
 
 
 def score(preds: dict, clips: list[Clip], has_meta: bool) -> dict:
-    from pipeline.evaluate import frame_metrics
+    from pipeline.metrics import frame_metrics
 
     refs, hyps = {}, {}
     for c in clips:

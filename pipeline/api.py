@@ -72,8 +72,9 @@ class Model:
         S = np.asarray(arrays["S"], dtype=np.float32)
         return score_files(model, [S], fps=meta["fps"], pcfg=self.config.predict, device=self.settings.device)[0]
 
-    def file_scores(self, path: str | Path) -> np.ndarray:
-        """Frame scores of an audio file (through the cache when the model has one)."""
+    def file_scores(self, path: str | Path, *, with_duration: bool = False):
+        """Frame scores of an audio file (through the cache when the model has one); with
+        ``with_duration``, also the file's duration in seconds."""
         if self._cached:
             from .inputs import Source
             from .jobs import predict_files
@@ -85,12 +86,15 @@ class Model:
                 from .errors import PipelineError
 
                 raise PipelineError(r.error)
-            return np.asarray(self.settings.cache().load("predict", r.keys["predict"])["scores"])
-        from .audio import load_audio
+            entry = self.settings.cache().load("predict", r.keys["predict"])
+            scores, duration = np.asarray(entry["scores"]), float(entry.meta["duration"])
+        else:
+            from .audio import load_audio
 
-        lc = self.config.load
-        y = load_audio(path, sr=lc.sr, mono=lc.mono, channel=lc.channel, resample_quality=lc.resample_quality)
-        return self._score_waveform(y)
+            lc = self.config.load
+            y = load_audio(path, sr=lc.sr, mono=lc.mono, channel=lc.channel, resample_quality=lc.resample_quality)
+            scores, duration = self._score_waveform(y), len(y) / lc.sr
+        return (scores, duration) if with_duration else scores
 
     def segments(self, audio: str | Path | np.ndarray, sr: int | None = None) -> list[Segment]:
         """Segments of a file (path) or a signal (array with ``sr``), post-processed with the
@@ -98,12 +102,13 @@ class Model:
         from .predict import segments
 
         if isinstance(audio, (str, Path)):
-            scores = self.file_scores(audio)
+            scores, duration = self.file_scores(audio, with_duration=True)
         else:
             if sr is None:
                 raise TypeError("segments(array) needs sr=")
-            scores = self.scores(audio, sr)
-        return segments(scores, classes=self.classes, fps=self.fps, pcfg=self.config.predict)
+            scores, duration = self.scores(audio, sr), len(audio) / sr
+        return segments(scores, classes=self.classes, fps=self.fps, pcfg=self.config.predict,
+                        per_class=self._scoring.config.get("predict_per_class"), duration=duration)
 
 
 def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,

@@ -92,6 +92,25 @@ def _crc32(arr) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def _file_crc32(path: Path, offset: int, arr) -> str:
+    """crc32 of an array's bytes read from its file in blocks (a memory map is not touched, so
+    checking a long entry does not grow the process's RSS); in-memory arrays are hashed directly."""
+    import numpy as np
+
+    if not isinstance(arr, np.memmap):
+        return _crc32(arr)
+    crc, left = 0, int(arr.nbytes)
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while left > 0:
+            block = fh.read(min(left, _HASH_BLOCK))
+            if not block:
+                break
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+    return f"{crc & 0xFFFFFFFF:08x}"
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     tmp.write_text(text)
@@ -110,6 +129,40 @@ class Entry:
 
     def __getitem__(self, name: str):
         return self.arrays[name]
+
+    def rows(self, name: str) -> "Rows":
+        """Array ``name`` read a slice of rows at a time from its file (not mapped): memory holds
+        only the rows asked for, however long the entry."""
+        arr = self.arrays[name]
+        return Rows(self.path / self.meta["arrays"][name]["file"], arr.shape, arr.dtype, int(getattr(arr, "offset", 0)))
+
+
+class Rows:
+    """Rows of a stored ``.npy`` array, read on demand with ``pread`` (``rows[a:b]`` -> ndarray).
+    A memory map of a long entry would count every page it touched in the process's RSS."""
+
+    def __init__(self, path: Path, shape: tuple, dtype, offset: int):
+        import numpy as np
+
+        self.path, self.shape, self.dtype, self.offset = Path(path), tuple(shape), np.dtype(dtype), offset
+        self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        import numpy as np
+
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("Rows supports contiguous slices only")
+        start, stop, _ = key.indices(self.shape[0])
+        n = max(0, stop - start)
+        buf = bytearray(n * self._row_bytes)
+        with open(self.path, "rb", buffering=0) as fh:
+            got = os.preadv(fh.fileno(), [buf], self.offset + start * self._row_bytes) if n else 0
+        if got != len(buf):
+            raise CacheError(f"{self.path}: short read ({got} of {len(buf)} bytes)")
+        return np.frombuffer(buf, dtype=self.dtype).reshape((n, *self.shape[1:]))
 
 
 class Cache:
@@ -193,7 +246,7 @@ class Cache:
             if list(arr.shape) != info.get("shape") or str(arr.dtype) != info.get("dtype"):
                 raise self._discard(stage, key, f"{path / info['file']}: shape/dtype {arr.shape}/{arr.dtype} "
                                                 f"do not match meta.json {info.get('shape')}/{info.get('dtype')}")
-            if check and _crc32(arr) != info.get("crc32"):
+            if check and _file_crc32(path / info["file"], int(getattr(arr, "offset", 0)), arr) != info.get("crc32"):
                 raise self._discard(stage, key, f"{path / info['file']}: checksum mismatch "
                                                 f"(crc32 {info.get('crc32')} expected)")
             arrays[name] = arr

@@ -218,7 +218,7 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--format", "formats", default="", help="Extra formats beside .tsv: rttm,audacity,json,npy.")
+@click.option("--format", "formats", default="", help="Extra formats beside .tsv: rttm,audacity,json,textgrid,npy.")
 @click.option("--plot", is_flag=True, help="Also a PNG per file (spectrogram, scores, segments).")
 @click.option("--ref", "ref_spec", default=None, help="Reference DATASET drawn in the plots.")
 @click.pass_obj
@@ -241,24 +241,38 @@ def plot(app: App, inputs, model_dir, out_dir, ref_spec):
 @cli.command()
 @click.option("--pred", "pred_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="A predict --out folder.")
-@click.option("--ref", "ref_spec", required=True, help="Reference DATASET (folder with labels, DCASE TSV, manifest).")
+@click.option("--ref", "ref_spec", required=True,
+              help="References: a DATASET, a folder of label files (.tsv .rttm .txt .json .TextGrid), "
+                   "one RTTM or DCASE metadata TSV for many files.")
+@click.option("--tier", default=None, help="TextGrid tier to read [default: every interval tier].")
+@click.option("--uem", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="UEM file: the scored region of each file (also its duration).")
 @click.option("--json", "as_json", is_flag=True, help="The whole report as JSON.")
 @click.option("--per-file", is_flag=True, help="Add a line per file to the table.")
-@click.option("--collar", default=0.2, type=float, help="Event-based onset/offset collar (s).")
+@click.option("--ci", is_flag=True, help="95% per-file bootstrap intervals of frame F1 and DER.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write a self-contained HTML page to DIR/index.html.")
+@click.option("--collar", default=0.2, type=float, show_default=True, help="Event-based onset/offset collar (s).")
+@click.option("--psds/--no-psds", default=True, show_default=True,
+              help="AUC, AP and PSDS from the frame scores (cost grows with frames x distinct scores).")
 @click.pass_obj
-def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
-    """Frame, segment (1 s) and event (collar) metrics of predictions against references."""
+def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, report_dir, collar, psds):
+    """Frame, segment (1 s), event (collar), detection-error, boundary and threshold-free metrics
+    of predictions against reference labels."""
     import json
 
     from .evaluate import evaluate_dir, format_per_file, format_table
 
-    report = evaluate_dir(pred_dir, ref_spec, collar=collar)
+    report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
+                          threshold_free=psds, report_dir=report_dir)
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
         click.echo(format_table(report))
         if per_file:
             click.echo(format_per_file(report))
+        if report_dir:
+            click.echo(f"report in {report['settings']['report']}")
     missing = report.get("missing") or []
     if missing:
         click.echo(f"FAILED missing predictions for {len(missing)} of {len(report['per_file'])} file(s) "
@@ -269,16 +283,23 @@ def evaluate(app: App, pred_dir, ref_spec, as_json, per_file, collar):
 @cli.command()
 @click.argument("dataset")
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--metric", type=click.Choice(["frame_f1", "segment_f1", "event_f1"]), default="frame_f1")
+@click.option("--metric", type=click.Choice(["frame_f1", "event_f1", "psds1", "detection_error_rate", "segment_f1"]),
+              default="frame_f1", show_default=True, help="Objective of each class's search.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="New model directory [default: MODEL_DIR-tuned].")
+@click.option("--in-place", is_flag=True, help="Overwrite MODEL_DIR's config.json instead (old settings kept).")
 @click.pass_obj
-def tune(app: App, dataset, model_dir, metric):
-    """Search post-processing on a labelled DATASET and write the best into the model's config."""
+def tune(app: App, dataset, model_dir, metric, out_dir, in_place):
+    """Search a threshold and a median filter per class on a labelled DATASET (as the DCASE
+    baselines do) and write them into a new model directory (or, --in-place, the model's)."""
     from .tune import tune_model
 
+    if in_place and out_dir:
+        _fail_usage("--out and --in-place exclude each other")
     res = tune_model(model_dir, dataset, app.config, resolve_device(app).settings, metric=metric,
-                     overrides=app.given, log=_log(app))
+                     overrides=app.given, log=_log(app), out_dir=out_dir, in_place=in_place)
     app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {res['files']} files; "
-             f"written to {model_dir}/config.json (old settings kept in predict_history)")
+             f"written to {res['config']} (old settings kept in predict_history)")
 
 
 # ----------------------------------------------------------------------------- run

@@ -234,7 +234,7 @@ class PredictConfig:
     chunk_step: float = scores(4.0)
     window: str = scores("hamming")
     stateful: bool = scores(True)  # unidirectional models carry the state across chunks
-    batch_size: int = nokey(128)  # chunks per network call
+    batch_size: int = nokey(128)  # chunks per network call, at most predict.CALL_FRAMES frames in all
 
     def __post_init__(self) -> None:
         _in_range("predict", "threshold", self.threshold, 0.0, 1.0)

@@ -84,14 +84,15 @@ def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Conf
         if r.status == "failed":
             continue
         try:
-            _write_one(out, bases[r.path], by_path[r.path], r, cache, cfg, scoring.classes, formats, plot, reference)
+            _write_one(out, bases[r.path], by_path[r.path], r, cache, cfg, scoring.classes, formats, plot, reference,
+                       scoring.config.get("predict_per_class"))
         except PipelineError as exc:  # this input's outputs only; the others go on
             r.status, r.error = "failed", str(exc)
     return report, cfg
 
 
 def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes: list[str], formats: list[str],
-               plot: bool, reference: dict[str, list[Segment]] | None) -> None:
+               plot: bool, reference: dict[str, list[Segment]] | None, per_class: dict | None = None) -> None:
     """Segments of one input's cached scores, written in every format asked for (and its plot)."""
     import numpy as np
 
@@ -100,8 +101,10 @@ def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes
     entry = cache.load("predict", r.keys["predict"])
     fps = float(entry.meta["fps"])
     scores = np.asarray(entry["scores"])
-    segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict)
-    write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix())
+    duration = float(entry.meta["duration"])
+    segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict, per_class=per_class, duration=duration)
+    write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix(),
+                  duration=duration)
     if plot:
         from .plot import plot_file
 

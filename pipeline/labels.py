@@ -1,4 +1,4 @@
-"""Label files (DCASE TSV, RTTM, Audacity, JSON) and their frame rasterisation.
+"""Label files (DCASE TSV, RTTM, Audacity, JSON, Praat TextGrid) and their frame rasterisation.
 
 Every reader returns ``dict[str, list[Segment]]`` keyed by the audio file name as written in the
 label file; per-clip files (no file name column) use the caller's ``default_name``, else the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,9 +29,10 @@ class Segment(NamedTuple):
 
 
 Labels = dict[str, list[Segment]]
-FORMATS = ("dcase", "rttm", "audacity", "json")
+FORMATS = ("dcase", "rttm", "audacity", "json", "textgrid")
 _SUFFIX_FORMAT = {".tsv": "dcase", ".csv": "dcase", ".rttm": "rttm", ".txt": "audacity",
-                  ".json": "json"}
+                  ".json": "json", ".textgrid": "textgrid"}
+LABEL_SUFFIXES = (".tsv", ".rttm", ".txt", ".json", ".TextGrid")  # beside audio, in this order
 _DCASE_COLUMNS = ("filename", "onset", "offset", "event_label")
 
 
@@ -273,10 +275,148 @@ def write_json(segments, path, *, name: str | None = None) -> None:
     _write_text(Path(path), [text])
 
 
+# ---------------------------------------------------------------------------- Praat TextGrid
+
+# a quoted string ("" escapes a quote), a number, or something to skip (a key, "[3]", <exists>)
+_TG_TOKEN = re.compile(r'"((?:[^"]|"")*)"|(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|\[[^\]]*\]|<[^>]*>|[A-Za-z_][\w?]*')
+
+
+def _textgrid_tokens(path: Path) -> list:
+    """Strings and numbers of a text TextGrid (long or short form; UTF-8 or UTF-16 as Praat
+    writes them), keys and ``[n]`` indices dropped."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise LabelError(f"{path}: cannot read label file ({e})") from e
+    enc = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = raw.decode(enc)
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{path}: not a text TextGrid ({e})") from e
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!"))
+    out: list = []
+    for m in _TG_TOKEN.finditer(text):
+        if m.group(1) is not None:
+            out.append(m.group(1).replace('""', '"'))
+        elif m.group(2) is not None:
+            out.append(float(m.group(2)))
+    return out
+
+
+class _Reader:
+    """Pops typed tokens, naming the file and the item in errors."""
+
+    def __init__(self, path: Path, tokens: list):
+        self.path, self.tokens, self.i = path, tokens, 0
+
+    def take(self, kind: type, what: str):
+        if self.i >= len(self.tokens):
+            raise LabelError(f"{self.path}: TextGrid ends early (expected {what})")
+        value = self.tokens[self.i]
+        self.i += 1
+        if not isinstance(value, kind):
+            raise LabelError(f"{self.path}: TextGrid {what} must be a "
+                             f"{'number' if kind is float else 'quoted string'}, got {value!r}")
+        return value
+
+
+def _textgrid_tiers(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """Interval tiers of a TextGrid: ``{tier name: [(xmin, xmax, text), ...]}``; point tiers are
+    skipped."""
+    r = _Reader(path, _textgrid_tokens(path))
+    if r.take(str, "file type") != "ooTextFile" or r.take(str, "object class") != "TextGrid":
+        raise LabelError(f"{path}: not a text TextGrid (expected File type = \"ooTextFile\", "
+                         "Object class = \"TextGrid\")")
+    r.take(float, "xmin"), r.take(float, "xmax")
+    tiers: dict[str, list] = {}
+    for k in range(int(r.take(float, "tier count"))):
+        kind, name = r.take(str, f"tier {k + 1} class"), r.take(str, f"tier {k + 1} name")
+        r.take(float, f"tier {name!r} xmin"), r.take(float, f"tier {name!r} xmax")
+        n = int(r.take(float, f"tier {name!r} size"))
+        if kind == "IntervalTier":
+            tiers[name] = [(r.take(float, f"tier {name!r} interval {j + 1} xmin"),
+                            r.take(float, f"tier {name!r} interval {j + 1} xmax"),
+                            r.take(str, f"tier {name!r} interval {j + 1} text")) for j in range(n)]
+        elif kind == "TextTier":
+            for j in range(n):
+                r.take(float, f"tier {name!r} point {j + 1} time"), r.take(str, "point mark")
+        else:
+            raise LabelError(f"{path}: tier {name!r} has unknown class {kind!r}")
+    return tiers
+
+
+def read_textgrid(path, *, default_name: str | None = None, tier: str | None = None) -> Labels:
+    """Read a Praat TextGrid (text, long or short form): every non-empty interval of the
+    interval tiers (only ``tier`` when given) is a segment labelled with its text. One clip,
+    keyed by ``default_name``, else the file's stem. Raises :class:`LabelError` naming the file
+    and the tier or interval."""
+    path = Path(path)
+    tiers = _textgrid_tiers(path)
+    if tier is not None and tier not in tiers:
+        raise LabelError(f"{path}: no interval tier {tier!r} (has {', '.join(map(repr, tiers))})")
+    segs = []
+    for name, intervals in tiers.items():
+        if tier is not None and name != tier:
+            continue
+        for j, (a, b, text) in enumerate(intervals, 1):
+            if text.strip():
+                segs.append(_segment(a, b, text, f"{path}: tier {name!r} interval {j}"))
+    return {default_name or path.stem: sorted(segs)}
+
+
+def _tg_str(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def write_textgrid(segments, path, *, name: str | None = None,
+                   duration: float | None = None) -> None:
+    """Write a TextGrid (long text form) for one clip: one interval tier per label, named after
+    it, the label's segments as intervals with its text and the gaps as empty intervals, from 0
+    to ``duration`` (default: the last offset). Overlapping segments of a label are merged (a
+    tier cannot hold overlaps)."""
+    labels, _ = _normalise(segments, name, "textgrid", "")
+    if len(labels) != 1:
+        raise ParameterError(f"a TextGrid holds one clip; got {len(labels)} files")
+    segs = next(iter(labels.values()))
+    end = max([duration or 0.0] + [s.offset for s in segs])
+    classes = sorted({s.label for s in segs})
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0",
+             f"xmax = {end!r}", "tiers? <exists>", f"size = {len(classes)}", "item []:"]
+    for k, label in enumerate(classes, 1):
+        cuts = _tier_intervals([s for s in segs if s.label == label], end)
+        lines += [f"    item [{k}]:", '        class = "IntervalTier"',
+                  f"        name = {_tg_str(label)}", "        xmin = 0", f"        xmax = {end!r}",
+                  f"        intervals: size = {len(cuts)}"]
+        for j, (a, b, text) in enumerate(cuts, 1):
+            lines += [f"        intervals [{j}]:", f"            xmin = {a!r}",
+                      f"            xmax = {b!r}", f"            text = {_tg_str(text)}"]
+    _write_text(Path(path), lines)
+
+
+def _tier_intervals(segs: list[Segment], end: float) -> list[tuple[float, float, str]]:
+    """Segments of one label merged, with the gaps between them, covering ``[0, end]``."""
+    merged: list[list] = []
+    for s in sorted(segs):
+        if merged and s.onset <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], s.offset)
+        else:
+            merged.append([s.onset, s.offset, s.label])
+    out, t = [], 0.0
+    for a, b, label in merged:
+        if a > t:
+            out.append((t, a, ""))
+        if b > a:
+            out.append((a, b, label))
+        t = max(t, b)
+    if end > t or not out:
+        out.append((t, max(end, t), ""))
+    return out
+
+
 # ---------------------------------------------------------------------------- dispatch
 
-_READERS = dict(zip(FORMATS, (read_dcase, read_rttm, read_audacity, read_json)))
-_WRITERS = dict(zip(FORMATS, (write_dcase, write_rttm, write_audacity, write_json)))
+_READERS = dict(zip(FORMATS, (read_dcase, read_rttm, read_audacity, read_json, read_textgrid)))
+_WRITERS = dict(zip(FORMATS, (write_dcase, write_rttm, write_audacity, write_json, write_textgrid)))
 
 
 def _format(path: Path, fmt: str | None) -> str:
@@ -287,26 +427,37 @@ def _format(path: Path, fmt: str | None) -> str:
     return fmt
 
 
-def read_labels(path, *, fmt: str | None = None, default_name: str | None = None) -> Labels:
+def read_labels(path, *, fmt: str | None = None, default_name: str | None = None,
+                tier: str | None = None) -> Labels:
     """Read a label file; the format comes from the suffix (``.tsv``/``.csv`` dcase, ``.rttm``,
-    ``.txt`` audacity, ``.json``) unless ``fmt`` names it. See the ``read_<fmt>`` functions."""
+    ``.txt`` audacity, ``.json``, ``.TextGrid``) unless ``fmt`` names it. ``tier`` chooses a
+    TextGrid's tier (other formats have none). See the ``read_<fmt>`` functions."""
     path = Path(path)
-    return _READERS[_format(path, fmt)](path, default_name=default_name)
+    fmt = _format(path, fmt)
+    if fmt == "textgrid":
+        return read_textgrid(path, default_name=default_name, tier=tier)
+    return _READERS[fmt](path, default_name=default_name)
 
 
-def write_labels(segments, path, *, fmt: str | None = None, name: str | None = None) -> None:
+def write_labels(segments, path, *, fmt: str | None = None, name: str | None = None,
+                 duration: float | None = None) -> None:
     """Write ``segments`` (one clip's list, or ``dict[str, list[Segment]]``) to ``path`` in
-    ``fmt`` (default: from the suffix). ``name`` is the file id RTTM needs for a list."""
+    ``fmt`` (default: from the suffix). ``name`` is the file id RTTM needs for a list;
+    ``duration`` the end of a TextGrid (other formats store none)."""
     path = Path(path)
-    _WRITERS[_format(path, fmt)](segments, path, name=name)
+    fmt = _format(path, fmt)
+    if fmt == "textgrid":
+        write_textgrid(segments, path, name=name, duration=duration)
+        return
+    _WRITERS[fmt](segments, path, name=name)
 
 
 def find_label_file(audio_path) -> Path | None:
     """Return the label file beside ``audio_path`` (``<stem>.tsv``, ``.rttm``, ``.txt``,
-    ``.json``, in that order), or None. A ``.txt`` counts only if it parses as Audacity labels,
+    ``.json``, ``.TextGrid``, in that order), or None. A ``.txt`` counts only if it parses as Audacity labels,
     since other text files often sit beside audio."""
     audio_path = Path(audio_path)
-    for suffix in (".tsv", ".rttm", ".txt", ".json"):
+    for suffix in LABEL_SUFFIXES:
         candidate = audio_path.with_suffix(suffix)
         if not candidate.is_file() or candidate == audio_path:
             continue

@@ -330,17 +330,23 @@ def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
     single = xt.dim() == 2
     if single:
         xt = xt[None]  # (1, T, F)
-    outs = []
-    state = None
-    with torch.no_grad():
-        for start in range(0, xt.shape[1], chunk_frames):
-            out, state = model(xt[:, start:start + chunk_frames], state)  # (B, chunk, C)
-            outs.append(out)
+    outs = list(stream_chunks(model, (xt[:, s:s + chunk_frames] for s in range(0, xt.shape[1], chunk_frames))))
     out = (torch.cat(outs, dim=1) if outs
            else xt.new_zeros(xt.shape[0], 0, model.n_outputs))  # (B, T, C)
     if single:
         out = out[0]
     return out.cpu().numpy() if as_numpy else out
+
+
+def stream_chunks(model: FrameModel, chunks):
+    """The stateful core of :func:`stream`: feed consecutive chunks [shape=(B, t, F)] (tensors on
+    the model's device), yield each chunk's outputs [shape=(B, t, C)] with the state carried, so
+    a caller never needs the whole sequence in memory."""
+    state = None
+    with torch.no_grad():
+        for xc in chunks:
+            out, state = model(xc, state)
+            yield out
 
 
 # -- model directories -----------------------------------------------------------------------

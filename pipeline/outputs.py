@@ -30,8 +30,10 @@ from .errors import ParameterError, PipelineError
 RECORD = ".pipeline-outputs"
 SCORES = ".scores.npy"  # frames x classes float32, beside the segments
 SCORES_INFO = ".scores.json"  # its fps, class names, frame count and source
-FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "npy": SCORES}
-LABEL_FORMATS = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "json"}  # pipeline.labels names
+FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "textgrid": ".TextGrid",
+           "npy": SCORES}
+LABEL_FORMATS = {"tsv": "dcase", "rttm": "rttm", "audacity": "audacity", "json": "json",
+                 "textgrid": "textgrid"}  # pipeline.labels names
 
 
 class OutputError(PipelineError):
@@ -196,7 +198,7 @@ def output_suffixes(formats: Iterable[str], plot: bool = False) -> list[str]:
 
 
 def write_outputs(out: OutputDir, base: PurePosixPath, segs: list, scores, *, fps: float, classes: list[str],
-                  formats: Iterable[str], name: str) -> list[Path]:
+                  formats: Iterable[str], name: str, duration: float | None = None) -> list[Path]:
     """Write the requested formats of one input beside each other (``.tsv`` always) under ``base``."""
     import numpy as np
 
@@ -205,11 +207,11 @@ def write_outputs(out: OutputDir, base: PurePosixPath, segs: list, scores, *, fp
     written = []
     for fmt in dict.fromkeys(["tsv", *formats]):
         if fmt == "npy":
-            info = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name},
-                              indent=1) + "\n"
+            info = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name,
+                               "duration": duration}, indent=1) + "\n"
             written.append(out.write(out.path(base, SCORES), lambda p: np.save(p, np.asarray(scores, dtype=np.float32))))
             written.append(out.write(out.path(base, SCORES_INFO), lambda p: p.write_text(info)))
         else:
             written.append(out.write(out.path(base, FORMATS[fmt]), lambda p, f=fmt: write_labels(
-                list(segs), p, fmt=LABEL_FORMATS[f], name=Path(name).stem)))
+                list(segs), p, fmt=LABEL_FORMATS[f], name=Path(name).stem, duration=duration)))
     return written

@@ -12,7 +12,11 @@ the frames that were active.
     -> pad onsets/offsets (clipped to the file, overlaps merged) -> split segments > max_duration
 
 Splitting comes last so that every segment returned is at most ``max_duration`` long, padding
-included. Between steps a class's segments are an ``intervals`` array
+included. Every segment ends inside the file: the last frame's segment would end at
+``n_frames / fps``, past the audio's end (``n_frames = 1 + n_samples // hop_length``, so a 30.000 s
+file at 50 fps has 1501 frames and its last segment would end at 30.020 s); given the file's
+``duration`` (``n_samples / sr``), segments are cut at it and any that start at or after it are
+dropped. Without it the file is taken to last ``n_frames / fps``. Between steps a class's segments are an ``intervals`` array
 ``[shape=(n, 2)]`` of sorted, disjoint ``(onset, offset)`` pairs in seconds. Durations are
 compared with a 1 ns tolerance, so that a gap of exactly ``min_duration_off`` built from frame
 counts (``0.3 - 0.2 = 0.0999...``) is not decided by float round-off.
@@ -246,11 +250,42 @@ def split_long(intervals, scores: np.ndarray, *, fps: float, max_duration: float
     return np.array(out, dtype=float).reshape(-1, 2)
 
 
+def clip(intervals, *, duration: float) -> np.ndarray:
+    """Cut intervals at ``duration`` seconds; those that start at or after it are dropped.
+
+    Parameters
+    ----------
+    intervals : array-like [shape=(n, 2)]
+    duration : float
+        The file's length in seconds (``n_samples / sr``).
+
+    Returns
+    -------
+    intervals : np.ndarray [shape=(m, 2)], m <= n
+    """
+    iv = _as_intervals(intervals)
+    iv = iv[iv[:, 0] < duration - EPS]
+    return np.stack([iv[:, 0], np.minimum(iv[:, 1], duration)], axis=1)
+
+
+def _per_class(value, n: int, name: str) -> np.ndarray:
+    """A setting given once or per class -> [shape=(n,)] float."""
+    v = np.asarray(value, dtype=float)
+    if v.ndim == 0:
+        v = np.full(n, float(v))
+    if v.shape != (n,):
+        raise ParameterError(f"{name}={np.asarray(value).tolist()} must be one value or one per "
+                             f"class ({n})")
+    if not np.all(v >= 0):
+        raise ParameterError(f"{name}={v.tolist()} must be >= 0 seconds")
+    return v
+
+
 def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float,
-                       threshold=0.5, offset_threshold=None, median_filter: float = 0.0,
+                       threshold=0.5, offset_threshold=None, median_filter=0.0,
                        min_duration_on: float = 0.0, min_duration_off: float = 0.0,
                        pad_onset: float = 0.0, pad_offset: float = 0.0,
-                       max_duration: float = 0.0) -> list[Segment]:
+                       max_duration: float = 0.0, duration: float | None = None) -> list[Segment]:
     """Frame scores -> labelled segments, with the steps in the order of the module docstring.
 
     Parameters
@@ -265,7 +300,7 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
         Onset threshold of the hysteresis.
     offset_threshold : float or sequence of float, optional
         Offset threshold (<= threshold); defaults to ``threshold``.
-    median_filter : float
+    median_filter : float or sequence of float [shape=(n_classes,)]
         Median filter length in seconds, applied to the scores before thresholding; rounded to
         the nearest frame count and up to an odd one. 0 disables.
     min_duration_on, min_duration_off : float
@@ -274,6 +309,9 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
         Seconds added around each segment, clipped to the file; overlaps merge.
     max_duration : float
         Seconds; longer segments are split at their lowest-score frame. 0 disables.
+    duration : float, optional
+        The file's length in seconds (``n_samples / sr``); segments are cut at it (see the module
+        docstring). Default ``n_frames / fps``.
 
     Returns
     -------
@@ -297,16 +335,22 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
     if not np.isfinite(scores).all():
         raise ParameterError(f"scores contain {np.count_nonzero(~np.isfinite(scores))} "
                              f"non-finite values (NaN or inf)")
-    for name, value in [("median_filter", median_filter), ("min_duration_on", min_duration_on),
+    for name, value in [("min_duration_on", min_duration_on),
                         ("min_duration_off", min_duration_off), ("max_duration", max_duration)]:
         if not value >= 0:
             raise ParameterError(f"{name}={value} must be >= 0 seconds")
+    medians = _per_class(median_filter, len(classes), "median_filter")
+    if duration is None:
+        duration = scores.shape[0] / fps
+    elif not (np.isfinite(duration) and duration >= 0):
+        raise ParameterError(f"duration={duration} must be a finite number of seconds >= 0")
 
-    width = int(round(median_filter * fps))
-    width = width + 1 - width % 2 if width > 1 else 0  # up to odd
-    filtered = _median_filter(scores, width_frames=width)
+    filtered = np.empty_like(scores)
+    for c, seconds in enumerate(medians):
+        width = int(round(seconds * fps))
+        width = width + 1 - width % 2 if width > 1 else 0  # up to odd
+        filtered[:, c] = _median_filter(scores[:, c], width_frames=width)
     active = binarize(filtered, onset=threshold, offset=offset_threshold)  # (n_frames, n_classes)
-    duration = scores.shape[0] / fps
 
     segments = []
     for c, label in enumerate(classes):
@@ -315,5 +359,6 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
         iv = remove_short(iv, min_duration_on=min_duration_on)
         iv = pad(iv, pad_onset=pad_onset, pad_offset=pad_offset, duration=duration)
         iv = split_long(iv, filtered[:, c], fps=fps, max_duration=max_duration)
+        iv = clip(iv, duration=duration)
         segments += [Segment(float(a), float(b), label) for a, b in iv]
     return sorted(segments)

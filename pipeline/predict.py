@@ -27,13 +27,16 @@ from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fiel
                      section_from_dict)
 from .errors import ModelError, ParameterError
 from .labels import Segment
-from .nets import FrameModel, stream
+from .nets import FrameModel, stream, stream_chunks
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
 FILES_PER_BATCH = 64  # files whose chunks share network calls (a recurrent net is bound by
                       # per-time-step overhead at small batches)
 FRAMES_PER_BATCH = 4_000_000  # padded frames held at once (1 GiB of 64-bin float32)
+CALL_FRAMES = 16_384  # frames per network call of overlapping chunks: a bidirectional GRU's
+                      # activations grow with it (128 chunks of 1000 frames: +330 MB peak RSS,
+                      # 16: +40 MB, for 3 % more time on an hour; bench/scale.py)
 
 
 # ------------------------------------------------------------------ configuration from the model
@@ -98,15 +101,34 @@ def _outputs(model: FrameModel, x: torch.Tensor, out: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
-    """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores."""
+    """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores.
+
+    Only one chunk of features per file is in memory at a time (a shorter file's zero padding
+    comes after its last frame, which a causal model never sees); the forecast task compares each
+    frame with a later one, so it takes the whole sequence at once.
+    """
     longest = max(len(S) for S in feats)
-    x = np.zeros((len(feats), longest, feats[0].shape[1]), dtype=np.float32)
-    for i, S in enumerate(feats):
-        x[i, : len(S)] = S
-    xt = torch.from_numpy(x).to(device)  # (B, T, F)
-    out = stream(model, xt, chunk_frames=chunk_frames)  # (B, T, C), the state carried across chunks
-    scores = _outputs(model, xt, out).float().cpu().numpy()  # (B, T, C)
-    return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
+    if model.cfg.task != "classify":
+        x = np.zeros((len(feats), longest, feats[0].shape[1]), dtype=np.float32)
+        for i, S in enumerate(feats):
+            x[i, : len(S)] = S[0: len(S)]
+        xt = torch.from_numpy(x).to(device)  # (B, T, F)
+        scores = _outputs(model, xt, stream(model, xt, chunk_frames=chunk_frames)).float().cpu().numpy()
+        return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
+
+    def chunks():
+        for start in range(0, longest, chunk_frames):
+            xc = np.zeros((len(feats), min(chunk_frames, longest - start), feats[0].shape[1]), dtype=np.float32)
+            for i, S in enumerate(feats):
+                part = S[start: start + chunk_frames]
+                xc[i, : len(part)] = part
+            yield torch.from_numpy(xc).to(device)  # (B, t, F)
+    out = np.zeros((len(feats), longest, model.n_outputs), dtype=np.float32)
+    start = 0
+    for o in stream_chunks(model, chunks()):
+        out[:, start: start + o.shape[1]] = model.probabilities(o).float().cpu().numpy()
+        start += o.shape[1]
+    return [np.ascontiguousarray(out[i, : len(S)]) for i, S in enumerate(feats)]
 
 
 SINGLE_CHUNK_SLACK = 1.25  # a file up to this many chunk lengths runs as one chunk
@@ -148,8 +170,9 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
             jobs.setdefault(frames, []).extend((i, int(s)) for s in chunk_plan(len(S), frames=frames, hop=hop))
     results: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(feats))}
     for length, group_all in jobs.items():
-        for b in range(0, len(group_all), batch_size):
-            group = group_all[b: b + batch_size]
+        per_call = max(1, min(batch_size, CALL_FRAMES // max(1, length)))  # bounded activations
+        for b in range(0, len(group_all), per_call):
+            group = group_all[b: b + per_call]
             x = torch.from_numpy(np.stack([feats[i][s: s + length] for i, s in group]).astype(np.float32))
             x = x.to(device)  # (B, length, F)
             sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, length, C)
@@ -180,14 +203,32 @@ def score_files(model: FrameModel, feats: list[np.ndarray], *, fps: float, pcfg:
 # ------------------------------------------------------------------ segments and files
 
 
-def segments(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: PredictConfig) -> list[Segment]:
-    """Post-process one file's scores with the predict settings."""
+def class_settings(per_class: dict | None, classes: list[str], pcfg: PredictConfig) -> dict[str, list[float]]:
+    """``threshold`` and ``median_filter`` per class: a model's ``predict_per_class`` (written by
+    ``tune``) where it names a class, else ``pcfg``'s."""
+    per = per_class or {}
+    return {"threshold": [float(per.get(c, {}).get("threshold", pcfg.threshold)) for c in classes],
+            "median_filter": [float(per.get(c, {}).get("median_filter", pcfg.median_filter)) for c in classes]}
+
+
+def segments(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: PredictConfig,
+             per_class: dict | None = None, duration: float | None = None,
+             threshold=None, median_filter=None) -> list[Segment]:
+    """Post-process one file's scores with the predict settings (the one place that does).
+
+    ``per_class``: a model's per-class threshold and median filter; ``threshold``/``median_filter``
+    (one value or one per class) override both; ``duration`` (seconds): no segment ends after it.
+    The offset threshold is capped at each class's threshold.
+    """
+    settings = class_settings(per_class, classes, pcfg)
+    thr = np.broadcast_to(np.asarray(settings["threshold"] if threshold is None else threshold, dtype=float),
+                          (len(classes),))
+    off = None if pcfg.offset_threshold < 0 else np.minimum(pcfg.offset_threshold, thr)
     return scores_to_segments(
-        scores, classes=classes, fps=fps, threshold=pcfg.threshold,
-        offset_threshold=None if pcfg.offset_threshold < 0 else pcfg.offset_threshold,
-        median_filter=pcfg.median_filter, min_duration_on=pcfg.min_duration_on,
-        min_duration_off=pcfg.min_duration_off, pad_onset=pcfg.pad_onset, pad_offset=pcfg.pad_offset,
-        max_duration=pcfg.max_duration)
+        scores, classes=classes, fps=fps, threshold=thr, offset_threshold=off,
+        median_filter=settings["median_filter"] if median_filter is None else median_filter,
+        min_duration_on=pcfg.min_duration_on, min_duration_off=pcfg.min_duration_off,
+        pad_onset=pcfg.pad_onset, pad_offset=pcfg.pad_offset, max_duration=pcfg.max_duration, duration=duration)
 
 
 def length_batches(items: list, lengths: list[int], max_files: int = FILES_PER_BATCH,
@@ -216,7 +257,7 @@ def compute_batched(pcfg: PredictConfig, inputs: list, *, model: FrameModel, dev
     for group in length_batches(list(range(len(inputs))), lengths, files_per_batch):
         entries = [inputs[i][0] for i in group]
         fps = float(entries[0].meta["fps"])
-        scores = score_files(model, [np.asarray(e["S"], dtype=np.float32) for e in entries], fps=fps,
-                             pcfg=pcfg, device=device)
+        # rows read as the chunks need them: memory does not grow with a file's length
+        scores = score_files(model, [e.rows("S") for e in entries], fps=fps, pcfg=pcfg, device=device)
         for i, e, sc in zip(group, entries, scores):
             yield i, ({"scores": sc}, {"fps": fps, "duration": e.meta["duration"], "device": device})

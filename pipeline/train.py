@@ -25,7 +25,7 @@ import torch
 
 from .config import Config
 from .errors import ParameterError, PipelineError
-from .evaluate import frame_metrics
+from .metrics import frame_metrics
 from .nets import FrameModel, save_model
 from .stage import STAGES
 

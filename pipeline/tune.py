@@ -1,16 +1,24 @@
-"""``tune``: search the post-processing settings on a labelled dev set and store them in the model.
+"""``tune``: a threshold and a median-filter length per class, searched on a labelled dev set as
+the DCASE baselines do, written into a new model directory (or, ``--in-place``, the model's).
 
-The network runs once per file (its scores are the cached ``predict`` stage); every candidate
-setting only re-runs :func:`pipeline.predict.segments`, which is cheap. The search is coordinate
-descent over a grid (threshold first, then each other setting in turn, two rounds), maximising
-the chosen metric summed over all files (micro average). The winner is written into the model's
-``config.json`` under ``predict``; the settings it replaces go to ``predict_history``.
+The network runs once per file (its scores are the cached ``predict`` stage); each candidate only
+re-runs the post-processing (:func:`pipeline.postprocess.scores_to_segments`), with the model's
+other settings (minimum durations, padding, ...) as they are. Each class is searched on its own
+over :data:`THRESHOLDS` x :data:`MEDIAN_FILTERS`, maximising its objective summed over all files
+(micro): ``frame_f1``, ``event_f1`` (sed_eval collar 200 ms), ``segment_f1`` (1 s),
+``detection_error_rate`` (minimised) or ``psds1``. PSDS1 is threshold-free: it chooses the median
+filter only and keeps the model's threshold.
+
+The model directory gets ``predict.threshold``/``predict.median_filter`` (one class) or, with
+several classes, ``predict_per_class`` (``{class: {"threshold", "median_filter"}}``, read by
+:func:`pipeline.predict.class_settings`); the settings replaced go to ``predict_history``. Tuning sets under
+:data:`MIN_TUNE_SECONDS` or with fewer than :data:`MIN_TUNE_EVENTS` events of a class are warned
+about: settings found there overfit.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,71 +27,101 @@ import numpy as np
 
 from .config import Config, PredictConfig
 from .errors import ParameterError
-from .evaluate import evaluate_files, frame_metrics
-from .labels import segments_to_frames
+from .labels import Segment
+from .metrics import PSDS1, evaluate_files, psds
 from .predict import segments
 
-GRID = {
-    "threshold": [round(x, 2) for x in np.arange(0.1, 0.91, 0.05)],
-    "offset_threshold": [-1.0],  # filled relative to the threshold below
-    "median_filter": [0.0, 0.05, 0.1, 0.2, 0.3],
-    "min_duration_on": [0.0, 0.05, 0.1, 0.2, 0.3],
-    "min_duration_off": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
-    "pad_onset": [0.0, 0.02, 0.05, 0.1],
-    "pad_offset": [0.0, 0.02, 0.05, 0.1, 0.2],
-}
-METRICS = ("frame_f1", "segment_f1", "event_f1")
+THRESHOLDS = [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
+MEDIAN_FILTERS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]  # seconds
+METRICS = ("frame_f1", "event_f1", "segment_f1", "detection_error_rate", "psds1")
+MIN_TUNE_SECONDS = 180.0  # below this, or with fewer events per class, tuned settings overfit
+MIN_TUNE_EVENTS = 5
 
 
-def _score(metric: str, refs, preds, targets, *, classes, fps, durations) -> float:
-    if metric == "frame_f1":  # pooled over files (micro)
-        names = list(preds)
-        ref = np.concatenate([targets[n] for n in names])
-        pred = np.concatenate([segments_to_frames(preds[n], classes=classes, n_frames=len(targets[n]), fps=fps) > 0.5
-                               for n in names])
-        f1 = frame_metrics(ref, pred)["overall"]["f1"]
-        return 1.0 if f1 is None else f1
-    report = evaluate_files(refs, preds, classes=classes, durations=durations, fps=fps)
-    view = {"segment_f1": "segment", "event_f1": "event"}[metric]
+# ---------------------------------------------------------------------------- settings per class
+
+
+def segments_for(scores: np.ndarray, *, classes: list[str], fps: float, pcfg: PredictConfig,
+                 threshold, median_filter, duration: float | None = None) -> list[Segment]:
+    """``pcfg``'s post-processing with candidate threshold(s) and median filter(s)."""
+    return segments(scores, classes=classes, fps=fps, pcfg=pcfg, threshold=threshold,
+                    median_filter=median_filter, duration=duration)
+
+
+# ---------------------------------------------------------------------------- objectives
+
+
+def objective(metric: str, refs: dict, preds: dict, *, classes: list[str], fps: float,
+              durations: dict, scores: dict | None = None, median_filter=0.0) -> float:
+    """The value to maximise (the detection error rate negated), pooled over files; an undefined
+    value counts as the worst (0, or -1 for the error rate)."""
+    if metric == "psds1":
+        filtered = {n: _filtered(s, fps, median_filter, len(classes)) for n, s in scores.items()}
+        value, _ = psds(filtered, refs, durations, classes=classes, fps=fps, **PSDS1)
+        return value
+    report = evaluate_files(refs, preds, classes=classes, durations=durations, fps=fps,
+                            threshold_free=False)
+    if metric == "detection_error_rate":
+        der = report["overall"]["detection"]["error_rate"]
+        return -1.0 if der is None else -der
+    view = {"frame_f1": "frame", "event_f1": "event", "segment_f1": "segment"}[metric]
     return report["overall"][view]["f1"] or 0.0
 
 
+def _filtered(s: np.ndarray, fps: float, median_filter, n_classes: int) -> np.ndarray:
+    from .postprocess import median_filter as medfilt
+
+    out = np.array(s, dtype=float)
+    for c, seconds in enumerate(np.broadcast_to(np.asarray(median_filter, float), (n_classes,))):
+        w = int(round(seconds * fps))
+        out[:, c] = medfilt(out[:, c], width_frames=w + 1 - w % 2 if w > 1 else 0)
+    return out
+
+
+# ---------------------------------------------------------------------------- the search
+
+
+def search_class(label: str, c: int, scores: dict, refs: dict, *, fps: float, durations: dict,
+                 start: PredictConfig, metric: str) -> tuple[float, float, float]:
+    """Best ``(threshold, median_filter, value)`` of one class over the grid."""
+    col = {n: s[:, [c]] for n, s in scores.items()}
+    ref = {n: [x for x in refs[n] if x.label == label] for n in scores}
+    best = (start.threshold, start.median_filter, -np.inf)
+    for m in MEDIAN_FILTERS:
+        thresholds = [start.threshold] if metric == "psds1" else THRESHOLDS
+        for t in thresholds:
+            preds = {n: segments_for(s, classes=[label], fps=fps, pcfg=start, threshold=t,
+                                     median_filter=m, duration=durations[n]) for n, s in col.items()}
+            v = objective(metric, ref, preds, classes=[label], fps=fps, durations=durations,
+                          scores=col, median_filter=m)
+            if v > best[2] + 1e-12:
+                best = (t, m, v)
+    return best
+
+
 def search(scores: dict[str, np.ndarray], refs: dict[str, list], *, classes: list[str], fps: float,
-           start: PredictConfig, metric: str = "frame_f1", log: Callable[[str], None] = print
-           ) -> tuple[PredictConfig, float, float]:
-    """Coordinate search; returns the best settings, its metric and the starting metric."""
+           start: PredictConfig, metric: str = "frame_f1", durations: dict | None = None,
+           log: Callable[[str], None] = print) -> tuple[dict, float, float]:
+    """Per-class search; returns ``({class: {"threshold", "median_filter"}}, value after, value
+    before)``, the values over all classes together."""
     if metric not in METRICS:
         raise ParameterError(f"--metric {metric!r} must be one of {', '.join(METRICS)}")
-    durations = {n: len(s) / fps for n, s in scores.items()}
-    targets = {n: segments_to_frames(refs[n], classes=classes, n_frames=len(s), fps=fps) > 0.5
-               for n, s in scores.items()}
+    durations = durations or {n: len(s) / fps for n, s in scores.items()}
+    found = {}
+    for c, label in enumerate(classes):
+        t, m, v = search_class(label, c, scores, refs, fps=fps, durations=durations, start=start,
+                               metric=metric)
+        found[label] = {"threshold": t, "median_filter": m}
+        log(f"tune {label}: threshold {t}, median filter {m} s ({metric} {abs(v):.4f})")
 
-    def evaluate(p: PredictConfig) -> float:
-        preds = {n: segments(s, classes=classes, fps=fps, pcfg=p) for n, s in scores.items()}
-        return _score(metric, refs, preds, targets, classes=classes, fps=fps, durations=durations)
-
-    best, best_value = start, evaluate(start)
-    first = best_value
-    for round_ in range(2):
-        for name, values in GRID.items():
-            if name == "offset_threshold":
-                values = [-1.0] + [round(best.threshold - d, 2) for d in (0.1, 0.2, 0.3) if best.threshold - d > 0]
-            for v in values:
-                try:
-                    cand = dataclasses.replace(best, **{name: v})
-                except ParameterError:  # e.g. a threshold below the current offset threshold
-                    continue
-                value = evaluate(cand)
-                if value > best_value + 1e-9:
-                    best, best_value = cand, value
-        log(f"tune round {round_ + 1}: {metric} {best_value:.4f} with threshold {best.threshold}, "
-            f"offset {best.offset_threshold}, median {best.median_filter}, min on {best.min_duration_on}, "
-            f"min off {best.min_duration_off}, pad {best.pad_onset}/{best.pad_offset}")
-    return best, best_value, first
-
-
-MIN_TUNE_SECONDS = 180.0  # below this, or with fewer events per class, tuned settings overfit
-MIN_TUNE_EVENTS = 5
+    def overall(thr, med):
+        preds = {n: segments_for(s, classes=classes, fps=fps, pcfg=start, threshold=thr,
+                                 median_filter=med, duration=durations[n]) for n, s in scores.items()}
+        return objective(metric, refs, preds, classes=classes, fps=fps, durations=durations,
+                         scores=scores, median_filter=med)
+    before = overall(start.threshold, start.median_filter)
+    after = overall([found[c]["threshold"] for c in classes], [found[c]["median_filter"] for c in classes])
+    return found, after, before
 
 
 def small_set_warnings(scores: dict[str, np.ndarray], refs: dict[str, list], *, classes: list[str],
@@ -102,25 +140,74 @@ def small_set_warnings(scores: dict[str, np.ndarray], refs: dict[str, list], *, 
     return out
 
 
-def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, *, metric: str = "frame_f1",
-               overrides=(), log: Callable[[str], None] = print) -> dict:
-    """Score the dataset with the model (cached), search, and update ``config.json``."""
-    from .dataset import load_dataset
-    from .nets import CONFIG_FILE, WEIGHTS_FILE, load_model
-    from .predict import config_for_model
-    from .jobs import predict_files
+# ---------------------------------------------------------------------------- the model directory
 
-    model, mconf = load_model(model_dir)
-    cfg = config_for_model(mconf, cfg, overrides, where=f"{model_dir}/config.json")
-    classes = list(mconf["classes"])
-    ds = load_dataset(dataset_spec, classes=classes)
+
+def _target(model_dir: Path, out_dir, in_place: bool) -> Path:
+    """The directory to write: the model's (``in_place``), else a new one (refused if it exists)."""
+    if in_place:
+        return model_dir
+    target = Path(out_dir) if out_dir else model_dir.with_name(model_dir.name + "-tuned")
+    if target.exists():
+        raise ParameterError(f"--out {target}: exists; tune writes a new model directory "
+                             f"(choose another --out, remove it, or use --in-place)")
+    return target
+
+
+def write_tuned(model_dir: str | Path, found: dict, record_note: str, *, value: float,
+                metric: str, out_dir=None, in_place: bool = False) -> Path:
+    """Write the tuned settings into ``config.json`` of a copy of the model directory (or of
+    the model itself with ``in_place``), the replaced settings appended to ``predict_history``.
+    Returns the ``config.json`` written."""
+    from .nets import CONFIG_FILE
+
+    model_dir = Path(model_dir)
+    target = _target(model_dir, out_dir, in_place)
+    if not in_place:  # copy beside, then rename: no half model directory under the final name
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        shutil.copytree(model_dir, tmp)
+        _update_config(tmp / CONFIG_FILE, found, record_note, value=value, metric=metric,
+                       source=str(model_dir))
+        os.replace(tmp, target)
+    else:
+        _update_config(target / CONFIG_FILE, found, record_note, value=value, metric=metric,
+                       source=None)
+    return target / CONFIG_FILE
+
+
+def _update_config(path: Path, found: dict, note: str, *, value: float, metric: str, source) -> None:
+    from .nets import read_model_config, update_model_config
+
+    record = read_model_config(path.parent)
+    old = {"predict": record.get("predict"), "predict_per_class": record.get("predict_per_class")}
+    history = record.get("predict_history", []) + [
+        {**{k: v for k, v in old.items() if v is not None},
+         "replaced": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "by": note}]
+    changes = {"predict_history": history,
+               "metrics": {**record.get("metrics", {}), f"tuned_{metric}": round(value, 6)}}
+    if len(found) == 1:
+        (settings,) = found.values()
+        changes["predict"] = {**record.get("predict", {}), **settings}
+        changes["predict_per_class"] = None
+    else:
+        changes["predict_per_class"] = found
+    if source:
+        changes["tuned_from"] = source
+    update_model_config(path.parent, changes)
+
+
+def _scores_of(ds, model_dir, cfg: Config, settings, overrides, log):
+    """Cached frame scores, reference segments and durations of the dataset's files."""
+    from .jobs import open_model, predict_files
+
+    scoring, cfg = open_model(model_dir, cfg, settings, overrides)
     cache = settings.cache()
-    digest = cache.fingerprint(Path(model_dir) / WEIGHTS_FILE)
-    report = predict_files([i.source for i in ds.items], model, digest, cfg, settings)
+    report = predict_files([i.source for i in ds.items], scoring.model, scoring.digest, cfg,
+                           settings, cache=cache)
     for r in report.failed:
         log(f"FAILED {r.error} (left out of tuning)")
     by_path = {r.path: r for r in report.results if r.status != "failed"}
-    scores, refs, fps = {}, {}, None
+    scores, refs, durations, fps = {}, {}, {}, None
     for item in ds.items:
         r = by_path.get(str(item.source.path))
         if r is None:
@@ -128,21 +215,33 @@ def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, 
         entry = cache.load("predict", r.keys["predict"])
         fps = float(entry.meta["fps"])
         scores[item.name] = np.asarray(entry["scores"])
+        durations[item.name] = float(entry.meta.get("duration", len(scores[item.name]) / fps))
         refs[item.name] = list(item.segments)
+    return scores, refs, durations, fps, cfg, scoring
+
+
+def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, *, metric: str = "frame_f1",
+               overrides=(), log: Callable[[str], None] = print, out_dir=None,
+               in_place: bool = False) -> dict:
+    """Score the dataset with the model (cached), search per class, write the model directory."""
+    from .dataset import load_dataset
+    from .nets import load_model
+
+    if metric not in METRICS:
+        raise ParameterError(f"--metric {metric!r} must be one of {', '.join(METRICS)}")
+    _target(Path(model_dir), out_dir, in_place)  # refuse before any work
+    _, mconf = load_model(model_dir)
+    classes = list(mconf["classes"])
+    ds = load_dataset(dataset_spec, classes=classes)
+    scores, refs, durations, fps, cfg, _ = _scores_of(ds, model_dir, cfg, settings, overrides, log)
     if not scores:
         raise ParameterError(f"{dataset_spec}: no file could be scored")
     for warning in small_set_warnings(scores, refs, classes=classes, fps=fps):
         log(f"WARNING: {dataset_spec}: {warning}")
-    best, value, before = search(scores, refs, classes=classes, fps=fps, start=cfg.predict, metric=metric, log=log)
-    path = Path(model_dir) / CONFIG_FILE
-    record = json.loads(path.read_text())
-    record.setdefault("predict_history", []).append(
-        {"predict": record.get("predict"), "replaced": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-         "by": f"tune on {dataset_spec} ({metric} {before:.4f} -> {value:.4f})"})
-    record["predict"] = dataclasses.asdict(best)
-    record.setdefault("metrics", {})[f"tuned_{metric}"] = round(value, 6)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return {"metric": metric, "before": before, "after": value, "predict": dataclasses.asdict(best),
-            "files": len(scores)}
+    found, value, before = search(scores, refs, classes=classes, fps=fps, start=cfg.predict,
+                                  metric=metric, durations=durations, log=log)
+    note = f"tune on {dataset_spec} ({metric} {abs(before):.4f} -> {abs(value):.4f})"
+    path = write_tuned(model_dir, found, note, value=abs(value), metric=metric, out_dir=out_dir,
+                       in_place=in_place)
+    return {"metric": metric, "before": abs(before), "after": abs(value), "per_class": found,
+            "files": len(scores), "config": str(path)}

@@ -1,206 +1,255 @@
-"""Frame, segment (sed_eval) and event (sed_eval) metrics, and the dataset report."""
-import itertools
+"""pipeline.evaluate: references in every form, name matching, durations, the table, the CLI,
+the HTML report (in headless Chromium), and the same counts as sed_eval on the sample clips."""
+from __future__ import annotations
+
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from pipeline.errors import ParameterError
-from pipeline.evaluate import (evaluate_files, event_metrics, format_table, frame_metrics,
-                               roc_auc, segment_metrics)
-from pipeline.labels import Segment
+from pipeline.cli import cli
+from pipeline.errors import LabelError
+from pipeline.evaluate import (evaluate_dir, format_per_file, format_table, match_names,
+                               read_references, read_uem)
+from pipeline.labels import Segment, read_labels, write_labels
+from pipeline.metrics import event_metrics, evaluate_files, segment_metrics
+from pipeline.postprocess import scores_to_segments
 
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
 CLASSES = ["dog", "cat"]
 
 
-@pytest.fixture
-def dataset():
-    ref = {"a.wav": [Segment(0.0, 1.5, "dog"), Segment(2.2, 3.0, "cat")],
-           "b.wav": [Segment(0.5, 2.5, "cat"), Segment(1.0, 1.8, "dog")]}
-    return ref, {"a.wav": 4.0, "b.wav": 3.0}
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory):
+    """The shipped model's predictions of the sample clips, with frame scores (``--format npy``)."""
+    root = tmp_path_factory.mktemp("pred")
+    r = CliRunner().invoke(cli, ["-q", "--cache-dir", str(root / "cache"), "predict", str(SAMPLES),
+                                 "--model", str(ROOT / "models" / "vad"), "--out", str(root / "out"),
+                                 "--format", "npy"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return root / "out"
 
 
-# -- perfect and empty --------------------------------------------------------------------------
+def _reference_forms(tmp: Path) -> dict[str, Path]:
+    """The samples' references as a dataset, a folder of TSVs, one RTTM, TextGrids, a DCASE
+    metadata TSV and JSON files, without audio except the first."""
+    labels = {p.stem: read_labels(p)[p.stem] for p in sorted(SAMPLES.glob("*.tsv"))}
+    forms = {"dataset": SAMPLES}
+    forms["tsv folder"] = tmp / "tsv"
+    forms["tsv folder"].mkdir()
+    for name in labels:
+        shutil.copy(SAMPLES / f"{name}.tsv", forms["tsv folder"])
+    forms["one rttm"] = tmp / "all.rttm"
+    write_labels(labels, forms["one rttm"])
+    forms["textgrids"] = tmp / "tg"
+    forms["json folder"] = tmp / "json"
+    for name, segs in labels.items():
+        write_labels(segs, forms["textgrids"] / f"{name}.TextGrid", duration=20.0)
+        write_labels(segs, forms["json folder"] / f"{name}.json")
+    forms["dcase metadata"] = tmp / "meta.tsv"
+    write_labels({f"{n}.flac": s for n, s in labels.items()}, forms["dcase metadata"], fmt="dcase")
+    return forms
 
-def test_perfect_prediction_scores_one_everywhere(dataset):
-    ref, durations = dataset
-    scores = {}
-    for name, segs in ref.items():
-        n = int(durations[name] * 100)
-        s = np.zeros((n, 2))
-        for onset, offset, label in segs:
-            s[int(round(onset * 100)):int(round(offset * 100)), CLASSES.index(label)] = 0.9
-        scores[name] = s
-    report = evaluate_files(ref, ref, classes=CLASSES, durations=durations, scores=scores)
-    json.dumps(report, allow_nan=False)  # strictly JSON-serialisable
-    for metrics in [report["overall"], report["class_average"], *report["per_class"].values()]:
+
+def test_the_same_metrics_from_every_form_of_reference(predicted, tmp_path):
+    reports = {form: evaluate_dir(predicted, ref) for form, ref in _reference_forms(tmp_path).items()}
+    want = reports["dataset"]
+    assert want["settings"]["durations_from"] == {"audio": 4}
+    assert reports["one rttm"]["settings"]["durations_from"] == {"scores": 4}
+    assert 0.9 < want["overall"]["frame"]["f1"] < 1.0
+    for form, report in reports.items():
+        assert report["missing"] == [] and report["extra"] == [], form
         for view in ("frame", "segment", "event"):
-            for key in ("precision", "recall", "f1") if view == "frame" else ("f1",):
-                assert metrics[view][key] == 1.0, (view, key)
-        assert metrics["frame"]["auc"] == 1.0
-        assert metrics["segment"]["error_rate"] == 0.0
-        assert metrics["event"]["error_rate"] == 0.0
-    assert report["missing"] == []
+            for key in ("tp", "fp", "fn"):
+                assert report["overall"][view][key] == want["overall"][view][key], (form, view, key)
+        assert report["overall"]["detection"]["error_rate"] == pytest.approx(
+            want["overall"]["detection"]["error_rate"], abs=1e-12), form
+        assert report["psds"]["psds1"]["overall"] == pytest.approx(
+            want["psds"]["psds1"]["overall"], abs=1e-12), form
 
 
-def test_empty_prediction_has_zero_recall_and_error_rate_one(dataset):
-    ref, durations = dataset
-    report = evaluate_files(ref, {name: [] for name in ref}, classes=CLASSES, durations=durations)
-    for metrics in [report["overall"], *report["per_class"].values()]:
-        for view in ("frame", "segment", "event"):
-            assert metrics[view]["recall"] == 0.0
-            assert metrics[view]["precision"] is None  # nothing predicted: undefined
-            assert metrics[view]["f1"] == 0.0
-        assert metrics["segment"]["error_rate"] == 1.0
-        assert metrics["event"]["error_rate"] == 1.0
-    assert report["overall"]["event"]["deletions"] == 4
-    assert report["overall"]["frame"]["auc"] is None  # no scores given
+def _sed_eval_counts(ref, pred):
+    sed_eval = pytest.importorskip("sed_eval")
+
+    def rows(segs):
+        return [{"event_onset": s.onset, "event_offset": s.offset, "event_label": s.label,
+                 "filename": "f"} for s in segs]
+    seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=["speech"], time_resolution=1.0)
+    ev = sed_eval.sound_event.EventBasedMetrics(event_label_list=["speech"], t_collar=0.2,
+                                                percentage_of_length=0.5)
+    seg.evaluate(rows(ref), rows(pred))  # evaluated length: sed_eval's default, the last offset
+    ev.evaluate(rows(ref), rows(pred))
+    s, e = seg.overall, ev.class_wise["speech"]
+    return ({k: int(s[k]) for k in ("Ntp", "Nfp", "Nfn", "S", "D", "I")},
+            {k: int(e[k]) for k in ("Ntp", "Nfp", "Nfn")})
 
 
-# -- event collar -------------------------------------------------------------------------------
+def test_segment_and_event_counts_equal_sed_eval_file_by_file(predicted):
+    """The sample clips' scores at several post-processing settings: 4 files x 6 settings."""
+    import soundfile as sf
 
-def test_onset_shift_of_300_ms_fails_200_ms_collar_and_passes_500_ms():
-    ref = [Segment(1.0, 2.0, "dog")]
-    pred = [Segment(1.3, 2.3, "dog")]  # offset within max(collar, 0.5 * 1 s) either way
-    strict = event_metrics(ref, pred, classes=CLASSES, collar=0.2)["overall"]
-    loose = event_metrics(ref, pred, classes=CLASSES, collar=0.5)["overall"]
-    assert (strict["tp"], strict["f1"], strict["error_rate"]) == (0, 0.0, 2.0)  # 1 D + 1 I
-    assert (loose["tp"], loose["f1"], loose["error_rate"]) == (1, 1.0, 0.0)
-
-
-def test_offset_collar_is_half_the_reference_length():
-    ref = [Segment(0.0, 2.0, "dog")]
-    assert event_metrics(ref, [Segment(0.1, 2.9, "dog")], classes=CLASSES)["overall"]["tp"] == 1
-    assert event_metrics(ref, [Segment(0.1, 3.1, "dog")], classes=CLASSES)["overall"]["tp"] == 0
-
-
-def test_event_matching_is_maximum_not_greedy():
-    # greedy in list order pairs ref 0 with pred 0 and leaves ref 1 unmatched;
-    # the maximum matching pairs ref 0 - pred 1 and ref 1 - pred 0
-    ref = [Segment(0.0, 1.0, "dog"), Segment(0.3, 1.3, "dog")]
-    pred = [Segment(0.15, 1.15, "dog"), Segment(0.0, 1.0, "dog")]
-    m = event_metrics(ref, pred, classes=CLASSES)["overall"]
-    assert (m["tp"], m["fp"], m["fn"]) == (2, 0, 0)
-
-
-# -- a small example computed by hand -----------------------------------------------------------
-
-HAND_REF = [Segment(0.0, 1.5, "dog"), Segment(2.2, 3.0, "cat"), Segment(3.1, 3.9, "dog")]
-HAND_PRED = [Segment(0.1, 1.6, "dog"), Segment(2.3, 3.0, "dog"), Segment(0.5, 0.9, "cat")]
+    refs = {p.stem: read_labels(p)[p.stem] for p in SAMPLES.glob("*.tsv")}
+    compared = late = 0
+    for name, ref in sorted(refs.items()):
+        scores = np.load(predicted / f"{name}.scores.npy")
+        fps = json.loads((predicted / f"{name}.scores.json").read_text())["fps"]
+        duration = sf.info(str(SAMPLES / f"{name}.flac")).duration
+        for threshold, median in [(0.3, 0.0), (0.5, 0.0), (0.65, 0.2), (0.8, 0.2), (0.5, 0.5), (0.9, 0.0)]:
+            unclipped = scores_to_segments(scores, classes=["speech"], fps=fps, threshold=threshold,
+                                           median_filter=median)
+            pred = scores_to_segments(scores, classes=["speech"], fps=fps, threshold=threshold,
+                                      median_filter=median, duration=duration)
+            late += any(s.offset > duration for s in unclipped)
+            assert all(s.offset <= duration for s in pred)
+            seg_counts, ev_counts = _sed_eval_counts(ref, pred)
+            o = segment_metrics(ref, pred, classes=["speech"], duration=duration)["overall"]
+            assert (o["tp"], o["fp"], o["fn"], o["substitutions"], o["deletions"], o["insertions"]) == tuple(
+                seg_counts[k] for k in ("Ntp", "Nfp", "Nfn", "S", "D", "I")), (name, threshold)
+            e = event_metrics(ref, pred, classes=["speech"])["per_class"]["speech"]
+            assert (e["tp"], e["fp"], e["fn"]) == tuple(ev_counts[k] for k in ("Ntp", "Nfp", "Nfn"))
+            compared += 1
+    assert compared == 24 and late > 0  # unclipped, some segments ended past their file
 
 
-def test_segment_based_by_hand():
-    # 1 s segments 0..3, floor(onset) .. ceil(offset) - 1:
-    #   ref : s0 {dog}      s1 {dog}  s2 {cat}  s3 {dog}
-    #   pred: s0 {dog, cat} s1 {dog}  s2 {dog}  s3 {}
-    # per segment (tp, fp, fn) -> S, D, I:
-    #   s0 (1, 1, 0) -> 0, 0, 1;  s1 (1, 0, 0);  s2 (0, 1, 1) -> 1, 0, 0;  s3 (0, 0, 1) -> 0, 1, 0
-    # TP 2, FP 2, FN 2, N 4: P = R = F1 = 0.5, ER = (1 + 1 + 1) / 4 = 0.75
-    # dog: ref {0,1,3} pred {0,1,2}: tp 2 fp 1 fn 1, F1 = 4/6, ER = (1 + 1) / 3
-    # cat: ref {2} pred {0}: tp 0 fp 1 fn 1, F1 = 0, ER = 2 / 1
-    m = segment_metrics(HAND_REF, HAND_PRED, classes=CLASSES, duration=4.0)
-    o = m["overall"]
-    assert (o["tp"], o["fp"], o["fn"], o["n_ref"]) == (2, 2, 2, 4)
-    assert (o["substitutions"], o["deletions"], o["insertions"]) == (1, 1, 1)
-    assert o["f1"] == pytest.approx(0.5) and o["error_rate"] == pytest.approx(0.75)
-    assert m["per_class"]["dog"]["f1"] == pytest.approx(2 / 3)
-    assert m["per_class"]["dog"]["error_rate"] == pytest.approx(2 / 3)
-    assert m["per_class"]["cat"]["f1"] == 0.0
-    assert m["per_class"]["cat"]["error_rate"] == pytest.approx(2.0)
+def test_psds_on_the_samples_equals_sed_scores_eval(predicted):
+    from pipeline.metrics import PSDS1, PSDS2
+    from test_metrics import sed_scores_eval_psds
+
+    g_report = evaluate_dir(predicted, SAMPLES)
+    refs = {f"{p.stem}.flac": read_labels(p)[p.stem] for p in SAMPLES.glob("*.tsv")}
+    scores = {n: np.load(predicted / f"{Path(n).stem}.scores.npy").astype(float) for n in refs}
+    durations = {n: 20.0 for n in refs}
+    for key, params in (("psds1", PSDS1), ("psds2", PSDS2)):
+        # one class: sed_scores_eval's PSDS2 averages cross triggers over no class (NaN); ours
+        # takes 0, which equals running it with alpha_ct = 0
+        theirs, _ = sed_scores_eval_psds(scores, refs, durations, ["speech"], 50.0,
+                                         {**params, "alpha_ct": 0.0, "cttc_threshold": None})
+        assert g_report["psds"][key]["overall"] == pytest.approx(theirs, abs=1e-12)
 
 
-def test_event_based_by_hand():
-    # dog: ref (0-1.5) ~ pred (0.1-1.6): onset 0.1 <= 0.2, offset 0.1 <= max(0.2, 0.75) -> hit;
-    #      ref (3.1-3.9) vs pred (2.3-3.0): onset 0.8 -> no.  tp 1, fp 1, fn 1
-    # cat: ref (2.2-3.0) vs pred (0.5-0.9): no.  tp 0, fp 1, fn 1
-    # leftovers: ref cat (2.2-3.0) and pred dog (2.3-3.0) match in time -> 1 substitution;
-    #   D = 2 - 1 = 1 (ref dog 3.1-3.9), I = 2 - 1 = 1 (pred cat 0.5-0.9)
-    # overall: P = R = F1 = 1/3, ER = (1 + 1 + 1) / 3 = 1.0
-    # dog: F1 = 2 / 4 = 0.5, ER = (1 + 1) / 2 = 1.0;  cat: F1 = 0, ER = (1 + 1) / 1 = 2.0
-    m = event_metrics(HAND_REF, HAND_PRED, classes=CLASSES)
-    o = m["overall"]
-    assert (o["tp"], o["fp"], o["fn"], o["n_ref"], o["n_sys"]) == (1, 2, 2, 3, 3)
-    assert (o["substitutions"], o["deletions"], o["insertions"]) == (1, 1, 1)
-    assert o["f1"] == pytest.approx(1 / 3) and o["error_rate"] == pytest.approx(1.0)
-    assert m["per_class"]["dog"]["f1"] == pytest.approx(0.5)
-    assert m["per_class"]["dog"]["error_rate"] == pytest.approx(1.0)
-    assert m["per_class"]["cat"]["f1"] == 0.0
-    assert m["per_class"]["cat"]["error_rate"] == pytest.approx(2.0)
+# -- names, durations, unmatched files ----------------------------------------------------------
+
+def test_names_match_by_path_then_tail_then_unique_stem():
+    refs = ["a/x.wav", "dev/b/y.flac", "z.wav", "w.wav", "u.wav"]
+    preds = ["a/x", "b/y", "other/z", "q/w", "r/w", "v"]
+    pairs, missing, extra = match_names(refs, preds)
+    assert pairs == {"a/x.wav": "a/x", "dev/b/y.flac": "b/y", "z.wav": "other/z"}
+    assert missing == ["u.wav", "w.wav"]  # w: two predictions share the stem, neither is taken
+    assert extra == ["q/w", "r/w", "v"]
 
 
-# -- frame level and AUC ------------------------------------------------------------------------
-
-def test_frame_metrics_counts():
-    ref = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], dtype=bool)
-    pred = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], dtype=bool)
-    m = frame_metrics(ref, pred, classes=CLASSES)
-    for label in CLASSES:
-        assert [m["per_class"][label][k] for k in ("tp", "fp", "fn")] == [1, 1, 1]
-    assert m["overall"]["precision"] == 0.5 and m["overall"]["f1"] == 0.5
-
-
-def test_frames_rasterise_with_the_project_convention():
-    # [0.03, 0.07) covers frames 3..6 at 100 fps; the prediction [0.035, 0.07) covers 4..6
-    ref = {"f": [Segment(0.03, 0.07, "dog")]}
-    pred = {"f": [Segment(0.035, 0.07, "dog")]}
-    r = evaluate_files(ref, pred, classes=CLASSES, durations={"f": 0.1})
-    assert (r["overall"]["frame"]["tp"], r["overall"]["frame"]["fn"]) == (3, 1)
+def test_unmatched_files_are_listed_and_missing_exits_1(predicted, tmp_path):
+    pred = tmp_path / "pred"
+    shutil.copytree(predicted, pred)
+    (pred / "noise_clip_00002.tsv").unlink()
+    (pred / "stray.tsv").write_text("onset\toffset\tevent_label\n1.000\t2.000\tspeech\n")
+    r = CliRunner().invoke(cli, ["evaluate", "--pred", str(pred), "--ref", str(SAMPLES)])
+    assert r.exit_code == 1
+    assert "missing predictions: 1 of 4 files (noise_clip_00002.flac)" in r.output
+    assert "predictions without a reference: 1 (stray)" in r.output
+    assert "FAILED missing predictions for 1 of 4 file(s)" in r.output
 
 
-def test_roc_auc_equals_brute_force_pair_count():
-    rng = np.random.default_rng(0)
-    targets = rng.random((60, 3)) < 0.3
-    scores = np.round(rng.random((60, 3)) + 0.3 * targets, 1)  # rounding makes ties
-    got = roc_auc(targets, scores)
-    for c in range(3):
-        pos, neg = scores[targets[:, c], c], scores[~targets[:, c], c]
-        wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg))
-        assert got[c] == pytest.approx(wins / (len(pos) * len(neg)))
-    assert roc_auc(targets[:, 0], scores[:, 0]) == pytest.approx(got[0])
+def test_durations_from_a_uem_crop_the_scored_region(predicted, tmp_path):
+    uem = tmp_path / "x.uem"
+    uem.write_text("".join(f"{p.stem} 1 0.000 10.000\n" for p in SAMPLES.glob("*.tsv")))
+    assert read_uem(uem)["music_clip_00024"] == (0.0, 10.0)
+    r = evaluate_dir(predicted, SAMPLES, uem=uem)
+    assert r["settings"]["durations_from"] == {"uem": 4}
+    assert r["overall"]["detection"]["total"] < 4 * 10.0
+    full = evaluate_dir(predicted, SAMPLES)
+    assert r["overall"]["detection"]["total"] < full["overall"]["detection"]["total"]
+    bad = tmp_path / "bad.uem"
+    bad.write_text("clip 1 5 2\n")
+    with pytest.raises(LabelError, match=r"bad.uem: line 1: start=5, end=2 must have 0 <= start < end"):
+        read_uem(bad)
 
 
-def test_roc_auc_is_nan_for_a_single_label():
-    targets = np.array([[1, 0], [1, 1], [1, 0]])
-    auc = roc_auc(targets, np.array([[0.1, 0.2], [0.3, 0.9], [0.5, 0.1]]))
-    assert np.isnan(auc[0]) and auc[1] == 1.0
+def test_textgrid_tier_is_chosen(tmp_path):
+    grid = tmp_path / "clip.TextGrid"
+    write_labels([Segment(0.5, 1.0, "speech"), Segment(2.0, 3.0, "music")], grid, duration=4.0)
+    assert read_references(grid, tier="music").labels == {"clip": [Segment(2.0, 3.0, "music")]}
+    with pytest.raises(LabelError, match="clip.TextGrid: no interval tier 'words'"):
+        read_references(grid, tier="words")
 
 
-# -- the dataset report -------------------------------------------------------------------------
+# -- the table and the CLI ----------------------------------------------------------------------
 
-def test_missing_file_is_listed_and_counted_as_nothing_predicted(dataset):
-    ref, durations = dataset
-    report = evaluate_files(ref, {"a.wav": ref["a.wav"], "z.wav": []}, classes=CLASSES,
-                            durations=durations)
-    assert report["missing"] == ["b.wav"] and report["extra"] == ["z.wav"]
-    assert report["per_file"]["b.wav"]["missing"] is True
-    assert report["per_file"]["b.wav"]["event"]["recall"] == 0.0
-    # a.wav's 2 events found, b.wav's 2 missed
-    assert report["overall"]["event"]["tp"] == 2 and report["overall"]["event"]["fn"] == 2
-    assert report["overall"]["event"]["recall"] == 0.5
-    assert "missing predictions: 1 of 2 files (b.wav)" in format_table(report)
-
-
-def test_files_add_up_to_the_dataset(dataset):
-    ref, durations = dataset
-    pred = {"a.wav": HAND_PRED, "b.wav": [Segment(0.6, 2.4, "cat")]}
-    report = evaluate_files(ref, pred, classes=CLASSES, durations=durations)
-    for view in ("frame", "segment", "event"):
-        for key in ("tp", "fp", "fn"):
-            files = report["per_file"].values()
-            assert report["overall"][view][key] == sum(f[view][key] for f in files)
-
-
-def test_format_table_has_class_and_overall_rows(dataset):
-    ref, durations = dataset
-    table = format_table(evaluate_files(ref, ref, classes=CLASSES, durations=durations))
+def test_format_table_has_class_overall_der_and_boundary_columns():
+    ref = {"a.wav": [Segment(0.0, 1.5, "dog"), Segment(2.2, 3.0, "cat")]}
+    table = format_table(evaluate_files(ref, ref, classes=CLASSES, durations={"a.wav": 4.0}))
     lines = table.splitlines()
-    assert lines[0].split()[:2] == ["class", "frame"]
+    assert lines[0].split()[:2] == ["class", "frame"] and lines[0].split()[-5:] == [
+        "DER", "onset", "med", "offset", "med"]
     rows = {line.split()[0]: line.split()[1:] for line in lines if line[:1].isalpha()}
     assert rows["dog"][:3] == ["1.000", "1.000", "1.000"] and rows["dog"][3] == "-"  # no AUC
-    assert rows["overall"][4:6] == ["1.000", "0.000"]
-    assert len({len(line) for line in lines if not line.startswith("-")}) == 1  # aligned
+    assert rows["overall"][4:6] == ["1.000", "0.000"] and rows["overall"][8:11] == ["0.000"] * 3
+    assert len({len(line) for line in lines[:6] if not line.startswith("-")}) == 1  # aligned
+    assert "detection error rate 0.000 = false alarm 0.000 + miss 0.000" in table
+    report = evaluate_files(ref, {}, classes=CLASSES, durations={"a.wav": 4.0})
+    assert "missing predictions: 1 of 1 files (a.wav)" in format_table(report)
+    assert format_per_file(report).splitlines()[1].endswith("missing")
 
 
-def test_unknown_label_is_an_error():
-    with pytest.raises(ParameterError, match="'bird' is not one of the classes"):
-        evaluate_files({"f": [Segment(0, 1, "bird")]}, {}, classes=CLASSES)
+def test_cli_json_has_detection_boundaries_psds_and_intervals(predicted):
+    r = CliRunner().invoke(cli, ["evaluate", "--pred", str(predicted), "--ref", str(SAMPLES),
+                                 "--json", "--ci"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    o = report["overall"]
+    assert 0 < o["detection"]["error_rate"] < 0.2
+    assert o["boundary"]["onset"]["n"] > 10 and len(o["boundary"]["onset"]["histogram"]) == 22
+    assert 0 < report["psds"]["psds1"]["overall"] <= 1 and o["frame"]["ap"] > 0.9
+    lo, hi = report["ci"]["frame_f1"]
+    assert lo <= o["frame"]["f1"] <= hi
+
+
+def test_report_page_is_self_contained(predicted, tmp_path):
+    r = CliRunner().invoke(cli, ["evaluate", "--pred", str(predicted), "--ref", str(SAMPLES),
+                                 "--report", str(tmp_path / "rep")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in page
+    assert page.count('class="file"') == 4 and page.count("<polyline") == 2  # ROC and PR
+    names = [line.split("</div>")[0] for line in page.split('<div class="name">')[1:]]
+    f1 = {n: evaluate_dir(predicted, SAMPLES, threshold_free=False)["per_file"][n]["frame"]["f1"]
+          for n in names}
+    assert [f1[n] for n in names] == sorted(f1.values())  # worst first
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium (apt-get install -y chromium)")
+def test_report_page_opens_in_headless_chromium_without_errors(predicted, tmp_path):
+    evaluate_dir(predicted, SAMPLES, report_dir=tmp_path / "rep")
+    page = (tmp_path / "rep" / "index.html").resolve()
+    run = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                          "--enable-logging=stderr", "--v=0", "--virtual-time-budget=3000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    body = run.stdout.split("<body", 1)[1].split(">", 1)[0]
+    assert 'data-ready="1"' in body and "data-errors" not in body, body
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,2000",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000  # a page with figures, not a blank one
+
+
+def test_a_manifest_is_a_reference_too(predicted, tmp_path):
+    rows = "".join(f"{SAMPLES / (p.stem + '.flac')}\t{p}\n" for p in sorted(SAMPLES.glob("*.tsv")))
+    (tmp_path / "m.tsv").write_text("path\tlabels\n" + rows)
+    r = evaluate_dir(predicted, tmp_path / "m.tsv")
+    want = evaluate_dir(predicted, SAMPLES)
+    assert r["settings"]["durations_from"] == {"audio": 4} and r["missing"] == []
+    assert r["overall"]["frame"]["f1"] == want["overall"]["frame"]["f1"]

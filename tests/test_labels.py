@@ -239,3 +239,55 @@ def test_find_label_file(tmp_path):
     assert find_label_file(audio) == tmp_path / "take.txt"
     (tmp_path / "take.tsv").write_text("onset\toffset\tevent_label\n")
     assert find_label_file(audio) == tmp_path / "take.tsv"
+
+
+# ---------------------------------------------------------------- Praat TextGrid (praatio as the oracle)
+
+def test_textgrid_written_here_reads_the_same_in_praatio(tmp_path):
+    ptg = pytest.importorskip("praatio.textgrid")
+    path = tmp_path / "clip.TextGrid"
+    segs = [Segment(0.5, 1.25, "speech"), Segment(1.0, 1.5, "speech"), Segment(2.0, 3.0, "speech"),
+            Segment(1.0, 2.5, 'dog "rex"')]
+    write_labels(segs, path, duration=4.0)
+    grid = ptg.openTextgrid(str(path), includeEmptyIntervals=False)
+    assert grid.maxTimestamp == 4.0 and sorted(grid.tierNames) == ['dog "rex"', "speech"]
+    got = sorted(Segment(e.start, e.end, e.label) for t in grid.tiers for e in t.entries)
+    # overlapping speech merged: a tier cannot hold overlaps
+    assert got == sorted([Segment(0.5, 1.5, "speech"), Segment(2.0, 3.0, "speech"),
+                          Segment(1.0, 2.5, 'dog "rex"')])
+    assert read_labels(path) == {"clip": got}
+
+
+@pytest.mark.parametrize("form", ["long_textgrid", "short_textgrid"])
+def test_textgrid_written_by_praatio_reads_here(tmp_path, form):
+    ptg = pytest.importorskip("praatio.textgrid")
+    from praatio.data_classes.interval_tier import IntervalTier
+    from praatio.data_classes.point_tier import PointTier
+
+    grid = ptg.Textgrid()
+    grid.addTier(IntervalTier("words", [(0.25, 0.8, "hello"), (1.1, 1.9, "world")], 0, 3.0))
+    grid.addTier(PointTier("beats", [(0.5, "x")], 0, 3.0))
+    grid.addTier(IntervalTier("vad", [(0.2, 2.0, "speech")], 0, 3.0))
+    path = tmp_path / "utt.TextGrid"
+    grid.save(str(path), format=form, includeBlankSpaces=True)
+    assert read_labels(path, tier="vad") == {"utt": [Segment(0.2, 2.0, "speech")]}
+    assert [s.label for s in read_labels(path)["utt"]] == ["speech", "hello", "world"]
+
+
+def test_textgrid_utf16_and_bad_files_name_the_file(tmp_path):
+    path = tmp_path / "u.TextGrid"
+    write_labels([Segment(0.0, 1.0, "parole")], path, duration=2.0)
+    path.write_bytes(path.read_text().encode("utf-16"))  # as Praat saves non-ASCII text
+    assert read_labels(path)["u"] == [Segment(0.0, 1.0, "parole")]
+    bad = tmp_path / "bad.TextGrid"
+    bad.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\nxmin = 0\nxmax = 2\n'
+                   'tiers? <exists>\nsize = 1\nitem []:\n item [1]:\n  class = "IntervalTier"\n'
+                   '  name = "a"\n  xmin = 0\n  xmax = 2\n  intervals: size = 2\n'
+                   '  intervals [1]:\n   xmin = 0\n   xmax = 1\n   text = "x"\n')
+    with pytest.raises(LabelError, match=r"bad.TextGrid: TextGrid ends early \(expected tier 'a' interval 2 xmin\)"):
+        read_labels(bad)
+    bad.write_text("not a textgrid")
+    with pytest.raises(LabelError, match="bad.TextGrid: "):
+        read_labels(bad)
+    with pytest.raises(LabelError, match="u.TextGrid: no interval tier 'x'"):
+        read_labels(path, tier="x")

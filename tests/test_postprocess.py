@@ -205,3 +205,35 @@ def test_bad_inputs():
         scores_to_segments(np.full((10, 1), np.nan), classes=["a"], fps=FPS)
     with pytest.raises(ParameterError, match="min_duration_on=-1"):
         scores_to_segments(np.zeros((10, 1)), classes=["a"], fps=FPS, min_duration_on=-1)
+
+
+# -- the end of the file ------------------------------------------------------------------------
+
+def test_segments_end_inside_the_file():
+    # 30.000 s at 16 kHz with hop 320 (50 fps): 1 + 480000 // 320 = 1501 frames; the last frame's
+    # segment would end at 1501 / 50 = 30.020 s
+    scores = np.zeros((1501, 1))
+    scores[1400:] = 0.9
+    unclipped = scores_to_segments(scores, classes=["s"], fps=50.0, pad_offset=0.1)
+    assert unclipped[-1].offset == pytest.approx(30.02)
+    segs = scores_to_segments(scores, classes=["s"], fps=50.0, pad_offset=0.1, duration=30.0)
+    assert segs == [Segment(28.0, 30.0, "s")]
+    # a segment starting at or after the end disappears
+    late = np.zeros((1501, 1))
+    late[1500] = 0.9
+    assert scores_to_segments(late, classes=["s"], fps=50.0, duration=30.0) == []
+    with pytest.raises(ParameterError, match="duration=nan must be a finite number"):
+        scores_to_segments(late, classes=["s"], fps=50.0, duration=float("nan"))
+
+
+def test_median_filter_and_threshold_per_class():
+    s = np.zeros((100, 2))
+    s[40:60] = 0.9
+    s[50] = 0.0  # a one-frame hole in both classes
+    segs = scores_to_segments(s, classes=["a", "b"], fps=FPS, threshold=[0.5, 0.95],
+                              median_filter=[0.03, 0.0])
+    assert segs == [Segment(0.4, 0.6, "a")]  # a: hole filled; b: never reaches 0.95
+    segs = scores_to_segments(s, classes=["a", "b"], fps=FPS, median_filter=[0.03, 0.0])
+    assert [x for x in segs if x.label == "b"] == [Segment(0.4, 0.5, "b"), Segment(0.51, 0.6, "b")]
+    with pytest.raises(ParameterError, match=r"median_filter=\[0.1, 0.1, 0.1\] must be one value or one per class \(2\)"):
+        scores_to_segments(s, classes=["a", "b"], fps=FPS, median_filter=[0.1] * 3)

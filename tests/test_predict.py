@@ -158,7 +158,7 @@ def test_tune_improves_or_keeps_and_records_history(trained, tmp_path):
     m = tmp_path / "m"
     shutil.copytree(model, m)
     before = json.loads((m / "config.json").read_text())["predict"]
-    r = CliRunner().invoke(cli, ["--cache-dir", str(tmp_path / "c"), "tune", str(ds), "--model", str(m)],
+    r = CliRunner().invoke(cli, ["--cache-dir", str(tmp_path / "c"), "tune", str(ds), "--model", str(m), "--in-place"],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     a, b = map(float, re.search(r"frame_f1: ([\d.]+) -> ([\d.]+)", r.output).groups())

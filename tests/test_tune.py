@@ -1,4 +1,4 @@
-"""tune: the search writes the model's post-processing and warns about small tuning sets."""
+"""tune: a threshold and median filter per class, new model directory by default, warnings."""
 from __future__ import annotations
 
 import json
@@ -6,11 +6,15 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.config import PredictConfig
+from pipeline.errors import ParameterError
 from pipeline.labels import Segment
-from pipeline.tune import small_set_warnings
+from pipeline.predict import class_settings
+from pipeline.tune import search, small_set_warnings, write_tuned
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,13 +30,76 @@ def test_small_set_warnings():
                               classes=["speech"], fps=100.0) == []
 
 
-def test_tune_on_the_samples_warns_and_keeps_history(tmp_path):
+def _two_classes():
+    """Class 'low' scores 0.3 inside its events and 0.1 outside, with one-frame dropouts inside
+    its events that only a median filter bridges; class 'high' scores 0.8 inside and 0.5 outside."""
+    rng = np.random.default_rng(0)
+    scores, refs = {}, {}
+    for f in range(3):
+        s = np.array([0.1, 0.5]) + 0.02 * rng.random((1000, 2))
+        segs = []
+        for k in range(4):
+            a, b = 100 + 220 * k, 100 + 220 * k + 120
+            s[a:b, 0] = 0.3
+            s[a + 30:b:30, 0] = 0.1  # dropouts
+            s[a + 50:b + 50, 1] = 0.8
+            segs += [Segment(a / 100, b / 100, "low"), Segment((a + 50) / 100, (b + 50) / 100, "high")]
+        scores[f"f{f}"], refs[f"f{f}"] = s, segs
+    return scores, refs
+
+
+@pytest.mark.parametrize("metric", ["frame_f1", "event_f1", "detection_error_rate"])
+def test_each_class_gets_its_own_threshold_and_median_filter(metric):
+    scores, refs = _two_classes()
+    found, after, before = search(scores, refs, classes=["low", "high"], fps=100.0,
+                                  start=PredictConfig(threshold=0.5), metric=metric, log=lambda m: None)
+    assert 0.12 < found["low"]["threshold"] <= 0.3 and 0.52 < found["high"]["threshold"] <= 0.8
+    assert found["low"]["median_filter"] >= 0.03  # bridges the one-frame dropouts
+    assert after > before
+    if metric != "detection_error_rate":
+        assert after == pytest.approx(1.0)
+
+
+def test_psds1_objective_chooses_the_median_filter_only():
+    scores, refs = _two_classes()
+    found, after, before = search(scores, refs, classes=["low", "high"], fps=100.0,
+                                  start=PredictConfig(threshold=0.5), metric="psds1", log=lambda m: None)
+    assert found["low"]["threshold"] == found["high"]["threshold"] == 0.5
+    assert after >= before and 0 < after <= 1
+
+
+def test_per_class_settings_written_and_read_back(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"classes": ["a", "b"], "predict": {"threshold": 0.5}}))
+    found = {"a": {"threshold": 0.3, "median_filter": 0.1}, "b": {"threshold": 0.7, "median_filter": 0.0}}
+    path = write_tuned(model, found, "test", value=0.9, metric="event_f1")
+    assert path == tmp_path / "m-tuned" / "config.json"
+    record = json.loads(path.read_text())
+    assert record["predict_per_class"] == found and record["tuned_from"] == str(model)
+    assert record["predict_history"][-1]["predict"] == {"threshold": 0.5}
+    assert class_settings(record["predict_per_class"], ["a", "b"], PredictConfig()) == {"threshold": [0.3, 0.7],
+                                                                   "median_filter": [0.1, 0.0]}
+    assert json.loads((model / "config.json").read_text())["predict"] == {"threshold": 0.5}  # untouched
+    with pytest.raises(ParameterError, match="m-tuned: exists; tune writes a new model directory"):
+        write_tuned(model, found, "again", value=0.9, metric="event_f1")
+
+
+def test_tune_on_the_samples_writes_a_new_model_and_warns(tmp_path):
     model = tmp_path / "vad"
     shutil.copytree(ROOT / "models" / "vad", model)
     before = json.loads((model / "config.json").read_text())
-    r = CliRunner().invoke(cli, ["--cache-dir", str(tmp_path / "c"), "tune", str(ROOT / "data" / "samples"),
-                                 "--model", str(model)], catch_exceptions=False)
+    args = ["--cache-dir", str(tmp_path / "c"), "tune", str(ROOT / "data" / "samples"), "--model", str(model)]
+    r = CliRunner().invoke(cli, args + ["--metric", "detection_error_rate"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "WARNING" in r.output and "may not generalise" in r.output
-    after = json.loads((model / "config.json").read_text())
-    assert after["predict_history"][-1]["predict"] == before["predict"]
+    assert json.loads((model / "config.json").read_text()) == before  # the model is untouched
+    tuned = json.loads((tmp_path / "vad-tuned" / "config.json").read_text())
+    assert tuned["predict_history"][-1]["predict"] == before["predict"]
+    assert set(tuned["predict"]) == set(before["predict"]) and "tuned_detection_error_rate" in tuned["metrics"]
+    assert (tmp_path / "vad-tuned" / "model.safetensors").is_file()
+    r = CliRunner().invoke(cli, args + ["--in-place"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert json.loads((model / "config.json").read_text())["predict_history"][-1]["predict"] == before["predict"]
+    r = CliRunner().invoke(cli, args + ["--in-place", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--out and --in-place exclude each other" in r.output

@@ -1,0 +1,228 @@
+"""``evaluate --report DIR``: one self-contained HTML page (``DIR/index.html``; no network, no
+server, no script library) with the table, each class's ROC and precision-recall curves, the
+boundary-error histograms, and a thumbnail per file (its plot when ``predict --plot`` wrote one,
+linked; always a timeline of reference and predicted segments), worst file first.
+
+Figures are inline SVG drawn here; plot thumbnails are embedded as PNG data (downscaled with
+Pillow when it is installed). A few lines of script record any error of the page itself in
+``body[data-errors]`` and set ``body[data-ready]``, which the headless-browser test reads.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from .metrics import HIST_EDGES
+
+W, H, PAD = 260, 200, 34  # figure size and margin, px
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:20px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}
+td:first-child,th:first-child{text-align:left}
+.figs{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;max-width:270px}figcaption{font-size:12px;color:#555}
+.files{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:14px}
+.file{border:1px solid #ddd;padding:8px;border-radius:4px}
+.file img{width:100%;display:block}
+.name{font-weight:600;word-break:break-all}.bad{color:#b00}
+pre{background:#f6f6f6;padding:8px}
+"""
+SCRIPT = """
+window.addEventListener('error', function (e) {
+  var b = document.body; b.dataset.errors = (b.dataset.errors || '') + e.message + ';';
+});
+window.addEventListener('load', function () { document.body.dataset.ready = '1'; });
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+# ---------------------------------------------------------------------------- SVG figures
+
+
+def _axes(title: str, xlabel: str, ylabel: str, ymax: float = 1.0,
+          xticks: tuple[str, str, str] = ("0", "0.5", "1")) -> list[str]:
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+           f'viewBox="0 0 {W} {H}" role="img" aria-label="{_e(title)}">',
+           f'<rect x="{PAD}" y="8" width="{W - PAD - 8}" height="{H - PAD - 8}" fill="none" stroke="#999"/>',
+           f'<text x="{W / 2}" y="{H - 4}" font-size="11" text-anchor="middle">{_e(xlabel)}</text>',
+           f'<text x="10" y="{(H - PAD) / 2}" font-size="11" text-anchor="middle" '
+           f'transform="rotate(-90 10 {(H - PAD) / 2})">{_e(ylabel)}</text>']
+    for frac, tick in zip((0.0, 0.5, 1.0), xticks):
+        x, y = _xy(frac, frac * ymax, 1.0, ymax)
+        out += [f'<text x="{x:.1f}" y="{H - PAD + 12}" font-size="10" text-anchor="middle">{tick}</text>',
+                f'<text x="{PAD - 3}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{frac * ymax:g}</text>']
+    return out
+
+
+def _xy(x: float, y: float, xmax: float = 1.0, ymax: float = 1.0) -> tuple[float, float]:
+    return (PAD + (W - PAD - 8) * x / xmax, 8 + (H - PAD - 8) * (1 - y / ymax))
+
+
+def _curve_svg(xs, ys, title: str, xlabel: str, ylabel: str) -> str:
+    out = _axes(title, xlabel, ylabel)
+    pts = " ".join("{:.1f},{:.1f}".format(*_xy(x, y)) for x, y in zip(xs, ys))
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
+    return "".join(out) + "</svg>"
+
+
+def _hist_svg(counts: list[int], title: str) -> str:
+    """Bars of a boundary-error histogram (``metrics.HIST_EDGES``: open end bins drawn at the
+    edges)."""
+    top = max(counts + [1])
+    out = _axes(title, "predicted - reference (s)", "events", ymax=float(top),
+                xticks=("&lt;-0.5", "0", "&gt;0.5"))
+    n = len(counts)
+    bw = (W - PAD - 8) / n
+    for k, c in enumerate(counts):
+        x0, y0 = PAD + k * bw, _xy(0, c, 1.0, float(top))[1]
+        colour = "#d62728" if k in (0, n - 1) else "#2ca02c"
+        out.append(f'<rect x="{x0 + 0.5:.1f}" y="{y0:.1f}" width="{bw - 1:.1f}" '
+                   f'height="{H - PAD - y0:.1f}" fill="{colour}"><title>{_bin(k)}: {c}</title></rect>')
+    return "".join(out) + "</svg>"
+
+
+def _bin(k: int) -> str:
+    a, b = HIST_EDGES[k], HIST_EDGES[k + 1]
+    return f"[{a:g}, {b:g}) s"
+
+
+def _timeline_svg(ref, pred, duration: float, classes: list[str]) -> str:
+    """Reference (green) and predicted (orange) segments of one file, one lane pair per class."""
+    width, lane = 320, 9
+    h = 2 * lane * len(classes) + 6
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {h}" '
+           f'preserveAspectRatio="none" role="img" aria-label="segments">',
+           f'<rect width="{width}" height="{h}" fill="#f7f7f7"/>']
+    scale = width / max(duration, 1e-9)
+    for c, label in enumerate(classes):
+        for row, (segs, colour) in enumerate(((ref, "#2ca02c"), (pred, "#ff7f0e"))):
+            y = 3 + (2 * c + row) * lane
+            for s in segs:
+                if s.label == label:
+                    out.append(f'<rect x="{s.onset * scale:.2f}" y="{y}" width="{max((s.offset - s.onset) * scale, 0.5):.2f}" '
+                               f'height="{lane - 2}" fill="{colour}"/>')
+    return "".join(out) + "</svg>"
+
+
+# ---------------------------------------------------------------------------- page parts
+
+
+def _table(report: dict) -> str:
+    from .evaluate import TABLE_COLUMNS, _cell, _notes
+
+    rows = list(report["per_class"].items())
+    rows += [("overall", report["overall"]), ("class average", report["class_average"])]
+    head = "".join(f"<th>{_e(t)}</th>" for t, _, _ in TABLE_COLUMNS)
+    body = "".join("<tr><td>{}</td>{}</tr>".format(
+        _e(name), "".join(f"<td>{_cell(m, v, k)}</td>" for _, v, k in TABLE_COLUMNS))
+        for name, m in rows)
+    notes = "".join(f"<li>{_e(n)}</li>" for n in _notes(report))
+    return f"<table><tr><th>class</th>{head}</tr>{body}</table><ul>{notes}</ul>"
+
+
+def _curves(report: dict) -> str:
+    figs = []
+    for label, c in (report.get("curves") or {}).items():
+        if not c["fpr"]:
+            continue
+        auc = report["per_class"][label]["frame"].get("auc")
+        ap = report["per_class"][label]["frame"].get("ap")
+        figs.append(f"<figure>{_curve_svg(c['fpr'], c['tpr'], 'ROC', 'false positive rate', 'true positive rate')}"
+                    f"<figcaption>{_e(label)}: ROC, AUC {_num(auc)} (frames)</figcaption></figure>")
+        figs.append(f"<figure>{_curve_svg(c['recall'], c['precision'], 'PR', 'recall', 'precision')}"
+                    f"<figcaption>{_e(label)}: precision-recall, AP {_num(ap)}</figcaption></figure>")
+    if not figs:
+        return "<p>No frame scores beside the predictions (predict <code>--format npy</code> writes them).</p>"
+    return f'<div class="figs">{"".join(figs)}</div>'
+
+
+def _boundaries(report: dict) -> str:
+    figs = []
+    for label, m in report["per_class"].items():
+        for side in ("onset", "offset"):
+            b = m["boundary"][side]
+            figs.append(f"<figure>{_hist_svg(b['histogram'], side)}<figcaption>{_e(label)}: {side} "
+                        f"errors of {b['n']} matched events, median {_num(b['median'])} s, "
+                        f"p90 {_num(b['p90'])} s (50 ms bins; red: beyond &plusmn;0.5 s)</figcaption></figure>")
+    return f'<div class="figs">{"".join(figs)}</div>'
+
+
+def _thumbnail(png: Path, width: int = 480) -> str:
+    """``data:`` URL of a downscaled copy of a plot (the original bytes without Pillow)."""
+    data = png.read_bytes()
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            im.thumbnail((width, width))
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
+            data = buf.getvalue()
+    except Exception:  # noqa: BLE001 - no Pillow or an odd file: embed it as it is
+        pass
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _badness(item) -> tuple:
+    """Sort key, worst first: lowest frame F1 (undefined last), then highest error rate."""
+    r = item[1]
+    f1, der = r["frame"].get("f1"), r.get("detection", {}).get("error_rate")
+    return (f1 is None, f1 if f1 is not None else 0.0, -(der or 0.0))
+
+
+def _files(report: dict, g, out_dir: Path) -> str:
+    cards = []
+    for name, r in sorted(report["per_file"].items(), key=_badness):
+        png = g.pred_paths[name].with_suffix(".png") if name in g.pred_paths else None
+        duration = g.durations.get(name) or max([1.0] + [s.offset for s in g.refs.get(name, [])])
+        timeline = _timeline_svg(g.refs.get(name, []), g.preds.get(name, []), duration, g.classes)
+        thumb = ""
+        if png is not None and png.is_file():
+            href = quote(PurePosixPath(Path(os.path.relpath(png, out_dir)).as_posix()).as_posix())
+            thumb = f'<a href="{_e(href)}"><img alt="plot of {_e(name)}" src="{_thumbnail(png)}"></a>'
+        missing = ' <span class="bad">missing</span>' if r.get("missing") else ""
+        cards.append(f'<div class="file"><div class="name">{_e(name)}{missing}</div>'
+                     f'<div>frame F1 {_num(r["frame"].get("f1"))}, event F1 {_num(r["event"].get("f1"))}, '
+                     f'DER {_num(r.get("detection", {}).get("error_rate"))}</div>{thumb}{timeline}</div>')
+    return f'<div class="files">{"".join(cards)}</div>'
+
+
+def render(report: dict, g, out_dir: Path) -> str:
+    """The page's HTML for an evaluation report and the gathered files (:func:`evaluate.gather`)."""
+    s = report["settings"]
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>evaluation of {_e(s.get('pred', ''))}</title><style>{STYLE}</style>"
+            f"<script>{SCRIPT}</script></head><body>"
+            f"<h1>Evaluation: {_e(s.get('pred', ''))} against {_e(s.get('ref', ''))}</h1>"
+            f"<p>{s['n_files']} files, {s.get('seconds', 0):.1f} s; classes {_e(', '.join(s['classes']))}; "
+            f"event collar {s['collar']} s, segments {s['segment_length']} s.</p>"
+            f"<h2>Metrics</h2>{_table(report)}"
+            f"<h2>ROC and precision-recall (frames)</h2>{_curves(report)}"
+            f"<h2>Boundary errors</h2>{_boundaries(report)}"
+            f"<h2>Files, worst first</h2><p>Green: reference, orange: predicted; a plot links to "
+            f"its full size.</p>{_files(report, g, out_dir)}</body></html>\n")
+
+
+def write_report(out_dir: str | Path, report: dict, g) -> Path:
+    """Write ``out_dir/index.html`` (through :class:`pipeline.outputs.OutputDir`: never over a
+    file the pipeline did not write) and return its path."""
+    from .outputs import OutputDir
+
+    out = OutputDir(out_dir)
+    text = render(report, g, Path(out_dir))
+    return out.write(out.path(PurePosixPath("index"), ".html"),
+                     lambda p: p.write_text(text, encoding="utf-8"))
