@@ -32,6 +32,8 @@ class App:
     run: dict
     config_file: str | None
     given: frozenset = frozenset()  # "section.key" names that --set gave
+    shard: tuple | None = None  # (i, n) of --shard
+    t0: float = 0.0  # when the command started (the summary counts the whole command)
 
     def echo(self, msg: str = "", *, err: bool = False) -> None:
         if self.settings.verbosity >= 0 or err:
@@ -56,13 +58,24 @@ def _fail_usage(msg: str) -> None:
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               help="local worker processes, or a Dask cluster.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786); without it a local cluster.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Process only the I-th of N disjoint shares of the inputs (1 <= I <= N), e.g. a SLURM array task.")
 @click.option("-v", "--verbose", count=True, help="Show tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final summary.")
 @click.version_option(package_name="audio-seq-pipeline")
 @click.pass_context
-def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, scheduler, verbose, quiet):
+def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, scheduler, shard, verbose, quiet):
     """Cached audio sequence pipeline: decode, spectrograms, chunks, recurrent frame models."""
+    import time
+
+    from .inputs import parse_shard
     from .runner import Settings
+
+    t0 = time.perf_counter()
+    try:
+        shard = parse_shard(shard) if shard else None
+    except ParameterError as exc:
+        _fail_usage(str(exc))
 
     try:
         config, extra, given = build_config(config_file, overrides)
@@ -71,7 +84,7 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, schedule
     run = dict(extra.get("run", {}))
     settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
                         executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
-    ctx.obj = App(config, settings, run, config_file, given)
+    ctx.obj = App(config, settings, run, config_file, given, shard, t0)
 
 
 def resolve_device(app: App) -> App:
@@ -102,7 +115,10 @@ def report_and_exit(app: App, report) -> None:
         click.echo(f"REPAIRED {note}", err=True)
     for r in report.failed:
         click.echo(f"FAILED {r.error}", err=True)
-    click.echo(report.summary(), err=bool(report.failed) and app.settings.verbosity < 0)
+    import time
+
+    click.echo(report.summary(wall=time.perf_counter() - app.t0 if app.t0 else None),
+               err=bool(report.failed) and app.settings.verbosity < 0)
     if report.failed:
         sys.exit(1)
 
@@ -111,8 +127,8 @@ def _run_stage(app: App, inputs, upto: str) -> None:
     from .inputs import expand_inputs
     from .runner import run_files
 
-    sources, problems = expand_inputs(inputs)
-    if not sources and not problems:
+    sources, problems = expand_inputs(inputs, shard=app.shard)
+    if not sources and not problems and not app.shard:
         _fail_usage("no inputs given")
     report = run_files(sources, app.config, app.settings, upto=upto, problems=problems)
     report_and_exit(app, report)
@@ -210,7 +226,8 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
 
         reference = {i.name: list(i.segments) for i in load_dataset(ref_spec).items}
     report, _ = predict_to_dir(inputs, model_dir, out_dir, app.config, resolve_device(app).settings,
-                               given=app.given, formats=parse_formats(formats), plot=plot, reference=reference)
+                               given=app.given, formats=parse_formats(formats), plot=plot, reference=reference,
+                               shard=app.shard)
     return report
 
 

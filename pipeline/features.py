@@ -394,6 +394,7 @@ def compute_streaming(cfg: FeaturesConfig, source, load_cfg, *, block_seconds: f
     bounded whatever the file's length and no waveform stored. Yields ``("S", rows)``; returns the
     entry's metadata."""
     from .audio import stream_audio
+    from .progress import advance
 
     if not load_cfg.mono and load_cfg.channel < 0:
         raise ParameterError(f"{source}: features need a mono signal (set load.mono=true or load.channel)")
@@ -411,6 +412,7 @@ def compute_streaming(cfg: FeaturesConfig, source, load_cfg, *, block_seconds: f
         arrays, _ = finish(rows, cfg, sr, 0.0)  # the storage dtype (and its float16 range check)
         n_rows, width = n_rows + len(rows), rows.shape[1]
         yield "S", arrays["S"]
+        advance(len(rows) / fps(cfg, sr))  # the run's progress, in seconds of audio
     return {"sr": sr, "hop_length": cfg.hop_length, "fps": fps(cfg, sr), "n_frames": n_rows,
             "n_bins": int(width if width is not None else cfg.n_bins), "kind": cfg.kind,
             "duration": n_samples / sr}

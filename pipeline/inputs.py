@@ -82,8 +82,31 @@ def _read_manifest(path: Path) -> list[Path]:
     return [p if p.is_absolute() else base / p for p in map(Path, rows)]
 
 
-def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], list[str]]:
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (1 <= i <= n) -> ``(i, n)``."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ParameterError(f"--shard {text!r} must look like i/n, e.g. 2/8") from None
+    if not 1 <= i <= n:
+        raise ParameterError(f"--shard {text!r}: need 1 <= i <= n")
+    return i, n
+
+
+def in_shard(source: Source, shard: tuple[int, int]) -> bool:
+    """Whether ``source`` belongs to shard ``i`` of ``n``: by a hash of its path relative to its input
+    root, so every machine given the same INPUTS picks the same, disjoint, share."""
+    import hashlib
+
+    i, n = shard
+    return int(hashlib.sha256(source.rel.as_posix().encode()).hexdigest(), 16) % n == i - 1
+
+
+def expand_inputs(inputs: list[str] | tuple[str, ...], *, shard: tuple[int, int] | None = None
+                  ) -> tuple[list[Source], list[str]]:
     """Sources for the given INPUTS, sorted and de-duplicated, and the problems found.
+
+    ``shard=(i, n)`` keeps only this shard's sources (:func:`in_shard`).
 
     Returns
     -------
@@ -136,7 +159,10 @@ def expand_inputs(inputs: list[str] | tuple[str, ...]) -> tuple[list[Source], li
                 problems.append(f"{item}: glob matches no files")
             for m in matches:
                 add(m, _glob_root(item))
-    return sorted(sources.values(), key=lambda s: str(s.path)), problems
+    found = sorted(sources.values(), key=lambda s: str(s.path))
+    if shard is not None:
+        found = [s for s in found if in_shard(s, shard)]
+    return found, problems
 
 
 def _glob_root(pattern: str) -> Path:

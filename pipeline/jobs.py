@@ -66,7 +66,8 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
 
 def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings: Settings, *,
                    given: Iterable[str] = (), formats: Iterable[str] = (), plot: bool = False,
-                   reference: dict[str, list[Segment]] | None = None) -> tuple[Report, Config]:
+                   reference: dict[str, list[Segment]] | None = None, shard: tuple[int, int] | None = None
+                   ) -> tuple[Report, Config]:
     """Scores (cached) -> segments -> files in ``out_dir`` mirroring the inputs, and plots.
 
     Returns the run's report (an input whose files cannot be written is failed in it) and the
@@ -76,7 +77,7 @@ def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Conf
     formats = list(formats)
     out = OutputDir(out_dir)  # checked writable before any work
     cache = settings.cache()
-    sources, problems = expand_inputs(inputs)
+    sources, problems = expand_inputs(inputs, shard=shard)
     report = predict_files(sources, scoring.model, scoring.digest, cfg, settings, problems=problems, cache=cache)
     by_path = {str(s.path): s for s in sources}
     bases = assign_bases([(str(s.path), s.rel) for s in sources], output_suffixes(formats, plot))

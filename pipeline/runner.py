@@ -25,6 +25,7 @@ from .cache import Cache, CorruptEntry, make_key
 from .config import Config
 from .errors import CacheError, PipelineError
 from .inputs import Source
+from .progress import AudioProgress
 from .stage import STAGES, chain, key_config
 
 
@@ -81,12 +82,15 @@ class Report:
         """Corrupt cache entries found (removed, then recomputed) during the run."""
         return list(dict.fromkeys(self.repaired + [n for r in self.results for n in r.notes]))
 
-    def summary(self) -> str:
+    def summary(self, wall: float | None = None) -> str:
+        """The run in one line; ``wall``: the seconds to report (the whole command's, from the
+        command line), else the runner's own."""
+        wall = self.wall if wall is None else wall
         hours = self.audio_seconds / 3600
-        speed = self.audio_seconds / self.wall if self.wall > 0 else float("inf")
+        speed = self.audio_seconds / wall if wall > 0 else float("inf")
         return (f"{self.stage}: {len(self.results)} files: {self.count('computed')} computed, "
                 f"{self.count('cached')} cached, {self.count('failed')} failed; "
-                f"{hours:.3f} h of audio in {self.wall:.2f} s = {speed:,.0f}x real time")
+                f"{hours:.3f} h of audio in {wall:.2f} s = {speed:,.0f}x real time")
 
 
 # ------------------------------------------------------------------ keys
@@ -263,11 +267,22 @@ def _exit_with_parent(parent: int, every: float = 0.5) -> None:
 # ------------------------------------------------------------------ the run
 
 
-def _progress(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
+def _audio_seconds(paths: Iterable[str]) -> float:
+    """Seconds of audio in these files, from their headers (0 for what cannot be read)."""
+    import soundfile as sf
 
-    return tqdm(total=total, desc=desc, unit="file", disable=quiet or not sys.stderr.isatty(),
-                leave=False, file=sys.stderr)
+    total = 0.0
+    for p in paths:
+        try:
+            total += float(sf.info(p).duration)
+        except Exception:  # noqa: BLE001 - it fails later, by name
+            pass
+    return total
+
+
+def _progress(paths: list[str], desc: str, settings: Settings) -> AudioProgress:
+    quiet = settings.verbosity < 0
+    return AudioProgress(desc, total_seconds=0.0 if quiet else _audio_seconds(paths), files=len(paths), quiet=quiet)
 
 
 def _plan(cache: Cache, cfg: Config, sources: Iterable[Source], problems: Iterable[str], *, target: str,
@@ -333,30 +348,29 @@ def _run_local(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Se
     """In this process (``-j 1``) or in spawned worker processes that die with this one."""
     cache_dir, verbose = str(settings.cache().root), settings.verbosity > 0
     results = []
-    bar = _progress(len(todo), upto, settings.verbosity < 0)
-    if settings.jobs <= 1 or len(todo) == 1:
-        for path, keys in todo:
-            results.append(process_file(cache_dir, cfg, path, keys, upto, verbose))
-            bar.update()
-        bar.close()
-        return results
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    with _progress([p for p, _ in todo], upto, settings) as bar:
+        if settings.jobs <= 1 or len(todo) == 1:  # in this process: long files advance block by block
+            for path, keys in todo:
+                before = bar.done
+                results.append(process_file(cache_dir, cfg, path, keys, upto, verbose))
+                bar.file_done(results[-1].duration, bar.done - before)
+            return results
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(),))
-    try:
-        futures = [pool.submit(process_file, cache_dir, cfg, path, keys, upto, verbose) for path, keys in todo]
-        for fut in as_completed(futures):
-            results.append(fut.result())
-            bar.update()
-    except BaseException:  # Ctrl-C, or the pool broke: no worker outlives the run
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    bar.close()
+        pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(os.getpid(),))
+        try:
+            futures = [pool.submit(process_file, cache_dir, cfg, path, keys, upto, verbose) for path, keys in todo]
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.file_done(results[-1].duration, 0.0)
+        except BaseException:  # Ctrl-C, or the pool broke: no worker outlives the run
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return results
 
 
@@ -375,11 +389,17 @@ def _run_dask(todo, cfg: Config, settings: Settings, upto: str) -> list[FileResu
                                dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = [client.submit(process_file, cache_dir, cfg, str(Path(p).resolve()), keys, upto, verbose,
-                                 pure=False) for p, keys in todo]
-        results = client.gather(futures)
-        for r, (p, _) in zip(results, todo):
-            r.path = p
+        from dask.distributed import as_completed
+
+        futures = {client.submit(process_file, cache_dir, cfg, str(Path(p).resolve()), keys, upto, verbose,
+                                 pure=False): p for p, keys in todo}
+        results = []
+        with _progress([p for p, _ in todo], upto, settings) as bar:
+            for fut in as_completed(futures):
+                r = fut.result()
+                r.path = futures[fut]
+                results.append(r)
+                bar.file_done(r.duration, 0.0)
         return results
     finally:
         client.close()
@@ -407,24 +427,23 @@ def _run_batched(cache: Cache, todo: list[tuple[Source, dict[str, str]]], cfg: C
             kept.append((src, keys))
         except Exception as exc:  # noqa: BLE001 - that input fails, the others go on
             results.append(_failure(str(src.path), keys, exc, settings.verbosity > 0, []))
-    bar = _progress(len(kept), upto, settings.verbosity < 0)
-    t1 = time.perf_counter()
-    section = getattr(cfg, st.section) if st.section else None
-    for i, out in st.function("batched")(section, inputs, device=settings.device, threads=settings.jobs,
-                                         **(context or {})):
-        src, keys = kept[i]
-        path = str(src.path)
-        try:
-            if isinstance(out, BaseException):
-                raise out
-            arrays, meta = out
-            entry = store(cache, cfg, upto, keys, arrays, meta, t0=t1, where=path, context=context)
-            results.append(FileResult(path, "computed", keys, float(entry.meta.get("duration") or 0.0),
-                                      seconds=time.perf_counter() - t1))
-        except Exception as exc:  # noqa: BLE001 - e.g. non-finite scores: this file fails, alone
-            results.append(_failure(path, keys, exc, settings.verbosity > 0, []))
+    with _progress([str(src.path) for src, _ in kept], upto, settings) as bar:
         t1 = time.perf_counter()
-        bar.update()
-    bar.close()
+        section = getattr(cfg, st.section) if st.section else None
+        for i, out in st.function("batched")(section, inputs, device=settings.device, threads=settings.jobs,
+                                             **(context or {})):
+            src, keys = kept[i]
+            path = str(src.path)
+            try:
+                if isinstance(out, BaseException):
+                    raise out
+                arrays, meta = out
+                entry = store(cache, cfg, upto, keys, arrays, meta, t0=t1, where=path, context=context)
+                results.append(FileResult(path, "computed", keys, float(entry.meta.get("duration") or 0.0),
+                                          seconds=time.perf_counter() - t1))
+            except Exception as exc:  # noqa: BLE001 - e.g. non-finite scores: this file fails, alone
+                results.append(_failure(path, keys, exc, settings.verbosity > 0, []))
+            t1 = time.perf_counter()
+            bar.file_done(results[-1].duration, 0.0)
     return results
 

@@ -179,3 +179,15 @@ def test_compute_returns_y_and_meta(tmp_path, write_wav, noise):
     assert abs(len(y) - round(1.5 * SR)) <= 1
     assert meta == {"sr": SR, "n_samples": len(y), "duration": len(y) / SR}
     assert meta["duration"] == pytest.approx(1.5, abs=1 / SR)
+
+
+@pytest.mark.parametrize("sr_in, channels, subtype", [(16000, 1, "PCM_16"), (44100, 2, "PCM_24"), (8000, 1, "FLOAT")])
+def test_streamed_decoding_equals_the_whole_file(tmp_path, sr_in, channels, subtype):
+    """Blocks of soundfile + soxr's streaming resampler give load_audio's samples exactly."""
+    from pipeline.audio import load_audio, stream_audio
+
+    y = (0.1 * np.random.default_rng(0).standard_normal((sr_in * 31 + 17, channels))).astype(np.float32)
+    path = tmp_path / ("x.wav" if subtype == "FLOAT" else "x.flac")
+    sf.write(path, y, sr_in, subtype=subtype)
+    streamed = np.concatenate(list(stream_audio(path, sr=16000, block_seconds=3.7)))
+    np.testing.assert_array_equal(streamed, load_audio(path, sr=16000))

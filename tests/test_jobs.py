@@ -57,3 +57,31 @@ def test_predict_to_dir_mirrors_inputs_and_reports_per_file(tmp_path):
     assert report.count("computed") == 4 and not report.failed
     names = sorted(p.name for p in (tmp_path / "o").iterdir() if not p.name.startswith("."))
     assert len(names) == 8 and all(n.endswith((".tsv", ".rttm")) for n in names)
+
+
+def test_two_shards_fill_the_cache_and_outputs_of_one_run(tmp_path, capsys):
+    """--shard 1/2 and 2/2 (two machines, or a SLURM array) together: the same cache entries and
+    the same output files as one unsharded run."""
+    from pipeline.cli import main
+
+    def run(*args):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            assert exc.code in (0, None), capsys.readouterr().err
+    for shard in ("1/2", "2/2"):
+        run("--cache-dir", tmp_path / "sharded", "--shard", shard, "predict", SAMPLES, "--model", MODEL,
+            "--out", tmp_path / "o-sharded")
+    run("--cache-dir", tmp_path / "whole", "predict", SAMPLES, "--model", MODEL, "--out", tmp_path / "o-whole")
+    out = capsys.readouterr()
+    assert "predict: 4 files" in out.out + out.err
+    for stage in ("features", "predict"):
+        assert sorted(Cache(tmp_path / "sharded").keys(stage)) == sorted(Cache(tmp_path / "whole").keys(stage))
+
+    def files(d):
+        return {p.name: p.read_bytes() for p in d.iterdir() if not p.name.startswith(".")}
+    assert files(tmp_path / "o-sharded") == files(tmp_path / "o-whole") and len(files(tmp_path / "o-whole")) == 4
+    from pipeline.inputs import expand_inputs, parse_shard
+
+    parts = [expand_inputs([str(SAMPLES)], shard=parse_shard(f"{i}/3"))[0] for i in (1, 2, 3)]
+    assert sorted(s.path for p in parts for s in p) == sorted(s.path for s in expand_inputs([str(SAMPLES)])[0])

@@ -158,3 +158,73 @@ def test_features_stream_from_the_file_and_equal_the_load_path(tmp_path):
     a, b = arrays(tmp_path / "a", streamed), arrays(tmp_path / "b", from_load)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_dask_cluster_started_apart_survives_a_killed_worker(tmp_path):
+    """A scheduler and two workers started as separate processes (as on a cluster); one worker is
+    SIGKILLed mid-run; the run completes, every entry verifies, and features and predict outputs
+    equal a local run's."""
+    pytest.importorskip("dask.distributed")
+    import signal
+    import time
+
+    from pipeline.cache import Cache
+
+    folder = make_folder(tmp_path / "in", n=24, seconds=8.0)
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--no-dashboard",
+                                                  "--no-nanny"], cwd=ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from dask.distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "dask"), "--executor",
+                                "dask", "--scheduler", address, "features", str(folder)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((tmp_path / "dask").glob("features/*/*"))) < 3:
+            time.sleep(0.05)
+        done_at_kill = len(list((tmp_path / "dask").glob("features/*/*")))
+        assert run.poll() is None and done_at_kill < 24  # really mid-run
+        procs[1].send_signal(signal.SIGKILL)  # a worker dies mid-run
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+        assert "24 files: 24 computed" in out + err
+        cache = Cache(tmp_path / "dask")
+        assert not any(cache.verify(s, k) for s in cache.stages() for k in cache.keys(s))
+        local = run_files(expand_inputs([str(folder)])[0], Config(), Settings(cache_dir=str(tmp_path / "local")),
+                          upto="features")
+        for r in local.results:
+            np.testing.assert_array_equal(np.asarray(cache.load("features", r.keys["features"])["S"]),
+                                          np.asarray(Cache(tmp_path / "local").load("features", r.keys["features"])["S"]))
+        # predict through the same cluster: features there (cached now), scores here
+        model = ROOT / "models" / "vad"
+        outs = {}
+        for name, extra in (("dask", ["--executor", "dask", "--scheduler", address]), ("local", [])):
+            r = subprocess.run([sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / name), *extra,
+                                "predict", str(folder), "--model", str(model), "--out", str(tmp_path / f"o-{name}")],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            outs[name] = {p.name: p.read_bytes() for p in (tmp_path / f"o-{name}").glob("*.tsv")}
+        assert len(outs["dask"]) == 24 and outs["dask"] == outs["local"]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=30)
