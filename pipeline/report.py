@@ -46,7 +46,7 @@ def _e(x) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _num(v) -> str:
+def _html_num(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
@@ -122,7 +122,6 @@ def _timeline_svg(ref, pred, duration: float, classes: list[str]) -> str:
 
 
 def _table(report: dict) -> str:
-    from .evaluate import TABLE_COLUMNS, _cell, _notes
 
     rows = list(report["per_class"].items())
     rows += [("overall", report["overall"]), ("class average", report["class_average"])]
@@ -142,9 +141,9 @@ def _curves(report: dict) -> str:
         auc = report["per_class"][label]["frame"].get("auc")
         ap = report["per_class"][label]["frame"].get("ap")
         figs.append(f"<figure>{_curve_svg(c['fpr'], c['tpr'], 'ROC', 'false positive rate', 'true positive rate')}"
-                    f"<figcaption>{_e(label)}: ROC, AUC {_num(auc)} (frames)</figcaption></figure>")
+                    f"<figcaption>{_e(label)}: ROC, AUC {_html_num(auc)} (frames)</figcaption></figure>")
         figs.append(f"<figure>{_curve_svg(c['recall'], c['precision'], 'PR', 'recall', 'precision')}"
-                    f"<figcaption>{_e(label)}: precision-recall, AP {_num(ap)}</figcaption></figure>")
+                    f"<figcaption>{_e(label)}: precision-recall, AP {_html_num(ap)}</figcaption></figure>")
     if not figs:
         return "<p>No frame scores beside the predictions (predict <code>--format npy</code> writes them).</p>"
     return f'<div class="figs">{"".join(figs)}</div>'
@@ -156,8 +155,8 @@ def _boundaries(report: dict) -> str:
         for side in ("onset", "offset"):
             b = m["boundary"][side]
             figs.append(f"<figure>{_hist_svg(b['histogram'], side)}<figcaption>{_e(label)}: {side} "
-                        f"errors of {b['n']} matched events, median {_num(b['median'])} s, "
-                        f"p90 {_num(b['p90'])} s (50 ms bins; red: beyond &plusmn;0.5 s)</figcaption></figure>")
+                        f"errors of {b['n']} matched events, median {_html_num(b['median'])} s, "
+                        f"p90 {_html_num(b['p90'])} s (50 ms bins; red: beyond &plusmn;0.5 s)</figcaption></figure>")
     return f'<div class="figs">{"".join(figs)}</div>'
 
 
@@ -196,8 +195,8 @@ def _files(report: dict, g, out_dir: Path) -> str:
             thumb = f'<a href="{_e(href)}"><img alt="plot of {_e(name)}" src="{_thumbnail(png)}"></a>'
         missing = ' <span class="bad">missing</span>' if r.get("missing") else ""
         cards.append(f'<div class="file"><div class="name">{_e(name)}{missing}</div>'
-                     f'<div>frame F1 {_num(r["frame"].get("f1"))}, event F1 {_num(r["event"].get("f1"))}, '
-                     f'DER {_num(r.get("detection", {}).get("error_rate"))}</div>{thumb}{timeline}</div>')
+                     f'<div>frame F1 {_html_num(r["frame"].get("f1"))}, event F1 {_html_num(r["event"].get("f1"))}, '
+                     f'DER {_html_num(r.get("detection", {}).get("error_rate"))}</div>{thumb}{timeline}</div>')
     return f'<div class="files">{"".join(cards)}</div>'
 
 
@@ -226,3 +225,97 @@ def write_report(out_dir: str | Path, report: dict, g) -> Path:
     text = render(report, g, Path(out_dir))
     return out.write(out.path(PurePosixPath("index"), ".html"),
                      lambda p: p.write_text(text, encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------- text tables
+
+
+def _num(v, scale: float = 1.0) -> str:
+    return "-" if v is None else f"{v * scale:.3f}"
+
+
+TABLE_COLUMNS = [("frame P", "frame", "precision"), ("frame R", "frame", "recall"),
+                 ("frame F1", "frame", "f1"), ("AUC", "frame", "auc"),
+                 ("seg F1", "segment", "f1"), ("seg ER", "segment", "error_rate"),
+                 ("event F1", "event", "f1"), ("event ER", "event", "error_rate"),
+                 ("DER", "detection", "error_rate"), ("onset med", "boundary", "onset"),
+                 ("offset med", "boundary", "offset")]
+
+
+def _cell(metrics: dict, view: str, key: str) -> str:
+    value = metrics.get(view, {}).get(key)
+    if view == "boundary":
+        value = None if value is None else value.get("median")
+    return _num(value)
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table of an evaluation report: one row per class, then the overall (micro)
+    and class-average rows; ``-`` marks an undefined value. ``DER`` is the detection error rate,
+    ``onset med``/``offset med`` the median boundary errors in seconds (positive = late). Below
+    it: PSDS, the confidence intervals (``--ci``), where durations came from, and the unmatched
+    files."""
+    rows = list(report["per_class"].items())
+    rows += [("overall", report["overall"]), ("class average", report["class_average"])]
+    width = max(len(str(name)) for name, _ in rows)
+    cells = [[str(name).ljust(width)] + [_cell(m, view, key) for _, view, key in TABLE_COLUMNS]
+             for name, m in rows]
+    head = ["class".ljust(width)] + [title for title, _, _ in TABLE_COLUMNS]
+    widths = [max(len(r[i]) for r in cells + [head]) for i in range(len(head))]
+
+    def line(r):
+        return "  ".join([r[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(r[1:], widths[1:])])
+    out = [line(head), "-" * len(line(head))] + [line(r) for r in cells[:-2]]
+    out += ["-" * len(line(head))] + [line(r) for r in cells[-2:]]
+    return "\n".join(out + _notes(report))
+
+
+def _notes(report: dict) -> list[str]:
+    out, o = [], report["overall"]
+    d, b = o.get("detection", {}), o.get("boundary", {})
+    if d.get("total") is not None:
+        out.append(f"detection error rate {_num(d.get('error_rate'))} = false alarm "
+                   f"{_num(d.get('false_alarm_rate'))} + miss {_num(d.get('miss_rate'))} "
+                   f"(of {d['total']:.1f} s of reference)")
+    if b.get("onset", {}).get("n"):
+        on, off = b["onset"], b["offset"]
+        ms = lambda v: "-" if v is None else f"{v * 1000:+.0f}"  # noqa: E731
+        out.append(f"boundaries of {on['n']} matched events (predicted - reference, + = late): onset "
+                   f"median {ms(on['median'])} ms, p90 {ms(on['p90'])} ms; offset median "
+                   f"{ms(off['median'])} ms, p90 {ms(off['p90'])} ms")
+    if report.get("psds"):
+        out.append("PSDS1 {} PSDS2 {} (DCASE 2023/2024 parameters, all operating points)".format(
+            _num(report["psds"]["psds1"]["overall"]), _num(report["psds"]["psds2"]["overall"])))
+    ci = report.get("ci")
+    if ci:
+        fmt = lambda v: "-" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"  # noqa: E731
+        out.append(f"{ci['level']:.0%} CI (per-file bootstrap, {ci['n_boot']} draws): frame F1 "
+                   f"{fmt(ci['frame_f1'])}, DER {fmt(ci['detection_error_rate'])}")
+    s = report.get("settings", {})
+    if s.get("durations_from"):
+        out.append("durations from " + ", ".join(f"{k} ({v} file{'s' if v != 1 else ''})"
+                                                 for k, v in s["durations_from"].items()))
+    for key, what in (("missing", "missing predictions"), ("extra", "predictions without a reference")):
+        names = report.get(key) or []
+        if names:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            total = f" of {s['n_files']} files" if key == "missing" else ""
+            out.append(f"{what}: {len(names)}{total} ({shown})")
+    return out
+
+
+def format_per_file(report: dict) -> str:
+    """One line per file: frame P/R/F1, segment and event F1, detection error rate (3 decimals,
+    ``-`` when undefined, e.g. F1 of a file with no reference and no predicted events),
+    ``missing`` when it had no prediction."""
+    names = list(report["per_file"])
+    width = max([len("file")] + [len(n) for n in names])
+    out = [f"{'file'.ljust(width)}  frame P  frame R  frame F1  seg F1  event F1     DER"]
+    for name in names:
+        r = report["per_file"][name]
+        f = r["frame"]
+        out.append(f"{name.ljust(width)}  {_num(f.get('precision')):>7}  {_num(f.get('recall')):>7}  "
+                   f"{_num(f.get('f1')):>8}  {_num(r['segment'].get('f1')):>6}  "
+                   f"{_num(r['event'].get('f1')):>8}  {_num(r.get('detection', {}).get('error_rate')):>6}"
+                   + ("  missing" if r.get("missing") else ""))
+    return "\n".join(out)
