@@ -525,6 +525,25 @@ def segments_to_frames(segments: Iterable[Segment], *, classes: Sequence[str], n
     return Y
 
 
+def frames_to_intervals(active: np.ndarray, *, fps: float) -> np.ndarray:
+    """Runs of active frames ``a .. b-1`` -> intervals ``[a / fps, b / fps)``.
+
+    Parameters
+    ----------
+    active : np.ndarray [shape=(n_frames,), dtype=bool]
+    fps : float
+        Frames per second.
+
+    Returns
+    -------
+    intervals : np.ndarray [shape=(n, 2)]
+        Onsets and offsets in seconds, sorted.
+    """
+    a = np.concatenate([[False], np.asarray(active, dtype=bool), [False]])
+    edges = np.flatnonzero(a[1:] != a[:-1])  # alternating run starts and stops
+    return np.stack([edges[0::2] / fps, edges[1::2] / fps], axis=1).astype(float)
+
+
 def frames_to_segments(active, *, classes: Sequence[str], fps: float) -> list[Segment]:
     """Turn each run of active frames ``a..b-1`` into ``Segment(a / fps, b / fps, label)``.
 
@@ -545,10 +564,6 @@ def frames_to_segments(active, *, classes: Sequence[str], fps: float) -> list[Se
     if not fps > 0:
         raise ParameterError(f"fps={fps!r} must be positive")
     on = active if active.dtype == bool else active >= 0.5
-    # (n_frames + 1, n_classes): +1 where a run starts, -1 one past where it ends
-    edges = np.diff(np.pad(on.astype(np.int8), ((1, 1), (0, 0))), axis=0)
-    out = []
-    for k, label in enumerate(classes):
-        starts, stops = np.flatnonzero(edges[:, k] == 1), np.flatnonzero(edges[:, k] == -1)
-        out += [Segment(float(a / fps), float(b / fps), label) for a, b in zip(starts, stops)]
+    out = [Segment(float(a), float(b), label)
+           for k, label in enumerate(classes) for a, b in frames_to_intervals(on[:, k], fps=fps)]
     return sorted(out, key=lambda s: (s.onset, s.label, s.offset))

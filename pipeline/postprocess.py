@@ -29,7 +29,7 @@ import numpy as np
 import scipy.ndimage
 
 from .errors import ParameterError
-from .labels import Segment
+from .labels import Segment, frames_to_intervals  # runs of frames -> seconds: one owner, labels
 
 EPS = 1e-9  # seconds; tolerance for duration comparisons
 
@@ -106,25 +106,6 @@ def median_filter(scores: np.ndarray, *, width_frames: int) -> np.ndarray:
 
 
 _median_filter = median_filter  # scores_to_segments has a parameter of the same name
-
-
-def frames_to_intervals(active: np.ndarray, *, fps: float) -> np.ndarray:
-    """Runs of active frames ``a .. b-1`` -> intervals ``[a / fps, b / fps)``.
-
-    Parameters
-    ----------
-    active : np.ndarray [shape=(n_frames,), dtype=bool]
-    fps : float
-        Frames per second.
-
-    Returns
-    -------
-    intervals : np.ndarray [shape=(n, 2)]
-        Onsets and offsets in seconds, sorted.
-    """
-    a = np.concatenate([[False], np.asarray(active, dtype=bool), [False]])
-    edges = np.flatnonzero(a[1:] != a[:-1])  # alternating run starts and stops
-    return np.stack([edges[0::2] / fps, edges[1::2] / fps], axis=1).astype(float)
 
 
 def _as_intervals(intervals) -> np.ndarray:
