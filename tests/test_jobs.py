@@ -85,3 +85,21 @@ def test_two_shards_fill_the_cache_and_outputs_of_one_run(tmp_path, capsys):
 
     parts = [expand_inputs([str(SAMPLES)], shard=parse_shard(f"{i}/3"))[0] for i in (1, 2, 3)]
     assert sorted(s.path for p in parts for s in p) == sorted(s.path for s in expand_inputs([str(SAMPLES)])[0])
+
+
+def test_no_written_segment_ends_after_its_file_in_any_format(tmp_path):
+    import soundfile as sf
+
+    from pipeline.labels import read_labels
+
+    settings = Settings(cache_dir=str(tmp_path / "c"))
+    report, _ = predict_to_dir([str(SAMPLES)], MODEL, tmp_path / "o", Config(), settings,
+                               formats=["rttm", "audacity", "json", "textgrid", "npy"])
+    assert not report.failed
+    for audio in sorted(SAMPLES.glob("*.flac")):
+        duration = sf.info(str(audio)).duration
+        for suffix in (".tsv", ".rttm", ".txt", ".json", ".TextGrid"):
+            segs = [s for v in read_labels(tmp_path / "o" / (audio.stem + suffix), default_name="x").values() for s in v]
+            assert segs and max(s.offset for s in segs) <= duration + 1e-9, (audio.name, suffix)
+        info = __import__("json").loads((tmp_path / "o" / f"{audio.stem}.scores.json").read_text())
+        assert info["duration"] == pytest.approx(duration)
