@@ -15,6 +15,16 @@ from .errors import AudioLoadError
 
 
 
+def _existing(path: str | Path) -> Path:
+    """``path`` as a Path, or the error a missing or empty file gets."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioLoadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    return path
+
+
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a file as float32 samples, keeping its channels and rate.
 
@@ -27,11 +37,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     AudioLoadError
         when neither soundfile nor librosa/audioread can read it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioLoadError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    path = _existing(path)
     import soundfile as sf
 
     try:
@@ -124,11 +130,7 @@ def stream_audio(path: str | Path, *, sr: int = 16000, channel: int = -1, resamp
     """
     import soundfile as sf
 
-    path = Path(path)
-    if not path.is_file():
-        raise AudioLoadError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    path = _existing(path)
     try:
         f = sf.SoundFile(str(path))
     except Exception:  # noqa: BLE001 - not for libsndfile: the whole-file path tries audioread
