@@ -116,6 +116,11 @@ def file_keys(cache: Cache, cfg: Config, path: Path, upto: str, context: dict | 
 # ------------------------------------------------------------------ computing one file
 
 
+def _section(cfg: Config, st):
+    """A stage's config section (None for a stage without settings)."""
+    return getattr(cfg, st.section) if st.section else None
+
+
 def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], source: str,
                  context: dict | None = None):
     """The entry of a per-file stage for one source: loaded (and checked) when cached, computed
@@ -133,7 +138,7 @@ def ensure_entry(cache: Cache, cfg: Config, stage: str, keys: dict[str, str], so
         raise PipelineError(f"{source}: stage {stage!r} is computed in batches only (no per-file form)")
     t0 = time.perf_counter()
     upstream = [ensure_entry(cache, cfg, r, keys, source, context) for r in st.requires] or [Path(source)]
-    arrays, meta = st.function()(getattr(cfg, st.section) if st.section else None, *upstream, **(context or {}))
+    arrays, meta = st.function()(_section(cfg, st), *upstream, **(context or {}))
     extra = {} if st.requires else {"source": str(Path(source).resolve())}
     return store(cache, cfg, stage, keys, arrays, {**meta, **extra}, t0=t0, where=source, context=context)
 
@@ -144,8 +149,8 @@ def _compute_streaming(cache: Cache, cfg: Config, stage: str, keys: dict[str, st
     upstream stages, which only read the file, are not stored)."""
     st = STAGES[stage]
     t0 = time.perf_counter()
-    upstream = [getattr(cfg, STAGES[r].section) for r in st.requires]
-    pieces = st.function("streaming")(getattr(cfg, st.section) if st.section else None, Path(source), *upstream)
+    upstream = [_section(cfg, STAGES[r]) for r in st.requires]
+    pieces = st.function("streaming")(_section(cfg, st), Path(source), *upstream)
     try:
         with cache.writer(stage, keys[stage]) as w:
             while True:
@@ -429,7 +434,7 @@ def _run_batched(cache: Cache, todo: list[tuple[Source, dict[str, str]]], cfg: C
             results.append(_failure(str(src.path), keys, exc, settings.verbosity > 0, []))
     with _progress([str(src.path) for src, _ in kept], upto, settings) as bar:
         t1 = time.perf_counter()
-        section = getattr(cfg, st.section) if st.section else None
+        section = _section(cfg, st)
         for i, out in st.function("batched")(section, inputs, device=settings.device, threads=settings.jobs,
                                              **(context or {})):
             src, keys = kept[i]
