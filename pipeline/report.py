@@ -61,9 +61,9 @@ def _axes(title: str, xlabel: str, ylabel: str, ymax: float = 1.0,
            f'<text x="{W / 2}" y="{H - 4}" font-size="11" text-anchor="middle">{_e(xlabel)}</text>',
            f'<text x="10" y="{(H - PAD) / 2}" font-size="11" text-anchor="middle" '
            f'transform="rotate(-90 10 {(H - PAD) / 2})">{_e(ylabel)}</text>']
-    for frac, tick in zip((0.0, 0.5, 1.0), xticks):
+    for frac, tick, anchor in zip((0.0, 0.5, 1.0), xticks, ("middle", "middle", "end")):  # the last inside
         x, y = _xy(frac, frac * ymax, 1.0, ymax)
-        out += [f'<text x="{x:.1f}" y="{H - PAD + 12}" font-size="10" text-anchor="middle">{tick}</text>',
+        out += [f'<text x="{x:.1f}" y="{H - PAD + 12}" font-size="10" text-anchor="{anchor}">{tick}</text>',
                 f'<text x="{PAD - 3}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{frac * ymax:g}</text>']
     return out
 
