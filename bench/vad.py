@@ -1,11 +1,14 @@
 """Speech activity detection: our shipped model beside silero-vad and webrtcvad, same audio.
 
-    python bench/vad.py [--model models/vad] [--corpus $VAD_CORPUS|/work/corpus/vad]
+    python bench/vad.py [--model models/vad]... [--corpus $VAD_CORPUS|/work/corpus/vad]
                         [--split dev] [--threads 1] [--limit N] [--json PATH] [--no-cli]
+                        [--peers silero-vad onnx,webrtcvad 3]
 
 What it measures, in one process, on the clips of ``<corpus>/<split>.tsv`` (the DCASE metadata
-written by ``data/recipes/vad_corpus.py``; ``<corpus>/meta.json`` gives the per-clip SNR,
-background kind, telephone flag and utterance sources for the breakdowns):
+written by ``data/recipes/vad_corpus.py`` or ``data/recipes/real_corpus.py``; ``<corpus>/meta.json``
+gives the per-clip SNR, background kind and packages, reverberation, telephone flag and utterance
+sources for the breakdowns). ``--model`` may be given several times: each model is a row
+(``ours`` for a single one, else ``ours:<folder name>``), and the cold CLI run uses the first.
 
 - **ours**: the whole path of one file in-process, ``pipeline.audio.load_audio`` (the model's
   load settings) -> ``pipeline.features.features_of`` (``spectrogram`` + the storage dtype, with the
@@ -42,9 +45,12 @@ project's convention (``pipeline.labels.segments_to_frames``, fps=100, ``1 + n_s
 frames at 16 kHz; ``pipeline.metrics.frame_metrics``), counts pooled over all files (micro).
 Breakdowns (from ``meta.json``): F1 per SNR band (clips with speech and a background), on clips
 without background ("no bg"), and the false-alarm rate on clips without speech; F1 per
-background kind (all clips of that kind); F1 wideband / telephone; recall per utterance source
-(reference frames inside utterances of that source; ``asterisk`` is the real speech, recorded
-at 8 kHz, the rest TTS). Speed: x real time = audio seconds / processing seconds, over the files.
+background kind (all clips of that kind); F1 wideband / telephone; F1 dry / reverberant (the
+recipe's simulated rooms); recall per utterance source (reference frames inside utterances of
+that source; ``asterisk`` is the real speech of vad_corpus, recorded at 8 kHz; sources whose voice
+or speech group the training split never saw get `` (held out)``); F1 and false alarms per
+background package (every clip whose background uses it; `` (held out)`` likewise). Speed: x real
+time = audio seconds / processing seconds, over the files.
 
 Run from the repository root, after ``pip install -e '.[vad-bench]'`` (or the three packages below)::
 
@@ -163,7 +169,7 @@ def _decode16(path: Path) -> np.ndarray:
     return load_audio(path, sr=SR)  # soundfile, mono, soxr when the file is not 16 kHz
 
 
-def system_ours(model_dir: Path, threads: int) -> System:
+def system_ours(model_dir: Path, threads: int, name: str = "ours") -> System:
     import torch
 
     from pipeline import features
@@ -187,14 +193,17 @@ def system_ours(model_dir: Path, threads: int) -> System:
         return load_audio(path, sr=lc.sr, mono=lc.mono, channel=lc.channel,
                           resample_quality=lc.resample_quality)
 
+    per_class = mconf.get("predict_per_class")
+
     def infer_many(ys: list) -> list:
         Ss = []
         for y in ys:
             arrays, _ = features.features_of(y, lc.sr, fc)  # spectrogram + storage dtype, as the stage
             Ss.append(np.asarray(arrays["S"], dtype=np.float32))
         return [[Segment(s.onset, s.offset, LABEL)
-                 for s in segments(sc, classes=classes, fps=fps, pcfg=pc) if s.label == LABEL]
-                for sc in score_files(model, Ss, fps=fps, pcfg=pc)]
+                 for s in segments(sc, classes=classes, fps=fps, pcfg=pc, per_class=per_class,
+                                   duration=len(y) / lc.sr) if s.label == LABEL]
+                for y, sc in zip(ys, score_files(model, Ss, fps=fps, pcfg=pc))]
 
     def infer(y: np.ndarray) -> list:
         return infer_many([y])[0]
@@ -205,7 +214,7 @@ def system_ours(model_dir: Path, threads: int) -> System:
     note = (f"{mconf['model'].get('cell')} h={mconf['model'].get('hidden')} "
             f"x{mconf['model'].get('layers')}{' bi' if mconf['model'].get('bidirectional') else ''}, "
             f"{fc.kind} {fc.n_mels}, predict {tuned}")
-    return System("ours", decode, infer, time.perf_counter() - t0, note, infer_many)
+    return System(name, decode, infer, time.perf_counter() - t0, note, infer_many)
 
 
 def batched(sys_: System, files: int) -> System:
@@ -405,9 +414,28 @@ def score(preds: dict, clips: list[Clip], has_meta: bool) -> dict:
             acc = by_src.setdefault(src, [0, 0])
             acc[0] += tp
             acc[1] += n
+    if any(c.meta.get("augment") for c in clips):  # real_corpus: simulated rooms
+        by_chan["dry"] = pooled([c.name for c in clips if not (c.meta.get("augment") or {}).get("reverb")])
+        by_chan["reverberant"] = pooled([c.name for c in clips if (c.meta.get("augment") or {}).get("reverb")])
+    for c in clips:  # speech sources the training split never saw are marked
+        for u in c.meta.get("utterances", []):
+            if u.get("held_out"):
+                src = u["source"] + " (held out)"
+                ref, hyp = refs[c.name], hyps[c.name]
+                a, b = int(round(u["start"] * FPS)), int(round(u["end"] * FPS))
+                acc = by_src.setdefault(src, [0, 0])
+                acc[0] += int((ref[a:b] & hyp[a:b]).sum())
+                acc[1] += int(ref[a:b].sum())
+    by_pkg: dict[str, list[str]] = {}
+    for c in clips:
+        bg = c.meta.get("background") or {}
+        for pkg in bg.get("packages", []):
+            by_pkg.setdefault(pkg + (" (held out)" if bg.get("held_out") else ""), []).append(c.name)
     result.update(by_snr=by_snr, by_background=by_bg, by_channel=by_chan,
                   recall_by_source={s: {"recall": (tp / n if n else None), "ref_frames": n}
                                     for s, (tp, n) in sorted(by_src.items())})
+    if by_pkg:
+        result["by_background_package"] = {k: pooled(v) for k, v in sorted(by_pkg.items())}
     return result
 
 
@@ -436,6 +464,12 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     def line(r):
         return "  ".join([r[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(r[1:], widths[1:])])
     return "\n".join([line(head), "-" * len(line(head))] + [line(r) for r in rows])
+
+
+def _transpose(table_fn, head: list[str], rows: list[list[str]]) -> str:
+    """Many columns read better as rows: one row per column of ``head[1:]``."""
+    cols = [r[0] for r in rows]
+    return table_fn([head[0] + " \\ package"] + cols, [[h] + [r[i + 1] for r in rows] for i, h in enumerate(head[1:])])
 
 
 def report(res: dict) -> str:
@@ -486,6 +520,14 @@ def report(res: dict) -> str:
                for name, s in systems.items()]
         out.append("\nRecall per utterance source (seconds of reference speech)")
         out.append(table(head, rws))
+        if "by_background_package" in first["scores"]:
+            pk = first["scores"]["by_background_package"]
+            head = ["system"] + [f"{k} ({pk[k]['n_files']})" for k in pk]
+            rws = [[name] + [f"{_f(s['scores']['by_background_package'][k]['f1'])} / "
+                             f"{_f(s['scores']['by_background_package'][k]['false_alarm'], pct=True)}%"
+                             for k in pk] for name, s in systems.items()]
+            out.append("\nPer background package (files): F1 / % of non-speech frames called speech")
+            out.append(_transpose(table, head, rws))
     cli = res.get("cli")
     if cli:
         out.append("")
@@ -507,7 +549,10 @@ def report(res: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "vad", help="model directory")
+    p.add_argument("--model", type=Path, action="append", default=None,
+                   help="model directory (repeat to compare several) [default: models/vad]")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help="comma-separated peers to run (empty: none)")
     p.add_argument("--corpus", type=Path, default=Path(os.environ.get("VAD_CORPUS", "/work/corpus/vad")),
                    help="corpus folder with SPLIT.tsv and meta.json ($VAD_CORPUS)")
     p.add_argument("--split", default="dev", help="SPLIT.tsv of the corpus")
@@ -518,8 +563,15 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads < 1:
         p.error("--threads must be >= 1")
-    if not (a.model / "config.json").is_file():
-        p.error(f"--model {a.model}: no config.json (train one with python -m pipeline train)")
+    a.model = a.model or [ROOT / "models" / "vad"]
+    for m in a.model:
+        if not (m / "config.json").is_file():
+            p.error(f"--model {m}: no config.json (train one with python -m pipeline train)")
+    peers = [x.strip() for x in a.peers.split(",") if x.strip()]
+    for x in peers:
+        if x not in PEERS:
+            p.error(f"--peers: unknown peer {x!r} (known: {', '.join(PEERS)})")
+    ours = ["ours"] if len(a.model) == 1 else [f"ours:{m.resolve().name}" for m in a.model]
 
     from threadpoolctl import threadpool_limits
 
@@ -531,13 +583,13 @@ def main(argv=None) -> int:
         if not clips:
             raise SystemExit(f"{a.corpus / (a.split + '.tsv')}: no clips")
         audio_seconds = sum(c.seconds for c in clips)
-        res = {"settings": {"model": str(a.model), "corpus": str(a.corpus), "split": a.split,
+        res = {"settings": {"model": ", ".join(map(str, a.model)), "corpus": str(a.corpus), "split": a.split,
                             "threads": a.threads, "n_files": len(clips),
                             "audio_seconds": audio_seconds, "fps": FPS, "sr": SR,
                             "python": sys.version.split()[0], "torch": torch.__version__},
                "systems": {}, "skipped": []}
-        factories = [("ours", lambda th: system_ours(a.model, th), None)]
-        factories += [(n, f, pip) for n, (f, pip) in PEERS.items()]
+        factories = [(n, lambda th, m=m, n=n: system_ours(m, th, n), None) for n, m in zip(ours, a.model)]
+        factories += [(n, f, pip) for n, (f, pip) in PEERS.items() if n in peers]
         todo = []
         for name, factory, pip in factories:
             try:
@@ -546,8 +598,8 @@ def main(argv=None) -> int:
                 line = f"{name}: skipped: {pip} ({exc})"
                 res["skipped"].append(line)
                 print(line, file=sys.stderr, flush=True)
-            if name == "ours":
-                todo.append(batched(todo[0], CLI_FILES_PER_BATCH))
+            if name in ours:
+                todo.append(batched(todo[-1], CLI_FILES_PER_BATCH))
         for sys_ in todo:
             print(f"{sys_.name} ...", file=sys.stderr, flush=True)
             run = run_system(sys_, clips, a.threads)
@@ -555,19 +607,20 @@ def main(argv=None) -> int:
                 "seconds": run["seconds"], "xrt": audio_seconds / run["seconds"],
                 "n_files": len(clips), "load_seconds": sys_.load_seconds, "note": sys_.note,
                 "scores": score(run["preds"], clips, has_meta), "_preds": run["preds"]}
-        ours16 = res["systems"].get(f"ours {CLI_FILES_PER_BATCH}/batch")
-        if ours16:
-            ours16["same_frames_as_ours"] = agreement(ours16["_preds"], res["systems"]["ours"]["_preds"], clips)
+        for name in ours:
+            batch = res["systems"].get(f"{name} {CLI_FILES_PER_BATCH}/batch")
+            if batch:
+                batch["same_frames_as_ours"] = agreement(batch["_preds"], res["systems"][name]["_preds"], clips)
         if not a.no_cli:
             print("ours CLI (cold) ...", file=sys.stderr, flush=True)
-            cli = run_cli(a.model.resolve(), clips, a.corpus.resolve(), a.split, a.threads,
+            cli = run_cli(a.model[0].resolve(), clips, a.corpus.resolve(), a.split, a.threads,
                           full_split=not a.limit)
             if "preds" in cli:
                 preds = cli.pop("preds")
                 cli["xrt"] = audio_seconds / cli["seconds"]
                 cli["n_files"] = len(preds)
                 cli["scores"] = score(preds, clips, False)
-                cli["same_frames_as_ours"] = agreement(preds, res["systems"]["ours"]["_preds"], clips)
+                cli["same_frames_as_ours"] = agreement(preds, res["systems"][ours[0]]["_preds"], clips)
             res["cli"] = cli
     for s in res["systems"].values():
         s.pop("_preds")

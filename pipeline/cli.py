@@ -484,3 +484,48 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (a bug: rerun with -v for the traceback)",
                    err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A unidirectional model directory (models/vad-stream).")
+@click.option("--rate", type=click.IntRange(min=1), default=None,
+              help="Read raw 16-bit little-endian mono PCM at this rate (Hz) instead of a WAV stream.")
+@click.option("--header/--no-header", default=True, help="Print predict's .tsv header row first.")
+@click.pass_obj
+def stream(app: App, model_dir, rate, header):
+    """Audio on standard input -> each segment on standard output (onset, offset, label; TSV) as soon
+    as it is final: the segments predict writes for the same audio, while it arrives. -v prints the
+    latency that the model's post-processing implies."""
+    import time
+
+    import torch
+
+    from .stream import mono_blocks, open_streamer
+
+    torch.set_num_threads(app.settings.jobs)
+    app = resolve_device(app)
+    streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device)
+    src = sys.stdin.buffer  # read1: whatever has arrived, so segments follow the audio closely
+    sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel)
+    if app.settings.verbosity > 0:
+        extra = "" if sr == streamer.sr else f", plus the {sr} -> {streamer.sr} Hz resampler's delay"
+        click.echo(f"stream: {model_dir}, {streamer.fps:g} frames/s; each segment is printed at most "
+                   f"{streamer.latency_seconds():.3f} s of audio after its end (before pad_offset){extra}", err=True)
+    seen = [0]
+
+    def counted(bs):
+        for b in bs:
+            seen[0] += len(b)
+            yield b
+
+    if header:
+        click.echo("onset\toffset\tevent_label")
+    t0, n = time.perf_counter(), 0
+    for seg in streamer.segments(counted(blocks), sr=sr):
+        click.echo(f"{seg.onset:.3f}\t{seg.offset:.3f}\t{seg.label}")  # click.echo flushes
+        n += 1
+    if app.settings.verbosity > 0:
+        seconds, wall = seen[0] / sr, time.perf_counter() - t0
+        click.echo(f"stream: {seconds:.2f} s of audio, {n} segments, {seconds / max(wall, 1e-9):,.0f}x real time "
+                   f"(reading included)", err=True)

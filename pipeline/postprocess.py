@@ -75,6 +75,13 @@ def binarize(scores: np.ndarray, *, onset, offset=None) -> np.ndarray:
     return keep & (last_start > last_break)
 
 
+def median_width(seconds: float, fps: float) -> int:
+    """Frames of a median filter of ``seconds``: rounded to frames, then up to an odd count (0 or 1:
+    no filter). The one rule, used by :func:`scores_to_segments` and the stream's look-ahead."""
+    width = int(round(seconds * fps))
+    return width + 1 - width % 2 if width > 1 else 0
+
+
 def median_filter(scores: np.ndarray, *, width_frames: int) -> np.ndarray:
     """Running median over ``width_frames`` frames (edges repeat the end frames).
 
@@ -328,9 +335,7 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
 
     filtered = np.empty_like(scores)
     for c, seconds in enumerate(medians):
-        width = int(round(seconds * fps))
-        width = width + 1 - width % 2 if width > 1 else 0  # up to odd
-        filtered[:, c] = _median_filter(scores[:, c], width_frames=width)
+        filtered[:, c] = _median_filter(scores[:, c], width_frames=median_width(seconds, fps))
     active = binarize(filtered, onset=threshold, offset=offset_threshold)  # (n_frames, n_classes)
 
     segments = []
