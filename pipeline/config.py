@@ -347,8 +347,8 @@ def section_from_dict(klass: type, section: str, values: Mapping[str, Any], *,
         if key not in types:
             raise ParameterError(
                 f"{source}: unknown key '{section}.{key}' (known: {', '.join(types)})")
-    converted = {k: coerce(section, k, v, types[k]) for k, v in values.items()}
     try:
+        converted = {k: coerce(section, k, v, types[k]) for k, v in values.items()}
         return klass(**converted) if base is None else dataclasses.replace(base, **converted)
     except ParameterError as exc:  # the rule broken, and where the value came from
         raise ParameterError(f"{source}: {exc}") from None

@@ -20,12 +20,34 @@ from .outputs import OutputDir, assign_bases, output_suffixes, write_outputs
 from .runner import Report, Settings, ensure_entry, run_files
 
 
+class LazyNetwork:
+    """A model directory's network, loaded (weights only) on first use: its ``cfg`` comes from
+    ``config.json`` at once, which is all that planning and cache keys need, so a run whose scores
+    are all cached never imports torch. Anything else (calling it, ``.to``, ...) loads it."""
+
+    def __init__(self, directory: Path, cfg):
+        self.directory, self.cfg, self._net = Path(directory), cfg, None
+
+    def load(self):
+        if self._net is None:
+            from .nets import load_model
+
+            self._net, _ = load_model(self.directory)
+        return self._net
+
+    def __getattr__(self, name: str):  # only for what the instance does not hold itself
+        return getattr(self.load(), name)
+
+    def __call__(self, *args, **kwargs):
+        return self.load()(*args, **kwargs)
+
+
 @dataclass
 class ScoringModel:
-    """A model loaded for runs: the network, its ``config.json``, and its weights' digest (which
-    enters the keys of the scores it computes)."""
+    """A model loaded for runs: the network (loaded on first use), its ``config.json``, and its
+    weights' digest (which enters the keys of the scores it computes)."""
 
-    model: Any  # nets.FrameModel
+    model: Any  # LazyNetwork, or a loaded nets.FrameModel
     config: dict[str, Any]
     directory: Path
     digest: str
@@ -42,15 +64,28 @@ class ScoringModel:
 
 def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: Iterable[str] = ()
                ) -> tuple[ScoringModel, Config]:
-    """Load a model directory; returns it and the run's config, whose ``load``/``features`` are the
-    model's and whose post-processing is the model's unless the command line set it (``given``)."""
-    from .nets import WEIGHTS_FILE, load_model
+    """Open a model directory; returns it and the run's config, whose ``load``/``features`` are the
+    model's and whose post-processing is the model's unless the command line set it (``given``).
+    Only ``config.json`` is read now; the weights when a score must be computed."""
+    from .config import ModelConfig, section_from_dict
+    from .errors import ModelError
+    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, read_model_config
     from .predict import config_for_model
 
-    model, mconf = load_model(model_dir)
-    run_cfg = config_for_model(mconf, cfg, given, where=f"{model_dir}/config.json")
-    digest = settings.cache().fingerprint(Path(model_dir) / WEIGHTS_FILE)
-    return ScoringModel(model, mconf, Path(model_dir), digest), run_cfg
+    where = f"{model_dir}/config.json"
+    mconf = read_model_config(model_dir)
+    if not isinstance(mconf.get("model"), dict):
+        raise ModelError(f"{where}: needs a 'model' table")
+    model_cfg = section_from_dict(ModelConfig, "model", mconf["model"], source=where)
+    run_cfg = config_for_model(mconf, cfg, given, where=where)
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.exists():
+        weights = Path(model_dir) / LEGACY_WEIGHTS_FILE
+    try:
+        digest = settings.cache().fingerprint(weights)
+    except OSError:
+        raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}") from None
+    return ScoringModel(LazyNetwork(Path(model_dir), model_cfg), mconf, Path(model_dir), digest), run_cfg
 
 
 def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,9 +23,8 @@ from torch import nn
 from .config import ModelConfig, require_positive_int, section_from_dict
 from .errors import ModelError, ParameterError
 
-WEIGHTS_FILE = "model.safetensors"
-LEGACY_WEIGHTS_FILE = "model.pt"
-CONFIG_FILE = "config.json"
+from .modeldir import (CONFIG_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, write_beside,  # noqa: F401  (the names nets has always exported)
+                       read_model_config, update_model_config)
 
 _KERNEL = 3  # conv front end: kernel size along time and frequency
 _CONV_LAYERS = 2
@@ -350,12 +347,6 @@ def stream_chunks(model: FrameModel, chunks):
 
 
 # -- model directories -----------------------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[str, Any]) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 
@@ -384,46 +375,9 @@ def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[st
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"config_dict is not JSON-serialisable ({exc})") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_beside(directory / WEIGHTS_FILE, lambda p: save_file(tensors, p))
-    _write_beside(directory / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
+    write_beside(directory / WEIGHTS_FILE, lambda p: save_file(tensors, p))
+    write_beside(directory / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
     return directory
-
-
-def _write_beside(path: Path, write) -> None:
-    """Write beside, then rename: a crash never leaves a half-written file under the final name;
-    the file gets the usual mode (0666 less the umask), not mkstemp's 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def read_model_config(directory: str | Path) -> dict[str, Any]:
-    """A model directory's ``config.json`` as a dict (the one reader of the format)."""
-    config_path = Path(directory) / CONFIG_FILE
-    try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{config_path}: model config not found") from None
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{config_path}: not a readable JSON model config ({exc})") from None
-    if not isinstance(config, dict):
-        raise ModelError(f"{config_path}: a model config must be a JSON object")
-    return config
-
-
-def update_model_config(directory: str | Path, changes: Mapping[str, Any]) -> Path:
-    """Replace top-level entries of a model's ``config.json`` (atomically); the weights stay."""
-    record = {**read_model_config(directory), **changes}
-    text = json.dumps(record, indent=2, sort_keys=True)
-    path = Path(directory) / CONFIG_FILE
-    _write_beside(path, lambda p: Path(p).write_text(text + "\n"))
-    return path
 
 
 def load_model(directory: str | Path, map_location: str | torch.device = "cpu"

@@ -20,14 +20,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fields, score_fields,
                      section_from_dict)
 from .errors import ModelError, ParameterError
 from .labels import Segment
-from .nets import FrameModel, stream, stream_chunks
+
+if TYPE_CHECKING:  # torch is imported where a network runs: planning and cached runs never need it
+    import torch
+
+    from .nets import FrameModel
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
@@ -93,20 +98,25 @@ def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
 
 def _outputs(model: FrameModel, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Network outputs -> per-frame scores: probabilities (classify) or prediction error (forecast)."""
+    import torch
+
     if model.cfg.task == "classify":
         return model.probabilities(out)
     err = model.frame_error(x, out)  # (B, T), NaN for the first `horizon` frames
     return torch.nan_to_num(err, nan=0.0)[..., None]
 
 
-@torch.no_grad()
-def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
+def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
     """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores.
 
     Only one chunk of features per file is in memory at a time (a shorter file's zero padding
     comes after its last frame, which a causal model never sees); the forecast task compares each
     frame with a later one, so it takes the whole sequence at once.
     """
+    import torch
+
+    from .nets import stream, stream_chunks
+
     longest = max(len(S) for S in feats)
     if model.cfg.task != "classify":
         x = np.zeros((len(feats), longest, feats[0].shape[1]), dtype=np.float32)
@@ -134,6 +144,15 @@ def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: 
 SINGLE_CHUNK_SLACK = 1.25  # a file up to this many chunk lengths runs as one chunk
 
 
+def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
+    """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores
+    (see :func:`_score_stateful`)."""
+    import torch
+
+    with torch.no_grad():
+        return _score_stateful(model, feats, chunk_frames=chunk_frames, device=device)
+
+
 def single_chunk(n_frames: int, frames: int) -> bool:
     """A file of at most ``SINGLE_CHUNK_SLACK`` chunk lengths runs as one chunk of its own length."""
     return n_frames <= SINGLE_CHUNK_SLACK * frames
@@ -152,8 +171,7 @@ def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
     return np.unique(starts)
 
 
-@torch.no_grad()
-def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
+def _score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
                   batch_size: int, device: str) -> list[np.ndarray]:
     """Overlapping chunks from all files, batched, then weighted overlap-add per file.
 
@@ -161,6 +179,8 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
     files are batched with others of the same length (no padding: a backward recurrence must not
     see any).
     """
+    import torch
+
     jobs: dict[int, list[tuple[int, int]]] = {}  # chunk length -> [(file, start)]
     single = [single_chunk(len(S), frames) for S in feats]
     for i, S in enumerate(feats):
@@ -187,6 +207,17 @@ def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, ho
         stacked = np.stack([c for _, c in results[i]])
         out.append(overlap_add(stacked, starts, n_frames=len(S), window=window).astype(np.float32))
     return out
+
+
+def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
+                  batch_size: int, device: str) -> list[np.ndarray]:
+    """Overlapping chunks from all files, batched, then weighted overlap-add per file (see
+    :func:`_score_overlap`)."""
+    import torch
+
+    with torch.no_grad():
+        return _score_overlap(model, feats, frames=frames, hop=hop, window=window, batch_size=batch_size,
+                              device=device)
 
 
 def score_files(model: FrameModel, feats: list[np.ndarray], *, fps: float, pcfg: PredictConfig,
@@ -251,6 +282,8 @@ def compute_batched(pcfg: PredictConfig, inputs: list, *, model: FrameModel, dev
                     threads: int = 1, files_per_batch: int = FILES_PER_BATCH, **_):
     """Stage ``predict``: frame scores of many features entries, several files per network call
     (files of similar length together); yields ``(i, ({"scores": ...}, meta))`` per input."""
+    import torch
+
     torch.set_num_threads(max(1, threads))
     model.to(device).eval()
     lengths = [int(up[0].meta["n_frames"]) for up in inputs]

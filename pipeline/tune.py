@@ -159,7 +159,7 @@ def write_tuned(model_dir: str | Path, found: dict, record_note: str, *, value: 
     """Write the tuned settings into ``config.json`` of a copy of the model directory (or of
     the model itself with ``in_place``), the replaced settings appended to ``predict_history``.
     Returns the ``config.json`` written."""
-    from .nets import CONFIG_FILE
+    from .modeldir import CONFIG_FILE
 
     model_dir = Path(model_dir)
     target = _target(model_dir, out_dir, in_place)

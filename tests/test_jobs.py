@@ -103,3 +103,21 @@ def test_no_written_segment_ends_after_its_file_in_any_format(tmp_path):
             assert segs and max(s.offset for s in segs) <= duration + 1e-9, (audio.name, suffix)
         info = __import__("json").loads((tmp_path / "o" / f"{audio.stem}.scores.json").read_text())
         assert info["duration"] == pytest.approx(duration)
+
+
+def test_a_run_whose_scores_are_all_cached_never_imports_torch(tmp_path):
+    """The network loads on first use: with every score cached (a rethreshold), predict reads
+    config.json and the cache only, and finishes without importing torch."""
+    import subprocess
+    import sys
+
+    args = ["--cache-dir", str(tmp_path / "c"), "predict", str(SAMPLES), "--model", str(MODEL), "--out",
+            str(tmp_path / "o")]
+    code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint('torch' in sys.modules)\n")
+    first = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0 and first.stdout.strip().endswith("True"), first.stderr
+    again = subprocess.run([sys.executable, "-c", code, "--set", "predict.threshold=0.8", *args],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and again.stdout.strip().endswith("False"), again.stderr
+    assert "0 computed, 4 cached" in again.stdout + again.stderr
