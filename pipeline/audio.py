@@ -137,30 +137,48 @@ def stream_audio(path: str | Path, *, sr: int = 16000, channel: int = -1, resamp
         yield load_audio(path, sr=sr, mono=True, channel=channel, resample_quality=resample_quality)
         return
     with f:
-        import soxr
+        yield from resample_blocks(_sf_blocks(f, path, channel, block_seconds), orig_sr=int(f.samplerate),
+                                   target_sr=sr, quality=resample_quality)
 
-        file_sr, seen = int(f.samplerate), 0
-        rs = None if file_sr == sr else soxr.ResampleStream(file_sr, sr, 1, dtype="float32", quality=resample_quality)
-        step = max(1, int(block_seconds * file_sr))
-        while True:
-            try:
-                y = f.read(step, dtype="float32", always_2d=True)
-            except Exception as exc:  # noqa: BLE001 - libsndfile stops mid-file: name the file
-                raise AudioLoadError(f"{path}: not a readable audio file after {seen / file_sr:.2f} s "
-                                     f"(soundfile: {exc})") from None
-            last = len(y) < step
-            if len(y) and not np.isfinite(y).all():
-                bad = int(np.count_nonzero(~np.isfinite(y)))
-                raise AudioLoadError(f"{path}: {bad} non-finite samples (NaN or inf) in the block at "
-                                     f"{seen / file_sr:.2f} s; audio must be finite")
-            if not last and not len(y):
-                last = True
-            seen += len(y)
-            if last and seen == 0:
-                raise AudioLoadError(f"{path}: no audio samples (empty audio)")
-            mono = to_mono(y, channel=channel, path=path)
-            out = mono if rs is None else rs.resample_chunk(np.ascontiguousarray(mono), last=last)
-            if len(out):
-                yield np.ascontiguousarray(out, dtype=np.float32)
-            if last:
-                return
+
+def _sf_blocks(f, path: Path, channel: int, block_seconds: float):
+    """Mono float32 blocks of an open SoundFile, each checked finite; at least one sample."""
+    file_sr, seen = int(f.samplerate), 0
+    step = max(1, int(block_seconds * file_sr))
+    while True:
+        try:
+            y = f.read(step, dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 - libsndfile stops mid-file: name the file
+            raise AudioLoadError(f"{path}: not a readable audio file after {seen / file_sr:.2f} s "
+                                 f"(soundfile: {exc})") from None
+        if len(y) and not np.isfinite(y).all():
+            bad = int(np.count_nonzero(~np.isfinite(y)))
+            raise AudioLoadError(f"{path}: {bad} non-finite samples (NaN or inf) in the block at "
+                                 f"{seen / file_sr:.2f} s; audio must be finite")
+        seen += len(y)
+        if len(y) < step and seen == 0:
+            raise AudioLoadError(f"{path}: no audio samples (empty audio)")
+        if len(y):
+            yield to_mono(y, channel=channel, path=path)
+        if len(y) < step:
+            return
+
+
+def resample_blocks(blocks, *, orig_sr: int, target_sr: int, quality: str = "HQ"):
+    """Mono float32 blocks at ``orig_sr`` -> blocks at ``target_sr`` through soxr's streaming
+    resampler, flushed when the input ends: concatenated, they equal :func:`resample` of the whole
+    signal sample for sample (the one streaming resampler, for files and for ``stream``)."""
+    if orig_sr == target_sr:
+        for y in blocks:
+            yield np.ascontiguousarray(y, dtype=np.float32)
+        return
+    import soxr
+
+    rs = soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality=quality)
+    for y in blocks:
+        out = rs.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=False)
+        if len(out):
+            yield out
+    out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    if len(out):
+        yield out

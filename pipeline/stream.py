@@ -356,25 +356,6 @@ def pcm_blocks(read: Callable[[int], bytes], fmt: PcmFormat, n_bytes: int | None
             yield y
 
 
-def resampled(blocks: Iterable[np.ndarray], *, orig_sr: int, target_sr: int, quality: str = "HQ"
-              ) -> Iterator[np.ndarray]:
-    """Mono float32 blocks at ``orig_sr`` -> blocks at ``target_sr`` through soxr's streaming
-    resampler (as :func:`pipeline.audio.stream_audio`), flushed when the input ends."""
-    if orig_sr == target_sr:
-        yield from blocks
-        return
-    import soxr
-
-    rs = soxr.ResampleStream(orig_sr, target_sr, 1, dtype="float32", quality=quality)
-    for y in blocks:
-        out = rs.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=False)
-        if len(out):
-            yield out
-    out = rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-    if len(out):
-        yield out
-
-
 # ------------------------------------------------------------------ the whole stream
 
 
@@ -429,23 +410,28 @@ class Streamer:
         ``StopIteration.value``) the number of samples at the model's rate."""
         import torch
 
+        from .audio import resample_blocks
         from .features import finish, spectrogram_blocks
+        from .nets import stream_chunks
 
         feats = self.cfg.features
         rows_iter = spectrogram_blocks(
-            resampled(blocks, orig_sr=sr, target_sr=self.sr, quality=self.cfg.load.resample_quality),
+            resample_blocks(blocks, orig_sr=sr, target_sr=self.sr, quality=self.cfg.load.resample_quality),
             sr=self.sr, cfg=feats, frames_per_block=1)
-        state = None
-        with torch.no_grad():
+        done = {}
+
+        def chunks():  # (1, n, F) per block of rows, in the stored dtype as predict reads it
             while True:
                 try:
                     rows = next(rows_iter)
                 except StopIteration as stop:
-                    return stop.value
-                S = finish(rows, feats, self.sr, 0.0)[0]["S"]  # the stored dtype, as predict reads it
-                x = torch.from_numpy(np.asarray(S, dtype=np.float32))[None].to(self.device)  # (1, n, F)
-                out, state = self.model(x, state)
-                yield self.model.probabilities(out)[0].float().cpu().numpy()  # (n, C)
+                    done["n"] = stop.value
+                    return
+                S = finish(rows, feats, self.sr, 0.0)[0]["S"]
+                yield torch.from_numpy(np.asarray(S, dtype=np.float32))[None].to(self.device)
+        for out in stream_chunks(self.model, chunks()):  # the state carried, as predict's stateful pass
+            yield self.model.probabilities(out)[0].float().cpu().numpy()  # (n, C)
+        return done["n"]
 
     def segments(self, blocks: Iterable[np.ndarray], *, sr: int) -> Iterator[Segment]:
         """Final segments of a signal given as consecutive mono float32 blocks at ``sr``, each as soon
