@@ -222,7 +222,8 @@ class Cache:
             raise CorruptEntry(f"{path}: meta.json is not an entry description")
         return meta
 
-    def load(self, stage: str, key: str, *, mmap: bool = True, verify: bool = True, touch: bool = True) -> Entry:
+    def load(self, stage: str, key: str, *, mmap: bool = True, verify: bool = True, touch: bool = True,
+             remove_bad: bool = True) -> Entry:
         """Read an entry; arrays are memory-mapped read-only unless ``mmap=False``.
 
         With ``verify`` (the default) every array is checked against the crc32 stored when it was
@@ -231,10 +232,11 @@ class Cache:
         """
         import numpy as np
 
+        bad = self._discard if remove_bad else (lambda stage, key, why: CorruptEntry(why))
         try:
             meta = self.read_meta(stage, key)
         except CorruptEntry as exc:
-            raise self._discard(stage, key, str(exc)) from None
+            raise bad(stage, key, str(exc)) from None
         path = self.entry_path(stage, key)
         check = verify and (stage, key) not in self._verified
         arrays = {}
@@ -242,12 +244,12 @@ class Cache:
             try:
                 arr = np.load(path / info["file"], mmap_mode="r" if mmap else None, allow_pickle=False)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise self._discard(stage, key, f"{path}/{name}: unreadable array ({exc})") from None
+                raise bad(stage, key, f"{path}/{name}: unreadable array ({exc})") from None
             if list(arr.shape) != info.get("shape") or str(arr.dtype) != info.get("dtype"):
-                raise self._discard(stage, key, f"{path / info['file']}: shape/dtype {arr.shape}/{arr.dtype} "
+                raise bad(stage, key, f"{path / info['file']}: shape/dtype {arr.shape}/{arr.dtype} "
                                                 f"do not match meta.json {info.get('shape')}/{info.get('dtype')}")
             if check and _file_crc32(path / info["file"], int(getattr(arr, "offset", 0)), arr) != info.get("crc32"):
-                raise self._discard(stage, key, f"{path / info['file']}: checksum mismatch "
+                raise bad(stage, key, f"{path / info['file']}: checksum mismatch "
                                                 f"(crc32 {info.get('crc32')} expected)")
             arrays[name] = arr
         if check:
@@ -306,10 +308,9 @@ class Cache:
         path = self.entry_path(stage, key)
         if not (path / META).is_file():
             return [f"{path}: no meta.json (not a complete entry)"]
-        probe = Cache(self.root)
-        probe._discard = lambda stage, key, why: CorruptEntry(why)  # report without removing
+        self._verified.discard((stage, key))  # check it now, even if this process did before
         try:
-            entry = probe.load(stage, key, mmap=True, verify=True, touch=False)
+            entry = self.load(stage, key, mmap=True, verify=True, touch=False, remove_bad=False)
         except CacheError as exc:
             return [str(exc)]
         if entry.meta.get("key") != key:

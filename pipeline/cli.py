@@ -117,7 +117,7 @@ def report_and_exit(app: App, report) -> None:
         click.echo(f"FAILED {r.error}", err=True)
     import time
 
-    click.echo(report.summary(wall=time.perf_counter() - app.t0 if app.t0 else None),
+    click.echo(report.summary(wall=time.perf_counter() - app.t0),
                err=bool(report.failed) and app.settings.verbosity < 0)
     if report.failed:
         sys.exit(1)

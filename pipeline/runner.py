@@ -163,8 +163,7 @@ def _compute_streaming(cache: Cache, cfg: Config, stage: str, keys: dict[str, st
                 w.append(name, rows)
             inputs = [keys[r] for r in st.requires] + [(context or {})[n] for n in st.context_inputs]
             return w.finish({**meta, "source": str(Path(source).resolve()), "source_sha256": keys["source"],
-                             "version": st.version, "inputs": inputs, "config": key_config(st, cfg, context),
-                             "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
+                             **_provenance(stage, inputs, key_config(st, cfg, context), t0)})
     except CacheError as exc:  # disk full, a file-size limit: name the input it was for
         raise CacheError(f"{source}: {exc}") from exc
 
@@ -197,9 +196,7 @@ def store_entry(cache: Cache, stage: str, key: str, arrays: dict, meta: dict, *,
     finite; a failure to write names ``where`` (the input it was for)."""
     check_finite(arrays, stage=stage, where=where)
     try:
-        return cache.store(stage, key, arrays, {
-            **meta, "version": STAGES[stage].version, "inputs": inputs, "config": config,
-            "seconds": time.perf_counter() - t0, "libraries": _library_versions()})
+        return cache.store(stage, key, arrays, {**meta, **_provenance(stage, inputs, config, t0)})
     except CacheError as exc:  # disk full, a file-size limit
         raise CacheError(f"{where}: {exc}") from exc
 
@@ -217,6 +214,12 @@ def ensure_dataset_entry(cache: Cache, stage: str, config: dict, inputs: list[st
     t0 = time.perf_counter()
     arrays, meta = build()
     return store_entry(cache, stage, key, arrays, meta, inputs=inputs, config=config, t0=t0, where=where)
+
+
+def _provenance(stage: str, inputs: list[str], config: dict, t0: float) -> dict:
+    """What every entry records of how it was made: version, inputs, settings, time, libraries."""
+    return {"version": STAGES[stage].version, "inputs": inputs, "config": config,
+            "seconds": time.perf_counter() - t0, "libraries": _library_versions()}
 
 
 def _library_versions() -> dict[str, str]:
