@@ -37,3 +37,17 @@ def tone_dataset(root: Path, n: int = 12, seconds: float = 6.0, seed: int = 0, l
         rows = "".join(f"{a:.3f}\t{b:.3f}\t{label}\n" for a, b in spans)
         (root / f"clip{i:02d}.tsv").write_text("onset\toffset\tevent_label\n" + rows)
     return root
+
+
+def load_recipe(name: str):
+    """A corpus recipe of ``data/recipes`` imported as a module (recipes are scripts, not package
+    modules), registered under its name so that sibling recipes import it."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "data" / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod

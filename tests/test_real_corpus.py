@@ -6,7 +6,6 @@ them those tests skip and name the packages. The package-check test runs everywh
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,19 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from synth import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "real_corpus.py"
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("real_corpus", RECIPE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["real_corpus"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rc = _load_recipe()
+rc = load_recipe('real_corpus')
 MISSING = rc.missing_packages()
 SKIP_REASON = ("missing Debian packages: " + " ".join(MISSING)
                + " (apt-get install -y " + " ".join(MISSING) + ")")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,19 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synth import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "vad_corpus.py"
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("vad_corpus", RECIPE)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["vad_corpus"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-vc = _load_recipe()
+vc = load_recipe('vad_corpus')
 MISSING = vc.missing_packages()
 needs_packages = pytest.mark.skipif(
     bool(MISSING), reason="missing Debian packages: " + " ".join(MISSING)
