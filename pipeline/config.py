@@ -209,6 +209,12 @@ class TrainConfig:
     grad_clip: float = 1.0
     warmup_epochs: int = 1
     amp: bool = nokey(True)  # mixed precision on cuda
+    # SpecAugment (Park et al. 2019) on training batches only: this many masks per chunk, each of
+    # up to ``*_mask_width`` bins / frames, set to the feature's training mean; 0 masks = off
+    freq_masks: int = 0
+    freq_mask_width: int = 8
+    time_masks: int = 0
+    time_mask_width: int = 10
 
     def __post_init__(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size, patience=self.patience)
@@ -216,6 +222,9 @@ class TrainConfig:
             raise ParameterError(f"train.lr={self.lr} must be > 0")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ParameterError("train.grad_clip, train.weight_decay and train.warmup_epochs must be >= 0")
+        if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0:
+            raise ParameterError("train.freq_masks, train.freq_mask_width, train.time_masks and "
+                                 "train.time_mask_width must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .config import Config
+from .config import Config, TrainConfig
 from .errors import ParameterError, PipelineError
 from .metrics import frame_metrics
 from .nets import FrameModel, save_model
@@ -320,9 +320,28 @@ def resume_from(t: Trainer, ckpt_path: Path, log: Callable[[str], None]) -> None
         log(f"resuming from {ckpt_path} after epoch {state['epoch']}")
 
 
+def spec_augment(x: torch.Tensor, mean: torch.Tensor, tc: TrainConfig) -> torch.Tensor:
+    """SpecAugment masks on a batch ``(B, T, F)``: ``tc.freq_masks`` bands of up to
+    ``tc.freq_mask_width`` bins and ``tc.time_masks`` spans of up to ``tc.time_mask_width`` frames
+    per chunk, drawn independently for each chunk from torch's seeded generator, set to the
+    training mean (what normalisation maps to 0). Labels are left as they are."""
+    from torchaudio.functional import mask_along_axis_iid
+
+    B, T, F = x.shape
+    keep = torch.ones(B, 1, F, T, device=x.device)  # torchaudio's (..., freq, time)
+    for _ in range(tc.freq_masks):
+        keep = mask_along_axis_iid(keep, tc.freq_mask_width, 0.0, axis=2)
+    for _ in range(tc.time_masks):
+        keep = mask_along_axis_iid(keep, tc.time_mask_width, 0.0, axis=3)
+    return torch.where(keep.squeeze(1).transpose(1, 2) > 0, x, mean.to(x.dtype).expand_as(x))
+
+
 def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     """One optimiser step on a batch of chunk indices; returns (mean loss, valid frames)."""
     x, y, m = _tensors(t.arrays, batch, t.dist.device, cfg.model.task)
+    tc = cfg.train
+    if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
+        x = spec_augment(x, t.model.mean, tc)
     with torch.autocast("cuda", dtype=torch.float16, enabled=t.use_amp):
         logits, _ = t.net(x)
         loss = t.model.loss(logits.float(), y, m)

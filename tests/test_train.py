@@ -146,3 +146,41 @@ def test_torchrun_two_processes(tones, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "m" / "history.csv")))
     best = min(rows, key=lambda r: float(r["valid_loss"]))
     assert json.loads((tmp_path / "m" / "config.json").read_text())["metrics"]["epoch"] == int(best["epoch"])
+
+
+def test_spec_augment_masks_whole_bands_and_spans_to_the_mean():
+    from pipeline.config import TrainConfig
+    from pipeline.train import spec_augment
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 120, 32) + 3.0
+    mean = torch.linspace(-1.0, 1.0, 32)
+    tc = TrainConfig(freq_masks=2, freq_mask_width=6, time_masks=2, time_mask_width=10)
+    torch.manual_seed(1)
+    z = spec_augment(x, mean, tc)
+    assert z.shape == x.shape and not torch.equal(z, x)
+    changed = z != x
+    at_mean = z == mean  # (B, T, F)
+    assert bool((at_mean | ~changed).all())  # every changed value is the feature's mean
+    bands = at_mean.all(dim=1).sum(dim=1)  # bins masked over a whole chunk, per chunk
+    spans = at_mean.all(dim=2).sum(dim=1)  # frames masked over every bin, per chunk
+    assert int(bands.max()) <= 2 * 6 and int(spans.max()) <= 2 * 10
+    assert len(set(bands.tolist())) > 1 and len(set(spans.tolist())) > 1  # drawn per chunk
+    # a value that is neither in a masked band nor in a masked span is untouched
+    keep = ~at_mean.all(dim=1, keepdim=True) & ~at_mean.all(dim=2, keepdim=True)
+    assert torch.equal(z[keep], x[keep])
+    torch.manual_seed(1)
+    assert torch.equal(spec_augment(x, mean, tc), z)  # torch's seed fixes the masks
+    off = TrainConfig()
+    assert off.freq_masks == 0 and off.time_masks == 0
+    with pytest.raises(ParameterError, match="freq_masks"):
+        TrainConfig(freq_masks=-1)
+
+
+def test_training_with_spec_augment_still_learns(tones, tmp_path):
+    torch.set_num_threads(1)
+    best, entry = train_small(tones, tmp_path, "train.freq_masks=2", "train.time_masks=2",
+                              "train.freq_mask_width=4", "train.time_mask_width=5")
+    assert best["valid_f1"] > chance_f1(entry) + 0.1, best
+    _, config = load_model(tmp_path / "model")
+    assert config["train"]["freq_masks"] == 2 and config["train"]["time_mask_width"] == 5
