@@ -133,3 +133,33 @@ def test_pools_hold_out_whole_sources(tmp_path):
     for key in rc.DROPPED_GROUPS:
         src, group = key.split(":", 1)
         assert all(group not in pools.words[s].get(src, {}) for s in ("train", "dev"))
+
+
+@pytest.mark.slow
+@needs_packages
+def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
+    a, _ = tiny
+    out = tmp_path / "extra"
+    res = _build(out, "--seed", "3", *TINY, "--extra-no-speech", "3")
+    assert res.returncode == 0, res.stderr
+    da, de = _digests(a), _digests(out)
+    wavs = {k for k in da if k.endswith(".wav")}
+    assert {k: de[k] for k in wavs} == {k: da[k] for k in wavs}  # the 7 clips, byte for byte
+    extra = sorted(set(k for k in de if k.endswith(".wav")) - wavs)
+    assert extra == ["train/clip_00004.wav", "train/clip_00005.wav", "train/clip_00006.wav"]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["extra_no_speech"] == 3
+    for k in extra:
+        m = meta["clips"][k]
+        assert m["split"] == "train" and not m["segments"] and not m["utterances"]
+        assert m["background"]["kind"] != "none" and not m["background"]["held_out"]
+    assert (out / "train.tsv").read_text().count("clip_0000") >= 6
+
+
+def test_vocal_like_names_animal_calls_only():
+    calls = ["sound/farm/farm_animal_00.ogg", "sound/animals/wolf_01.ogg", "Animals/Mooq/Snort1.wav",
+             "sound/farm/sheep_02.ogg", "sound/farm/ox_00.ogg", "sfx/exotic-birds.ogg"]
+    other = ["sound/farm/scythe_00.ogg", "Objects/Weapons/Shield/WoodHit2.ogg", "sfx/boxing.ogg",
+             "sound/military/fight_00.ogg", "music/intro.ogg", "sfx/explosion.ogg"]
+    assert all(rc.VOCAL_LIKE.search(p) for p in calls)
+    assert not any(rc.VOCAL_LIKE.search(p) for p in other)

@@ -28,6 +28,7 @@ import gzip
 import multiprocessing
 import hashlib
 import os
+import re
 import shutil
 import struct
 import sys
@@ -146,6 +147,14 @@ SNR_RANGE_DB = (-5.0, 30.0)
 SPEECH_LEVEL_DBFS = (-42.0, -14.0)
 BACKGROUND_LEVEL_DBFS = (-48.0, -14.0)
 PHRASE_JITTER_DB = (-8.0, 4.0)
+# --extra-no-speech: train-only clips without speech, appended after the train clips (their own
+# seeds, so every other clip stays byte-identical). Animal calls are the non-speech sound most
+# like a voice (pitched, syllabic); a field recording is full of them. P_VOCAL_LIKE of these clips
+# draw their effects / ambience only from files whose package path names an animal.
+P_VOCAL_LIKE = 0.6
+VOCAL_LIKE = re.compile(r"(?i)(animal|bird|sheep|cow|(^|/)ox_|horse|pig|chicken|hen_|goat|wolf|"
+                        r"dog|cat_|frog|cricket|boar|moose|stag|coyote|monkey|owl|duck|seagull|"
+                        r"chirp|growl|snort|whine|bark|howl|bleat|moo)")
 WORD_JITTER_DB = (-2.5, 2.5)
 RT60_RANGE = (0.15, 0.8)
 LABEL_POLICY = (
@@ -337,6 +346,7 @@ class Pools:
     beds: dict = field(default_factory=dict)          # split -> [(package, path, seconds)]
     screened: dict = field(default_factory=dict)      # notes on what was left out
     versions: dict = field(default_factory=dict)
+    vocal_like: bool = False  # events and beds narrowed to animal calls (vocal_like_pools)
 
 
 def speech_files(real: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -669,6 +679,17 @@ def make_background(rng, kind, n, split, index, seconds, pools) -> tuple[np.ndar
                "packages": [], "held_out": False}
 
 
+def vocal_like_pools(pools: Pools, split: str) -> Pools:
+    """``pools`` with the split's effects and beds narrowed to animal calls (``VOCAL_LIKE``), when
+    there are any of both."""
+    events = [x for x in pools.events[split] if VOCAL_LIKE.search(file_id(x[0], x[1]).split(":", 1)[1])]
+    beds = [x for x in pools.beds[split] if VOCAL_LIKE.search(file_id(x[0], x[1]).split(":", 1)[1])]
+    if not events or not beds:
+        return pools
+    return dataclasses.replace(pools, events={**pools.events, split: events},
+                               beds={**pools.beds, split: beds}, vocal_like=True)
+
+
 def background_kinds(split: str, pools: Pools) -> dict:
     kinds = dict(BACKGROUND_WEIGHTS)
     if not pools.music[split]:
@@ -783,13 +804,18 @@ def level_ramp(rng, n: int) -> tuple[np.ndarray, list]:
 
 def make_clip(job: tuple) -> dict:
     """Build clip ``index`` of ``split``; writes its WAV, returns its meta (with segments)."""
-    seed, split, index, seconds, pools, out_dir = job
+    seed, split, index, seconds, pools, out_dir, *extra = job
+    no_speech_extra = bool(extra and extra[0])  # an --extra-no-speech clip (train only)
     sr, hop = pools.sr, pools.sr // 100
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
         [seed, 1000 + SPLITS.index(split), index])))
     n = (int(round(seconds * sr)) // hop) * hop
     nf_clip = n // hop
     has_speech = rng.random() >= P_NO_SPEECH
+    if no_speech_extra:
+        has_speech = False
+        if rng.random() < P_VOCAL_LIKE:
+            pools = vocal_like_pools(pools, split)
     has_bg = (not has_speech) or rng.random() >= P_NO_BACKGROUND
     is_tel = bool(rng.random() < P_TELEPHONE)
     reverb = bool(rng.random() < P_REVERB)
@@ -844,7 +870,10 @@ def make_clip(job: tuple) -> dict:
 
     kind, bg_info = "none", {"sources": [], "packages": [], "held_out": False}
     if has_bg:
-        kind = vc.weighted(rng, background_kinds(split, pools))
+        kinds = background_kinds(split, pools)
+        if pools.vocal_like:
+            kinds = {k: kinds[k] for k in ("effects", "ambience") if k in kinds}
+        kind = vc.weighted(rng, kinds)
         b, bg_info = make_background(rng, kind, n, split, index, seconds, pools)
         if reverb and rng.random() < P_REVERB_BACKGROUND:
             b = convolve(b, hs[1])
@@ -918,6 +947,9 @@ def parse_args(argv=None):
                    help="number of train clips (overrides --train-hours)")
     p.add_argument("--dev-clips", type=int, default=None,
                    help="number of dev clips (overrides --dev-hours)")
+    p.add_argument("--extra-no-speech", type=int, default=0, metavar="N",
+                   help="N more train clips without speech, 60%% of them over animal calls "
+                        "(hard negatives); the other clips are unchanged")
     p.add_argument("--clip-seconds", type=float, default=20.0)
     p.add_argument("--sr", type=int, default=16000, help="output sample rate (multiple of 100)")
     p.add_argument("--allow-missing", default="",
@@ -989,6 +1021,8 @@ def main(argv=None) -> int:
     pools = build_pools(vc_sources, voices, real, a.sr, cache)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
+    jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, True)
+             for i in range(a.extra_no_speech)]
     metas = []
     progress = max(20, len(jobs) // 50)
     if a.jobs > 1 and len(jobs) > 1:
@@ -1019,7 +1053,8 @@ def main(argv=None) -> int:
     meta = {
         "recipe": "data/recipes/real_corpus.py", "version": RECIPE_VERSION,
         "settings": {"seed": a.seed, "sr": a.sr, "clip_seconds": a.clip_seconds,
-                     "train_clips": counts["train"], "dev_clips": counts["dev"]},
+                     "train_clips": counts["train"], "dev_clips": counts["dev"],
+                     "extra_no_speech": a.extra_no_speech, "p_vocal_like": P_VOCAL_LIKE},
         "sources": sorted(vc_sources + real), "festival_voices": voices, "skipped": notes,
         "packages": pools.versions, "held_out": held, "dev_percent": DEV_PERCENT,
         "screening": pools.screened, "label_rule": vc.LABEL_RULE,
