@@ -183,6 +183,7 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.1
     conv_channels: int = 0  # 0: no conv front end
+    stack: int = 1  # frames per recurrent step (bidirectional classifiers): k-fold fewer steps
     task: str = "classify"
     multi_label: bool = True  # classify: sigmoid per class (True) or softmax over classes
     horizon: int = 1  # forecast: predict the frame this many steps ahead
@@ -194,6 +195,10 @@ class ModelConfig:
         _in_range("model", "dropout", self.dropout, 0.0, 0.9)
         if self.conv_channels < 0:
             raise ParameterError(f"model.conv_channels={self.conv_channels} must be >= 0")
+        _positive("model", stack=self.stack)
+        if self.stack > 1 and not (self.bidirectional and self.task == "classify"):
+            raise ParameterError(f"model.stack={self.stack} needs model.bidirectional=true and "
+                                 "model.task='classify' (a streaming model steps one frame at a time)")
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,32 @@ def test_loss_backpropagates(x):
 
 
 # -- model directories ------------------------------------------------------------------------
+@pytest.mark.parametrize("conv", [0, 4])
+@pytest.mark.parametrize("stack", [2, 3])
+def test_stacked_frames_keep_the_frame_rate(stack, conv, x):
+    """model.stack=k: one recurrent step per k frames, still one output per input frame; frames
+    past the end are filled with the last one and their outputs dropped."""
+    model = make_model(cell="gru", bidirectional=True, stack=stack, conv_channels=conv)
+    assert model.rnn.input_size == stack * (model.front.out_features if conv else N_FEATURES)
+    with torch.no_grad():
+        out, state = model(x)  # T = 37: not a multiple of 2 or 3
+        assert out.shape == (2, 37, N_CLASSES) and state is None
+        if not conv:  # (the conv front end's zero padding sees the filled frames)
+            filled = torch.cat([x, x[:, -1:].expand(2, -37 % stack, N_FEATURES)], dim=1)
+            assert filled.shape[1] % stack == 0
+            assert torch.allclose(model(filled)[0][:, :37], out, atol=1e-6)
+        assert not torch.allclose(out[:, 0], out[:, 1])  # each frame of a step has its own output
+        # the first k frames are one step: changing frame 1 moves frame 0's output too
+        y = x.clone()
+        y[:, 1] += 3.0
+        assert not torch.allclose(model(y)[0][:, 0], out[:, 0])
+    for bad in (dict(stack=2), dict(stack=2, bidirectional=True, task="forecast"), dict(stack=0)):
+        with pytest.raises(ParameterError, match="stack"):
+            ModelConfig(**bad)
+
+
 @pytest.mark.parametrize("cfg", [dict(cell="gru", conv_channels=4),
+                                 dict(cell="gru", bidirectional=True, stack=2),
                                  dict(cell="lstm", bidirectional=True, layers=1, multi_label=False),
                                  dict(cell="rnn", task="forecast", horizon=2)])
 def test_save_load_round_trip(tmp_path, x, cfg):

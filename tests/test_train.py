@@ -184,3 +184,11 @@ def test_training_with_spec_augment_still_learns(tones, tmp_path):
     assert best["valid_f1"] > chance_f1(entry) + 0.1, best
     _, config = load_model(tmp_path / "model")
     assert config["train"]["freq_masks"] == 2 and config["train"]["time_mask_width"] == 5
+
+
+def test_stacked_bidirectional_classifier_learns(tones, tmp_path):
+    torch.set_num_threads(1)
+    best, entry = train_small(tones, tmp_path, "model.bidirectional=true", "model.stack=2")
+    assert best["valid_f1"] > chance_f1(entry) + 0.1 and best["valid_f1"] > 0.85, best
+    model, config = load_model(tmp_path / "model")
+    assert config["model"]["stack"] == 2 and model.rnn.input_size == 2 * 32
