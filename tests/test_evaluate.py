@@ -60,17 +60,22 @@ def test_the_same_metrics_from_every_form_of_reference(predicted, tmp_path):
     reports = {form: evaluate_dir(predicted, ref) for form, ref in _reference_forms(tmp_path).items()}
     want = reports["dataset"]
     assert want["settings"]["durations_from"] == {"audio": 4}
-    assert reports["one rttm"]["settings"]["durations_from"] == {"scores": 4}
+    # an RTTM has no line for a file without speech: that file's prediction has no reference
+    silent = sorted(p.stem for p in SAMPLES.glob("*.tsv") if not read_labels(p)[p.stem])
+    assert len(silent) == 1
+    assert reports["one rttm"]["settings"]["durations_from"] == {"scores": 4 - len(silent)}
     assert 0.9 < want["overall"]["frame"]["f1"] < 1.0
     for form, report in reports.items():
-        assert report["missing"] == [] and report["extra"] == [], form
+        assert report["missing"] == [], form
+        assert report["extra"] == (silent if form == "one rttm" else []), form
         for view in ("frame", "segment", "event"):
             for key in ("tp", "fp", "fn"):
                 assert report["overall"][view][key] == want["overall"][view][key], (form, view, key)
         assert report["overall"]["detection"]["error_rate"] == pytest.approx(
             want["overall"]["detection"]["error_rate"], abs=1e-12), form
-        assert report["psds"]["psds1"]["overall"] == pytest.approx(
-            want["psds"]["psds1"]["overall"], abs=1e-12), form
+        if form != "one rttm":  # PSDS counts false alarms per hour of audio: 20 s fewer there
+            assert report["psds"]["psds1"]["overall"] == pytest.approx(
+                want["psds"]["psds1"]["overall"], abs=1e-12), form
 
 
 def _sed_eval_counts(ref, pred):
@@ -146,11 +151,11 @@ def test_names_match_by_path_then_tail_then_unique_stem():
 def test_unmatched_files_are_listed_and_missing_exits_1(predicted, tmp_path):
     pred = tmp_path / "pred"
     shutil.copytree(predicted, pred)
-    (pred / "noise_clip_00002.tsv").unlink()
+    (pred / "noise_clip_00030.tsv").unlink()
     (pred / "stray.tsv").write_text("onset\toffset\tevent_label\n1.000\t2.000\tspeech\n")
     r = CliRunner().invoke(cli, ["evaluate", "--pred", str(pred), "--ref", str(SAMPLES)])
     assert r.exit_code == 1
-    assert "missing predictions: 1 of 4 files (noise_clip_00002.flac)" in r.output
+    assert "missing predictions: 1 of 4 files (noise_clip_00030.flac)" in r.output
     assert "predictions without a reference: 1 (stray)" in r.output
     assert "FAILED missing predictions for 1 of 4 file(s)" in r.output
 
@@ -158,7 +163,7 @@ def test_unmatched_files_are_listed_and_missing_exits_1(predicted, tmp_path):
 def test_durations_from_a_uem_crop_the_scored_region(predicted, tmp_path):
     uem = tmp_path / "x.uem"
     uem.write_text("".join(f"{p.stem} 1 0.000 10.000\n" for p in SAMPLES.glob("*.tsv")))
-    assert read_uem(uem)["music_clip_00024"] == (0.0, 10.0)
+    assert read_uem(uem)["music_clip_00012"] == (0.0, 10.0)
     r = evaluate_dir(predicted, SAMPLES, uem=uem)
     assert r["settings"]["durations_from"] == {"uem": 4}
     assert r["overall"]["detection"]["total"] < 4 * 10.0
@@ -220,7 +225,9 @@ def test_report_page_is_self_contained(predicted, tmp_path):
     names = [line.split("</div>")[0] for line in page.split('<div class="name">')[1:]]
     f1 = {n: evaluate_dir(predicted, SAMPLES, threshold_free=False)["per_file"][n]["frame"]["f1"]
           for n in names}
-    assert [f1[n] for n in names] == sorted(f1.values())  # worst first
+    defined = [f1[n] for n in names if f1[n] is not None]
+    assert defined == sorted(defined) and len(defined) >= 3  # worst first
+    assert all(f1[n] is None for n in names[len(defined):])  # undefined F1 (no speech at all) last
 
 
 def _chromium() -> str | None:
