@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/vad.py   # needs the corpus (data/recipes/vad_corpus.py); says so if missing
+	$(BIN)/python bench/vad_hour.py   # an hour of the real corpus's dev clips (data/recipes/real_corpus.py)
 
 clean:
 	rm -rf $(VENV) .pipeline-cache out build *.egg-info .pytest_cache

@@ -1,0 +1,186 @@
+"""Speed on one hour of real audio: our whole ``predict`` path beside silero-vad ONNX, same run.
+
+    python bench/vad_hour.py [--model models/vad] [--corpus /work/corpus/real] [--split dev]
+                             [--hours 1] [--threads 1] [--repeat 2] [--keep PATH] [--json PATH]
+
+The recording is the split's clips (``<corpus>/<split>.tsv``, sorted) laid end to end and looped
+until it lasts ``--hours``, written once as 16-bit 16 kHz FLAC (``--keep`` keeps it); its reference
+is the clips' labels shifted by each clip's start. Then, with ``--threads`` threads for every
+system (torch, BLAS pools, onnxruntime's session):
+
+- **in-process**, after one untimed warm-up on the first clip:
+  - *ours*: ``python -m pipeline predict HOUR.flac --model M --out <tmp>`` called in-process
+    (``pipeline.cli.main``) with an empty cache each time: decode, features, network, overlap-add,
+    post-processing, the cache writes and the output file; torch already imported;
+  - *silero-vad ONNX*: ``pipeline.audio.load_audio`` (soundfile) then
+    ``get_speech_timestamps(wav, model, sampling_rate=16000, return_seconds=True)`` with its
+    defaults (the session rebuilt with ``intra_op_num_threads=THREADS``, as ``bench/vad.py``);
+  the best of ``--repeat`` runs of each, and the ratio;
+- **whole processes** (interpreter, imports, model loading included): the same command as a fresh
+  ``python -m pipeline -q -j THREADS`` process with an empty cache, and a fresh interpreter that
+  imports silero-vad, loads its ONNX model and runs the same call; ``OMP_NUM_THREADS=THREADS``
+  for both.
+
+Both systems' segments are scored on the hour (frame P/R/F1 at 10 ms, ``bench/vad.py``'s rule), so
+a speed figure never hides a broken output. Timing is not a test: run it on an idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (str(ROOT), str(ROOT / "bench")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import vad as bv  # noqa: E402  (bench/vad.py: clips, peers, scoring rule)
+
+SR = bv.SR
+
+
+def make_hour(clips: list, hours: float, path: Path) -> list:
+    """Write the clips end to end, looped to ``hours``; the shifted reference segments."""
+    import soundfile as sf
+
+    from pipeline.audio import load_audio
+    from pipeline.labels import Segment
+
+    total, t, ref = int(round(hours * 3600 * SR)), 0, []
+    with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16", format="FLAC") as f:
+        while t < total:
+            for c in clips:
+                y = load_audio(c.path, sr=SR)[: total - t]
+                f.write(y)
+                ref += [Segment(t / SR + s.onset, min(t / SR + s.offset, (t + len(y)) / SR), bv.LABEL)
+                        for s in c.ref if t / SR + s.onset < (t + len(y)) / SR]
+                t += len(y)
+                if t >= total:
+                    break
+    return ref
+
+
+def scores(segs: list, ref: list, n_samples: int) -> dict:
+    from pipeline.metrics import frame_metrics
+
+    n = 1 + n_samples // bv.HOP
+    m = frame_metrics(bv.frames(ref, n)[:, None], bv.frames(segs, n)[:, None], classes=[bv.LABEL])["overall"]
+    return {k: float(m[k]) for k in ("precision", "recall", "f1")}
+
+
+def ours_in_process(model: Path, audio: Path, threads: int, tmp: Path, tag: str) -> tuple[float, list]:
+    from pipeline.cli import main as cli_main
+    from pipeline.labels import read_dcase
+
+    out = tmp / f"out-{tag}"
+    t0 = time.perf_counter()
+    try:
+        cli_main(["-q", "-j", str(threads), "--cache-dir", str(tmp / f"cache-{tag}"), "predict", str(audio),
+                  "--model", str(model), "--out", str(out)])
+    except SystemExit as exc:  # main exits only when something failed
+        raise SystemExit(f"ours: predict exited {exc.code}") from None
+    seconds = time.perf_counter() - t0
+    tsv = next(out.rglob("*.tsv"))
+    return seconds, [s for v in read_dcase(tsv, default_name=audio.name).values() for s in v if s.label == bv.LABEL]
+
+
+def timed(cmd: list[str], env: dict) -> dict:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    return {"wall": time.perf_counter() - t0, "rc": r.returncode, "err": r.stderr[-400:]}
+
+
+SILERO_SCRIPT = (
+    "import sys, torch; torch.set_num_threads(int(sys.argv[2])); "
+    "from silero_vad import load_silero_vad, get_speech_timestamps; "
+    "from pipeline.audio import load_audio; m = load_silero_vad(onnx=True); "
+    "y = load_audio(sys.argv[1], sr=16000); "
+    "ts = get_speech_timestamps(torch.from_numpy(y), m, sampling_rate=16000, return_seconds=True); "
+    "print(len(ts))")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "vad")
+    p.add_argument("--corpus", type=Path, default=Path(os.environ.get("VAD_CORPUS", "/work/corpus/real")))
+    p.add_argument("--split", default="dev")
+    p.add_argument("--hours", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=2, help="in-process runs of each; the best counts")
+    p.add_argument("--keep", type=Path, default=None, help="write (or reuse) the recording here")
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    if a.threads < 1 or a.repeat < 1 or not a.hours > 0:
+        p.error("--threads and --repeat must be >= 1, --hours > 0")
+
+    from threadpoolctl import threadpool_limits
+
+    import torch
+
+    clips, _ = bv.load_clips(a.corpus, a.split, None)
+    with tempfile.TemporaryDirectory(prefix="vadhour-") as tmp:
+        tmp = Path(tmp)
+        audio = a.keep or tmp / f"{a.split}_{a.hours:g}h.flac"
+        if a.keep and audio.exists():
+            print(f"reusing {audio}", file=sys.stderr)
+            ref = make_hour(clips, a.hours, tmp / "again.flac")  # the reference (same clips, same order)
+            (tmp / "again.flac").unlink()
+        else:
+            ref = make_hour(clips, a.hours, audio)
+        import soundfile as sf
+
+        n_samples = sf.info(str(audio)).frames
+        hours = n_samples / SR / 3600
+        res = {"settings": {"model": str(a.model), "audio": f"{a.corpus}/{a.split}.tsv looped to {hours:g} h",
+                            "threads": a.threads, "repeat": a.repeat, "torch": torch.__version__}}
+        silero = bv.system_silero(True, a.threads)  # sets torch's threads to 1 on import: set again
+        torch.set_num_threads(a.threads)
+        with threadpool_limits(limits=a.threads):
+            ours_in_process(a.model, clips[0].path, a.threads, tmp, "warm")  # imports, first-call set-up
+            silero.infer(silero.decode(clips[0].path))
+            runs = {"ours": [], "silero-vad onnx": []}
+            for r in range(a.repeat):
+                print(f"run {r + 1}/{a.repeat} ...", file=sys.stderr, flush=True)
+                sec, segs_ours = ours_in_process(a.model, audio, a.threads, tmp, f"r{r}")
+                runs["ours"].append(sec)
+                t0 = time.perf_counter()
+                segs_silero = silero.infer(silero.decode(audio))
+                runs["silero-vad onnx"].append(time.perf_counter() - t0)
+        res["in_process"] = {name: {"seconds": min(v), "runs": v, "xrt": hours * 3600 / min(v),
+                                    "scores": scores(segs, ref, n_samples)}
+                             for (name, v), segs in zip(runs.items(), (segs_ours, segs_silero))}
+        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env.pop("PIPELINE_CACHE_DIR", None)
+        print("whole processes ...", file=sys.stderr, flush=True)
+        res["whole_process"] = {
+            "ours": timed([sys.executable, "-m", "pipeline", "-q", "-j", str(a.threads), "--cache-dir",
+                           str(tmp / "cache-proc"), "predict", str(audio), "--model", str(a.model), "--out",
+                           str(tmp / "out-proc")], env),
+            "silero-vad onnx": timed([sys.executable, "-c", SILERO_SCRIPT, str(audio), str(a.threads)], env)}
+    ip, wp = res["in_process"], res["whole_process"]
+    print(f"{hours:g} h of {a.corpus.name}/{a.split} audio, {a.threads} thread(s), model {a.model}")
+    print(f"{'':28} {'seconds':>8} {'x real time':>12} {'P':>6} {'R':>6} {'F1':>6}")
+    for name, r in ip.items():
+        s = r["scores"]
+        print(f"{name + ', in-process':28} {r['seconds']:8.2f} {r['xrt']:12,.0f} {s['precision']:6.3f} "
+              f"{s['recall']:6.3f} {s['f1']:6.3f}")
+    for name, r in wp.items():
+        print(f"{name + ', whole process':28} {r['wall']:8.2f} {hours * 3600 / r['wall']:12,.0f}"
+              + ("" if r["rc"] == 0 else f"  FAILED: {r['err']}"))
+    print(f"ours / silero-vad ONNX: in-process {ip['silero-vad onnx']['seconds'] / ip['ours']['seconds']:.1f}x "
+          f"faster, whole process {wp['silero-vad onnx']['wall'] / wp['ours']['wall']:.1f}x faster")
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
