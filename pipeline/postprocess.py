@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import scipy.ndimage
 
 from .errors import ParameterError
 from .labels import Segment, frames_to_intervals  # runs of frames -> seconds: one owner, labels
@@ -106,10 +105,27 @@ def median_filter(scores: np.ndarray, *, width_frames: int) -> np.ndarray:
     scores = np.asarray(scores)
     if width_frames <= 1 or scores.shape[0] == 0:
         return scores
-    size = (int(width_frames),) + (1,) * (scores.ndim - 1)
     x = scores.astype(np.uint8) if scores.dtype == bool else scores
-    out = scipy.ndimage.median_filter(x, size=size, mode="nearest")
+    out = _running_median(x, int(width_frames))
     return out.astype(bool) if scores.dtype == bool else out
+
+
+MEDIAN_BLOCK = 1 << 20  # values per temporary window block (bounds memory on hours of frames)
+
+
+def _running_median(x: np.ndarray, width: int) -> np.ndarray:
+    """``scipy.ndimage.median_filter(x, size=(width, 1, ...), mode="nearest")`` for an odd width,
+    in numpy (scipy.ndimage costs 0.2 s of import on every start-up): the ends are extended with
+    copies of the end frames, and blocks of frames bound the temporary window array."""
+    h = width // 2
+    padded = np.concatenate([np.repeat(x[:1], h, axis=0), x, np.repeat(x[-1:], h, axis=0)])
+    out = np.empty_like(x)
+    step = max(1, MEDIAN_BLOCK // (width * max(1, int(np.prod(x.shape[1:])))))
+    for s in range(0, len(x), step):
+        win = np.lib.stride_tricks.sliding_window_view(padded[s: s + step + 2 * h], width, axis=0)
+        # odd width: the median is the middle order statistic, an element (no averaging)
+        out[s: s + len(win)] = np.partition(win, h, axis=-1)[..., h]
+    return out
 
 
 _median_filter = median_filter  # scores_to_segments has a parameter of the same name

@@ -237,3 +237,24 @@ def test_median_filter_and_threshold_per_class():
     assert [x for x in segs if x.label == "b"] == [Segment(0.4, 0.5, "b"), Segment(0.51, 0.6, "b")]
     with pytest.raises(ParameterError, match=r"median_filter=\[0.1, 0.1, 0.1\] must be one value or one per class \(2\)"):
         scores_to_segments(s, classes=["a", "b"], fps=FPS, median_filter=[0.1] * 3)
+
+
+@pytest.mark.parametrize("block", [50, 1 << 20])
+def test_median_filter_equals_scipy_ndimage(block, monkeypatch):
+    """The numpy running median (no scipy.ndimage import at start-up) gives scipy's
+    ``median_filter(mode="nearest")`` exactly, for any length, width, dtype and block size."""
+    import scipy.ndimage
+
+    import pipeline.postprocess as pp
+
+    monkeypatch.setattr(pp, "MEDIAN_BLOCK", block)
+    rng = np.random.default_rng(0)
+    for shape in [(1,), (2,), (5,), (37,), (1003, 3), (20000,)]:
+        for width in (3, 5, 11, 201):
+            for dtype in (np.float32, np.float64, bool):
+                x = rng.random(shape) > 0.5 if dtype is bool else rng.random(shape).astype(dtype)
+                got = pp.median_filter(x, width_frames=width)
+                ref = scipy.ndimage.median_filter(x.astype(np.uint8) if dtype is bool else x,
+                                                  size=(width,) + (1,) * (x.ndim - 1), mode="nearest")
+                assert got.dtype == x.dtype
+                np.testing.assert_array_equal(got, ref.astype(bool) if dtype is bool else ref)
