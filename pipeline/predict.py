@@ -39,9 +39,10 @@ from .stitch import chunk_starts, overlap_add
 FILES_PER_BATCH = 64  # files whose chunks share network calls (a recurrent net is bound by
                       # per-time-step overhead at small batches)
 FRAMES_PER_BATCH = 4_000_000  # padded frames held at once (1 GiB of 64-bin float32)
-CALL_FRAMES = 16_384  # frames per network call of overlapping chunks: a bidirectional GRU's
-                      # activations grow with it (128 chunks of 1000 frames: +330 MB peak RSS,
-                      # 16: +40 MB, for 3 % more time on an hour; bench/scale.py)
+CALL_FRAMES = 65_536  # frames per network call of overlapping chunks: a bidirectional GRU's
+                      # activations grow with it (unstacked, 128 chunks of 1000 frames: +330 MB
+                      # peak RSS, 16: +40 MB); a recurrence is bound by per-step overhead at small
+                      # batches (64 chunks: 0.7x the time of 16 on an hour; bench/scale.py)
 
 
 # ------------------------------------------------------------------ configuration from the model
