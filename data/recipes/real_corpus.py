@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import glob
 import gzip
-import multiprocessing
 import hashlib
 import os
 import re
@@ -965,16 +964,7 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if not a.out and not a.inventory:
         p.error("--out is required (or --inventory FILE)")
-    if a.sr <= 0 or a.sr % 100:
-        p.error(f"--sr={a.sr} must be a positive multiple of 100 (10 ms frames)")
-    if a.clip_seconds < 1:
-        p.error(f"--clip-seconds={a.clip_seconds} must be at least 1")
-    for name in ("train_hours", "dev_hours", "train_clips", "dev_clips"):
-        v = getattr(a, name)
-        if v is not None and v < 0:
-            p.error(f"--{name.replace('_', '-')}={v} must not be negative")
-    if a.jobs < 1:
-        p.error(f"--jobs={a.jobs} must be at least 1")
+    vc.check_clip_args(p, a)
     return a
 
 
@@ -1007,15 +997,8 @@ def main(argv=None) -> int:
         return 0
     out = os.path.abspath(a.out)
     cache = os.path.abspath(a.cache_dir or os.path.join(out, "_cache"))
-    counts = {"train": a.train_clips if a.train_clips is not None
-              else int(round(a.train_hours * 3600 / a.clip_seconds)),
-              "dev": a.dev_clips if a.dev_clips is not None
-              else int(round(a.dev_hours * 3600 / a.clip_seconds))}
-    for split in SPLITS:
-        d = os.path.join(out, split)
-        os.makedirs(d, exist_ok=True)
-        for old in sorted(glob.glob(os.path.join(d, "clip_*.wav"))):
-            os.remove(old)
+    counts = vc.clip_counts(a)
+    vc.clear_split_dirs(out)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     pools = build_pools(vc_sources, voices, real, a.sr, cache)
@@ -1023,19 +1006,7 @@ def main(argv=None) -> int:
             for split in SPLITS for i in range(counts[split])]
     jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, True)
              for i in range(a.extra_no_speech)]
-    metas = []
-    progress = max(20, len(jobs) // 50)
-    if a.jobs > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(a.jobs) as pool:
-            for k, m in enumerate(pool.imap(make_clip, jobs, chunksize=1)):
-                metas.append(m)
-                if (k + 1) % progress == 0:
-                    say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
-    else:
-        for k, job in enumerate(jobs):
-            metas.append(make_clip(job))
-            if (k + 1) % progress == 0:
-                say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
+    metas = vc.run_clip_jobs(make_clip, jobs, a.jobs, say, t0, every=max(20, len(jobs) // 50))
     for split in SPLITS:
         vc.write_tsv(os.path.join(out, f"{split}.tsv"), [m for m in metas if m["split"] == split])
     held = {"speech_groups": sorted(pools.held_groups),
@@ -1061,35 +1032,10 @@ def main(argv=None) -> int:
         "label_policy": LABEL_POLICY, "room_simulation": rir,
         "clips": {m["file"]: m for m in metas},
     }
-    with open(os.path.join(out, "meta.json.tmp"), "w", encoding="utf-8") as f:
-        f.write(vc.canonical_json(meta))
-    os.replace(os.path.join(out, "meta.json.tmp"), os.path.join(out, "meta.json"))
-    summarize(metas, held, time.monotonic() - t0, out, say)
+    vc.write_meta(out, meta)
+    vc.summarize(metas, f"  held out for dev: {held}", time.monotonic() - t0, out, say,
+                 unit="phrases", reverberant=True)
     return 0
-
-
-def summarize(metas, held, elapsed, out, say) -> None:
-    say(f"wrote {out} in {elapsed:.0f} s")
-    for split in SPLITS:
-        ms = [m for m in metas if m["split"] == split]
-        if not ms:
-            say(f"  {split}: 0 clips")
-            continue
-        dur = sum(m["duration"] for m in ms)
-        sp = sum(m["speech_seconds"] for m in ms)
-        kinds: dict[str, int] = {}
-        srcs: dict[str, int] = {}
-        for m in ms:
-            kinds[m["background"]["kind"]] = kinds.get(m["background"]["kind"], 0) + 1
-            for u in m["utterances"]:
-                srcs[u["source"]] = srcs.get(u["source"], 0) + 1
-        say(f"  {split}: {len(ms)} clips, {dur / 3600:.2f} h, speech {100 * sp / dur:.1f} %, "
-            f"no-speech {sum(not m['segments'] for m in ms)}, "
-            f"telephone {sum(m['telephone'] for m in ms)}, "
-            f"reverberant {sum(bool(m['augment']['reverb']) for m in ms)}, "
-            f"background {', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}")
-        say(f"    phrases: {', '.join(f'{k} {v}' for k, v in sorted(srcs.items()))}")
-    say(f"  held out for dev: {held}")
 
 
 if __name__ == "__main__":

@@ -1066,6 +1066,15 @@ def parse_args(argv=None):
                    help="worker processes (the output does not depend on it)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
+    check_clip_args(p, a)
+    return a
+
+
+# ------------------------------------------------------- the driver, shared with real_corpus.py
+
+
+def check_clip_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    """The rules every corpus recipe's size and rate options follow (``p.error`` otherwise)."""
     if a.sr <= 0 or a.sr % 100:
         p.error(f"--sr={a.sr} must be a positive multiple of 100 (10 ms frames)")
     if a.clip_seconds < 1:
@@ -1076,7 +1085,77 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')}={v} must not be negative")
     if a.jobs < 1:
         p.error(f"--jobs={a.jobs} must be at least 1")
-    return a
+
+
+def clip_counts(a: argparse.Namespace) -> dict[str, int]:
+    """Clips per split: ``--train-clips`` / ``--dev-clips``, else the hours over the clip length."""
+    return {"train": a.train_clips if a.train_clips is not None
+            else int(round(a.train_hours * 3600 / a.clip_seconds)),
+            "dev": a.dev_clips if a.dev_clips is not None
+            else int(round(a.dev_hours * 3600 / a.clip_seconds))}
+
+
+def clear_split_dirs(out: str) -> None:
+    """Create ``OUT/<split>/`` and remove its clips: a rerun with fewer clips leaves no stale ones."""
+    for split in SPLITS:
+        d = os.path.join(out, split)
+        os.makedirs(d, exist_ok=True)
+        for old in sorted(glob.glob(os.path.join(d, "clip_*.wav"))):
+            os.remove(old)
+
+
+def run_clip_jobs(make, jobs: list, workers: int, say, t0: float, every: int = 20) -> list[dict]:
+    """``make(job)`` for every job, in order (in ``workers`` spawned processes when > 1): the
+    metas; a progress line every ``every`` clips."""
+    metas: list[dict] = []
+    if workers > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = pool.imap(make, jobs, chunksize=1)
+            for k, m in enumerate(results):
+                metas.append(m)
+                if (k + 1) % every == 0:
+                    say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
+    else:
+        for k, job in enumerate(jobs):
+            metas.append(make(job))
+            if (k + 1) % every == 0:
+                say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
+    return metas
+
+
+def write_meta(out: str, meta: dict) -> None:
+    """``OUT/meta.json``, canonical JSON, replaced atomically."""
+    with open(os.path.join(out, "meta.json.tmp"), "w", encoding="utf-8") as f:
+        f.write(canonical_json(meta))
+    os.replace(os.path.join(out, "meta.json.tmp"), os.path.join(out, "meta.json"))
+
+
+def summarize(metas: list[dict], held_line: str, elapsed: float, out: str, say, *,
+              unit: str = "utterances", reverberant: bool = False) -> None:
+    """Per split: clips, hours, speech share, clips without speech, telephone (and reverberant)
+    clips, backgrounds, and ``unit`` per speech source; then ``held_line``."""
+    say(f"wrote {out} in {elapsed:.0f} s")
+    for split in SPLITS:
+        ms = [m for m in metas if m["split"] == split]
+        if not ms:
+            say(f"  {split}: 0 clips")
+            continue
+        dur = sum(m["duration"] for m in ms)
+        sp = sum(m["speech_seconds"] for m in ms)
+        kinds: dict[str, int] = {}
+        srcs: dict[str, int] = {}
+        for m in ms:
+            kinds[m["background"]["kind"]] = kinds.get(m["background"]["kind"], 0) + 1
+            for u in m["utterances"]:
+                srcs[u["source"]] = srcs.get(u["source"], 0) + 1
+        reverb = (f"reverberant {sum(bool(m['augment']['reverb']) for m in ms)}, "
+                  if reverberant else "")
+        say(f"  {split}: {len(ms)} clips, {dur / 3600:.2f} h, speech {100 * sp / dur:.1f} %, "
+            f"no-speech {sum(not m['segments'] for m in ms)}, "
+            f"telephone {sum(m['telephone'] for m in ms)}, {reverb}"
+            f"background {', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}")
+        say(f"    {unit}: {', '.join(f'{k} {v}' for k, v in sorted(srcs.items()))}")
+    say(held_line)
 
 
 def write_tsv(path: str, metas: list[dict]) -> None:
@@ -1100,32 +1179,14 @@ def main(argv=None) -> int:
         say(f"note: {note}")
     out = os.path.abspath(a.out)
     cache = os.path.abspath(a.cache_dir or os.path.join(out, "_cache"))
-    counts = {"train": a.train_clips if a.train_clips is not None
-              else int(round(a.train_hours * 3600 / a.clip_seconds)),
-              "dev": a.dev_clips if a.dev_clips is not None
-              else int(round(a.dev_hours * 3600 / a.clip_seconds))}
-    for split in SPLITS:
-        d = os.path.join(out, split)
-        os.makedirs(d, exist_ok=True)
-        for old in sorted(glob.glob(os.path.join(d, "clip_*.wav"))):
-            os.remove(old)  # a rerun with fewer clips leaves no stale ones
+    counts = clip_counts(a)
+    clear_split_dirs(out)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     pools = build_pools(sources, festival_voices, a.sr, cache)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
-    metas = []
-    if a.jobs > 1 and len(jobs) > 1:
-        with multiprocessing.get_context("spawn").Pool(a.jobs) as pool:
-            for k, m in enumerate(pool.imap(make_clip, jobs, chunksize=1)):
-                metas.append(m)
-                if (k + 1) % 20 == 0:
-                    say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
-    else:
-        for k, job in enumerate(jobs):
-            metas.append(make_clip(job))
-            if (k + 1) % 20 == 0:
-                say(f"  {k + 1}/{len(jobs)} clips, {time.monotonic() - t0:.0f} s")
+    metas = run_clip_jobs(make_clip, jobs, a.jobs, say, t0)
     for split in SPLITS:
         write_tsv(os.path.join(out, f"{split}.tsv"), [m for m in metas if m["split"] == split])
     held = {e: [v for v in vs if (e != "festival" or v in festival_voices)]
@@ -1139,37 +1200,13 @@ def main(argv=None) -> int:
         "dev_percent": DEV_PERCENT, "label_rule": LABEL_RULE,
         "clips": {m["file"]: m for m in metas},
     }
-    with open(os.path.join(out, "meta.json.tmp"), "w", encoding="utf-8") as f:
-        f.write(canonical_json(meta))
-    os.replace(os.path.join(out, "meta.json.tmp"), os.path.join(out, "meta.json"))
-    summarize(metas, held, time.monotonic() - t0, out, say)
+    write_meta(out, meta)
+    summarize(metas, "  held out for dev (never in train): "
+              + "; ".join(f"{e}: {', '.join(v) or '-'}" for e, v in held.items())
+              + "; asterisk prompts, sonic-pi samples, bucklespring keys and sentences split "
+                f"{100 - DEV_PERCENT}/{DEV_PERCENT} by name hash",
+              time.monotonic() - t0, out, say)
     return 0
-
-
-def summarize(metas, held, elapsed, out, say) -> None:
-    say(f"wrote {out} in {elapsed:.0f} s")
-    for split in SPLITS:
-        ms = [m for m in metas if m["split"] == split]
-        if not ms:
-            say(f"  {split}: 0 clips")
-            continue
-        dur = sum(m["duration"] for m in ms)
-        sp = sum(m["speech_seconds"] for m in ms)
-        kinds: dict[str, int] = {}
-        srcs: dict[str, int] = {}
-        for m in ms:
-            kinds[m["background"]["kind"]] = kinds.get(m["background"]["kind"], 0) + 1
-            for u in m["utterances"]:
-                srcs[u["source"]] = srcs.get(u["source"], 0) + 1
-        say(f"  {split}: {len(ms)} clips, {dur / 3600:.2f} h, speech {100 * sp / dur:.1f} %, "
-            f"no-speech {sum(not m['segments'] for m in ms)}, "
-            f"telephone {sum(m['telephone'] for m in ms)}, "
-            f"background {', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}")
-        say(f"    utterances: {', '.join(f'{k} {v}' for k, v in sorted(srcs.items()))}")
-    say("  held out for dev (never in train): "
-        + "; ".join(f"{e}: {', '.join(v) or '-'}" for e, v in held.items())
-        + "; asterisk prompts, sonic-pi samples, bucklespring keys and sentences split "
-          f"{100 - DEV_PERCENT}/{DEV_PERCENT} by name hash")
 
 
 if __name__ == "__main__":
