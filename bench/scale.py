@@ -84,12 +84,13 @@ def ours(tmp: Path, audio: Path, tag: str, env: dict) -> dict:
     return r
 
 
-def silero_script(audio: Path) -> list[str]:
-    code = ("import sys, torch, soundfile as sf, numpy as np; torch.set_num_threads(1); "
+def silero_script(audio: Path, threads: int = 1) -> list[str]:
+    """silero-vad ONNX on a 16 kHz mono file as a whole process (``get_speech_timestamps``)."""
+    code = ("import sys, torch, soundfile as sf, numpy as np; torch.set_num_threads(int(sys.argv[2])); "
             "from silero_vad import load_silero_vad, get_speech_timestamps; "
             "m = load_silero_vad(onnx=True); y, sr = sf.read(sys.argv[1], dtype='float32'); "
             "ts = get_speech_timestamps(torch.from_numpy(y), m, sampling_rate=sr); print(len(ts))")
-    return [sys.executable, "-c", code, str(audio)]
+    return [sys.executable, "-c", code, str(audio), str(threads)]
 
 
 def main() -> None:

@@ -4,8 +4,8 @@
                              [--hours 1] [--threads 1] [--repeat 2] [--keep PATH] [--json PATH]
 
 The recording is the split's clips (``<corpus>/<split>.tsv``, sorted) laid end to end and looped
-until it lasts ``--hours``, written once as 16-bit 16 kHz FLAC (``--keep`` keeps it); its reference
-is the clips' labels shifted by each clip's start. Then, with ``--threads`` threads for every
+until it lasts ``--hours``, written once as 16-bit 16 kHz FLAC (``--keep`` keeps it and reuses it);
+its reference is the clips' labels shifted by each clip's start. Then, with ``--threads`` threads for every
 system (torch, BLAS pools, onnxruntime's session):
 
 - **in-process**, after one untimed warm-up on the first clip:
@@ -17,9 +17,10 @@ system (torch, BLAS pools, onnxruntime's session):
     defaults (the session rebuilt with ``intra_op_num_threads=THREADS``, as ``bench/vad.py``);
   the best of ``--repeat`` runs of each, and the ratio;
 - **whole processes** (interpreter, imports, model loading included): the same command as a fresh
-  ``python -m pipeline -q -j THREADS`` process with an empty cache, and a fresh interpreter that
-  imports silero-vad, loads its ONNX model and runs the same call; ``OMP_NUM_THREADS=THREADS``
-  for both.
+  ``python -m pipeline -q -j THREADS`` process with an empty cache, and ``bench/scale.py``'s
+  silero-vad process (a fresh interpreter that imports silero-vad, loads its ONNX model, reads
+  the file with soundfile and calls ``get_speech_timestamps``); ``OMP_NUM_THREADS=THREADS`` for
+  both, timed by ``bench/scale.py``'s ``timed``.
 
 Both systems' segments are scored on the hour (frame P/R/F1 at 10 ms, ``bench/vad.py``'s rule), so
 a speed figure never hides a broken output. Timing is not a test: run it on an idle machine.
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,29 +41,37 @@ for p in (str(ROOT), str(ROOT / "bench")):
         sys.path.insert(0, p)
 
 import vad as bv  # noqa: E402  (bench/vad.py: clips, peers, scoring rule)
+from scale import silero_script, timed  # noqa: E402  (bench/scale.py: whole processes)
 
 SR = bv.SR
 
 
-def make_hour(clips: list, hours: float, path: Path) -> list:
-    """Write the clips end to end, looped to ``hours``; the shifted reference segments."""
+def hour_plan(clips: list, hours: float) -> tuple[list, list]:
+    """The clips laid end to end, looped to ``hours``: [(clip, samples taken)] and the reference
+    segments shifted by each clip's start (from the clips' lengths: nothing is decoded)."""
+    from pipeline.labels import Segment
+
+    total, t, plan, ref = int(round(hours * 3600 * SR)), 0, [], []
+    while t < total:
+        for c in clips:
+            n = min(c.n_samples, total - t)
+            plan.append((c, n))
+            ref += [Segment(t / SR + s.onset, min(t / SR + s.offset, (t + n) / SR), bv.LABEL)
+                    for s in c.ref if t / SR + s.onset < (t + n) / SR]
+            t += n
+            if t >= total:
+                break
+    return plan, ref
+
+
+def write_hour(plan: list, path: Path) -> None:
     import soundfile as sf
 
     from pipeline.audio import load_audio
-    from pipeline.labels import Segment
 
-    total, t, ref = int(round(hours * 3600 * SR)), 0, []
     with sf.SoundFile(path, "w", samplerate=SR, channels=1, subtype="PCM_16", format="FLAC") as f:
-        while t < total:
-            for c in clips:
-                y = load_audio(c.path, sr=SR)[: total - t]
-                f.write(y)
-                ref += [Segment(t / SR + s.onset, min(t / SR + s.offset, (t + len(y)) / SR), bv.LABEL)
-                        for s in c.ref if t / SR + s.onset < (t + len(y)) / SR]
-                t += len(y)
-                if t >= total:
-                    break
-    return ref
+        for c, n in plan:
+            f.write(load_audio(c.path, sr=SR)[:n])
 
 
 def scores(segs: list, ref: list, n_samples: int) -> dict:
@@ -90,21 +98,6 @@ def ours_in_process(model: Path, audio: Path, threads: int, tmp: Path, tag: str)
     return seconds, [s for v in read_dcase(tsv, default_name=audio.name).values() for s in v if s.label == bv.LABEL]
 
 
-def timed(cmd: list[str], env: dict) -> dict:
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    return {"wall": time.perf_counter() - t0, "rc": r.returncode, "err": r.stderr[-400:]}
-
-
-SILERO_SCRIPT = (
-    "import sys, torch; torch.set_num_threads(int(sys.argv[2])); "
-    "from silero_vad import load_silero_vad, get_speech_timestamps; "
-    "from pipeline.audio import load_audio; m = load_silero_vad(onnx=True); "
-    "y = load_audio(sys.argv[1], sr=16000); "
-    "ts = get_speech_timestamps(torch.from_numpy(y), m, sampling_rate=16000, return_seconds=True); "
-    "print(len(ts))")
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -128,12 +121,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="vadhour-") as tmp:
         tmp = Path(tmp)
         audio = a.keep or tmp / f"{a.split}_{a.hours:g}h.flac"
+        plan, ref = hour_plan(clips, a.hours)
         if a.keep and audio.exists():
             print(f"reusing {audio}", file=sys.stderr)
-            ref = make_hour(clips, a.hours, tmp / "again.flac")  # the reference (same clips, same order)
-            (tmp / "again.flac").unlink()
         else:
-            ref = make_hour(clips, a.hours, audio)
+            write_hour(plan, audio)
         import soundfile as sf
 
         n_samples = sf.info(str(audio)).frames
@@ -164,7 +156,7 @@ def main(argv=None) -> int:
             "ours": timed([sys.executable, "-m", "pipeline", "-q", "-j", str(a.threads), "--cache-dir",
                            str(tmp / "cache-proc"), "predict", str(audio), "--model", str(a.model), "--out",
                            str(tmp / "out-proc")], env),
-            "silero-vad onnx": timed([sys.executable, "-c", SILERO_SCRIPT, str(audio), str(a.threads)], env)}
+            "silero-vad onnx": timed(silero_script(audio, a.threads), env)}
     ip, wp = res["in_process"], res["whole_process"]
     print(f"{hours:g} h of {a.corpus.name}/{a.split} audio, {a.threads} thread(s), model {a.model}")
     print(f"{'':28} {'seconds':>8} {'x real time':>12} {'P':>6} {'R':>6} {'F1':>6}")
