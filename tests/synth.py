@@ -51,3 +51,37 @@ def load_recipe(name: str):
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def run_recipe(name: str, out: Path, *args: str, env=None):
+    """``python data/recipes/<name>.py --out OUT -q ARGS`` as a child process (its result)."""
+    import subprocess
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "data" / "recipes" / f"{name}.py"
+    return subprocess.run([sys.executable, str(path), "--out", str(out), "-q", *args],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def tree_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file below ``root`` (its ``_cache`` folders left out), by relative path."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "_cache" not in p.parts}
+
+
+def train_tone_model(root: Path, sets: list[str]) -> tuple[Path, Path]:
+    """A small model trained on 8 tone clips of 5 s (``--set`` overrides ``sets``), with its
+    chunk cache in ``root/cache``: (the dataset, the model directory)."""
+    from pipeline.chunks import ensure_chunks
+    from pipeline.config import build_config
+    from pipeline.dataset import load_dataset
+    from pipeline.runner import Settings
+    from pipeline.train import fit
+
+    ds = tone_dataset(root / "ds", n=8, seconds=5.0)
+    cfg, _, _ = build_config(None, sets)
+    entry, _ = ensure_chunks(load_dataset(ds), cfg, Settings(cache_dir=str(root / "cache")))
+    fit(entry, cfg, root / "model", log=lambda m: None)
+    return ds, root / "model"

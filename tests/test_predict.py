@@ -11,15 +11,11 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.config import ModelConfig, PredictConfig, build_config
-from pipeline.dataset import load_dataset
+from pipeline.config import ModelConfig, PredictConfig
 from pipeline.labels import read_labels
 from pipeline.nets import FrameModel, load_model
 from pipeline.predict import chunk_plan, score_files
-from pipeline.chunks import ensure_chunks
-from pipeline.runner import Settings
-from pipeline.train import fit
-from synth import tone_dataset
+from synth import train_tone_model
 
 SMALL = ["chunk.frames=100", "chunk.hop=50", "model.hidden=16", "train.batch_size=8", "train.lr=0.01",
          "train.epochs=4", "features.n_mels=32"]
@@ -29,11 +25,8 @@ SMALL = ["chunk.frames=100", "chunk.hop=50", "model.hidden=16", "train.batch_siz
 def trained(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pred")
-    ds = tone_dataset(root / "ds", n=8, seconds=5.0)
-    cfg, _, _ = build_config(None, SMALL)
-    entry, _ = ensure_chunks(load_dataset(ds), cfg, Settings(cache_dir=str(root / "cache")))
-    fit(entry, cfg, root / "model", log=lambda m: None)
-    return root, ds, root / "model"
+    ds, model = train_tone_model(root, SMALL)
+    return root, ds, model
 
 
 def random_feats(lengths, n_bins=8, seed=0):

@@ -5,17 +5,13 @@ them those tests skip and name the packages. The package-check test runs everywh
 """
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from synth import load_recipe
+from synth import load_recipe, run_recipe, tree_digests
 
-RECIPE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "real_corpus.py"
 
 
 rc = load_recipe('real_corpus')
@@ -27,14 +23,7 @@ needs_packages = pytest.mark.skipif(bool(MISSING), reason=SKIP_REASON)
 TINY = ("--train-clips", "3", "--dev-clips", "4", "--clip-seconds", "4")
 
 
-def _build(out: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RECIPE), "--out", str(out), "-q", *args],
-                          capture_output=True, text=True, timeout=300, env=env)
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "_cache" not in p.parts}
+_build = functools.partial(run_recipe, "real_corpus")  # (out, *args, env=None)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +66,7 @@ def test_held_out_sources_are_declared_consistently():
 @needs_packages
 def test_same_seed_is_byte_identical(tiny):
     a, b = tiny
-    da, db = _digests(a), _digests(b)
+    da, db = tree_digests(a), tree_digests(b)
     assert len([k for k in da if k.endswith(".wav")]) == 7
     assert {"train.tsv", "dev.tsv", "meta.json"} <= set(da)
     assert da == db
@@ -142,7 +131,7 @@ def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
     out = tmp_path / "extra"
     res = _build(out, "--seed", "3", *TINY, "--extra-no-speech", "3")
     assert res.returncode == 0, res.stderr
-    da, de = _digests(a), _digests(out)
+    da, de = tree_digests(a), tree_digests(out)
     wavs = {k for k in da if k.endswith(".wav")}
     assert {k: de[k] for k in wavs} == {k: da[k] for k in wavs}  # the 7 clips, byte for byte
     extra = sorted(set(k for k in de if k.endswith(".wav")) - wavs)

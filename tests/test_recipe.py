@@ -6,17 +6,16 @@ name the missing packages. The label and package-check tests run everywhere.
 from __future__ import annotations
 
 import csv
-import hashlib
+import functools
 import json
 import os
-import subprocess
 import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import load_recipe
+from synth import load_recipe, run_recipe, tree_digests
 
 RECIPE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "vad_corpus.py"
 
@@ -28,14 +27,7 @@ needs_packages = pytest.mark.skipif(
     + " (apt-get install -y " + " ".join(MISSING) + ")")
 
 
-def _build(out: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(RECIPE), "--out", str(out), "-q", *args],
-                          capture_output=True, text=True, timeout=300, env=env)
-
-
-def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "_cache" not in p.parts}
+_build = functools.partial(run_recipe, "vad_corpus")  # (out, *args, env=None)
 
 
 TINY = ("--train-clips", "4", "--dev-clips", "2", "--clip-seconds", "5")
@@ -114,7 +106,7 @@ def test_unknown_allow_missing_is_a_usage_error(tmp_path):
 @needs_packages
 def test_same_seed_is_byte_identical(tiny):
     a, b = tiny
-    da, db = _digests(a), _digests(b)
+    da, db = tree_digests(a), tree_digests(b)
     assert sorted(da) == sorted(db)
     assert len([k for k in da if k.endswith(".wav")]) == 6
     assert {"train.tsv", "dev.tsv", "meta.json"} <= set(da)
@@ -126,7 +118,7 @@ def test_other_seed_differs(tiny, tmp_path):
     a, _ = tiny
     res = _build(tmp_path / "c", "--seed", "8", *TINY, "--cache-dir", str(a / "_cache"))
     assert res.returncode == 0, res.stderr
-    da, dc = _digests(a), _digests(tmp_path / "c")
+    da, dc = tree_digests(a), tree_digests(tmp_path / "c")
     assert all(da[k] != dc[k] for k in da if k.endswith(".wav"))
 
 

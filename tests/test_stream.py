@@ -16,17 +16,13 @@ import soxr
 import torch
 from click.testing import CliRunner
 
-from pipeline.chunks import ensure_chunks
 from pipeline.cli import cli
 from pipeline.config import PredictConfig, build_config
-from pipeline.dataset import load_dataset
 from pipeline.errors import AudioLoadError, ParameterError
 from pipeline.predict import segments
-from pipeline.runner import Settings
 from pipeline.stream import (SegmentStream, lookahead_frames, mono_blocks, open_streamer, pcm_to_float,
                              read_wav_header)
-from pipeline.train import fit
-from synth import tone_clip, tone_dataset
+from synth import tone_clip, train_tone_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["chunk.frames=100", "chunk.hop=50", "model.hidden=16", "model.layers=2", "train.batch_size=8",
@@ -157,10 +153,7 @@ def model(tmp_path_factory):
     """A small unidirectional GRU trained on tones, and clips it never saw."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("stream")
-    ds = tone_dataset(root / "ds", n=8, seconds=5.0)
-    cfg, _, _ = build_config(None, SMALL)
-    entry, _ = ensure_chunks(load_dataset(ds), cfg, Settings(cache_dir=str(root / "cache")))
-    fit(entry, cfg, root / "model", log=lambda m: None)
+    train_tone_model(root, SMALL)
     rng = np.random.default_rng(7)
     clips = root / "clips"
     clips.mkdir()
