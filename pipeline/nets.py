@@ -131,8 +131,7 @@ class FrameModel(nn.Module):
         else:
             self.front = None
             rnn_in = n_features
-        if cfg.stack > 1:  # k consecutive frames in one step: k-fold input, k frames out
-            rnn_in *= cfg.stack
+        rnn_in *= cfg.stack  # k consecutive frames in one step: k-fold input, k frames out
         rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cfg.cell]
         extra = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
         self.rnn = rnn_class(rnn_in, cfg.hidden, num_layers=cfg.layers, batch_first=True,
@@ -206,17 +205,13 @@ class FrameModel(nn.Module):
         h = self.normalize(x)  # (B, T, F)
         if self.front is not None:
             h, context = self.front(h, context)  # (B, T, C * F // 4)
-        k = self.cfg.stack
-        if k > 1:  # (B, T, F') -> (B, ceil(T / k), k * F'), the last frame repeated to fill
-            B, T = h.shape[:2]
-            pad = -T % k
-            if pad:
-                h = torch.cat([h, h[:, -1:].expand(B, pad, h.shape[2])], dim=1)
-            h = h.reshape(B, (T + pad) // k, k * h.shape[2])
+        k, (B, T) = self.cfg.stack, h.shape[:2]
+        pad = -T % k  # (B, T, F') -> (B, ceil(T / k), k * F'), the last frame repeated to fill
+        if pad:
+            h = torch.cat([h, h[:, -1:].expand(B, pad, h.shape[2])], dim=1)
+        h = h.reshape(B, (T + pad) // k, k * h.shape[2])  # a view when k = 1
         h, rnn_state = self.rnn(h, rnn_state)  # (B, T / k, D * hidden)
-        out = self.head(h)  # (B, T / k, k * n_outputs)
-        if k > 1:
-            out = out.reshape(B, T + pad, self.n_outputs)[:, :T]  # (B, T, n_outputs)
+        out = self.head(h).reshape(B, T + pad, self.n_outputs)[:, :T]  # (B, T, n_outputs)
         if self.cfg.bidirectional:
             return out, None
         return out, {"context": context, "rnn": rnn_state}

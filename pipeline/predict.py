@@ -195,8 +195,7 @@ def _score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, h
         for b in range(0, len(group_all), per_call):
             group = group_all[b: b + per_call]
             x = np.stack([feats[i][s: s + length] for i, s in group]).astype(np.float32, copy=False)
-            x = torch.from_numpy(x)
-            x = x.to(device)  # (B, length, F)
+            x = torch.from_numpy(x).to(device)  # (B, length, F)
             sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, length, C)
             for (i, s), chunk in zip(group, sc):
                 results[i].append((s, chunk))
