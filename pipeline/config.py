@@ -184,6 +184,7 @@ class ModelConfig:
     dropout: float = 0.1
     conv_channels: int = 0  # 0: no conv front end
     stack: int = 1  # frames per recurrent step (bidirectional classifiers): k-fold fewer steps
+    delay: int = 0  # look-ahead (unidirectional classifiers): frame t's output comes after frame t + delay
     task: str = "classify"
     multi_label: bool = True  # classify: sigmoid per class (True) or softmax over classes
     horizon: int = 1  # forecast: predict the frame this many steps ahead
@@ -199,6 +200,11 @@ class ModelConfig:
         if self.stack > 1 and not (self.bidirectional and self.task == "classify"):
             raise ParameterError(f"model.stack={self.stack} needs model.bidirectional=true and "
                                  "model.task='classify' (a streaming model steps one frame at a time)")
+        if self.delay:
+            _positive("model", delay=self.delay)  # 0 or a positive integer
+        if self.delay and (self.bidirectional or self.task != "classify"):
+            raise ParameterError(f"model.delay={self.delay} needs model.bidirectional=false and "
+                                 "model.task='classify' (a bidirectional model already reads the whole chunk)")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 :class:`FrameModel` maps a spectrogram batch ``(B, T, F)`` to per-frame outputs ``(B, T, C)``:
 class logits for ``task="classify"``, or for ``task="forecast"`` the normalised frame ``horizon``
-steps ahead. Unidirectional models are causal end to end, so they can run chunk by chunk while
-carrying a state (:func:`stream`), exactly equal to one pass over the whole input.
+steps ahead. Unidirectional models are causal end to end, or read a fixed look-ahead of
+``model.delay`` frames, so they can run chunk by chunk while carrying a state (:func:`stream`),
+exactly equal to one pass over the whole input.
 
 A model directory holds ``config.json`` and ``model.safetensors`` (:func:`save_model`,
 :func:`load_model`); loading never executes code from the files.
@@ -172,7 +173,12 @@ class FrameModel(nn.Module):
     # -- forward -------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: Mapping[str, Any] | None = None
                 ) -> tuple[torch.Tensor, dict[str, Any] | None]:
-        """Run over ``x``, optionally continuing from ``state``.
+        """Run over ``x``, optionally continuing from ``state``; ``out[:, t]`` is frame ``t``'s output.
+
+        A model with a look-ahead (``cfg.delay = d > 0``) reads ``d`` frames past each frame, so a
+        whole input is followed by ``d`` mean frames (zeros once normalised: the end of the input)
+        and returns no state; to run one chunk after another, use :func:`stream_chunks`, which
+        gives the same outputs.
 
         Parameters
         ----------
@@ -188,15 +194,37 @@ class FrameModel(nn.Module):
         out : torch.Tensor [shape=(B, T, n_outputs)]
             Logits (classify) or the predicted normalised frame ``horizon`` steps ahead (forecast).
         new_state : dict or None
-            State after the last frame; ``None`` for bidirectional models.
+            State after the last frame; ``None`` for bidirectional models and look-ahead models.
 
         Raises
         ------
         ParameterError
-            Wrong input shape, or a state passed to a bidirectional model (it cannot stream).
+            Wrong input shape, or a state passed to a bidirectional or look-ahead model.
         """
+        self._check_input(x)
+        d = self.cfg.delay
+        if d:
+            if state is not None:
+                raise ParameterError(f"a model with model.delay={d} runs chunk by chunk through "
+                                     "nets.stream_chunks, not from a state")
+            x = torch.cat([x, self.end_frames(x.shape[0], d)], dim=1)  # (B, T + d, F)
+            return self.step(x)[0][:, d:], None
+        return self.step(x, state)
+
+    def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.n_features:
             raise ParameterError(f"x has shape {tuple(x.shape)}, expected (B, T, {self.n_features})")
+
+    def end_frames(self, batch: int, n: int) -> torch.Tensor:
+        """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
+        return self.mean.expand(batch, n, self.n_features)  # (B, n, F)
+
+    def step(self, x: torch.Tensor, state: Mapping[str, Any] | None = None
+             ) -> tuple[torch.Tensor, dict[str, Any] | None]:
+        """The network itself: ``out[:, t]`` after reading frame ``t``, which is frame
+        ``t - cfg.delay``'s output (:meth:`forward` aligns it). Arguments and results as
+        :meth:`forward`'s, with a state for every unidirectional model."""
+        self._check_input(x)
         if self.cfg.bidirectional and state is not None:
             raise ParameterError("a bidirectional model cannot continue from a state: "
                                  "run it on whole inputs or on overlapping chunks (stitch.overlap_add)")
@@ -359,13 +387,22 @@ def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
 
 def stream_chunks(model: FrameModel, chunks):
     """The stateful core of :func:`stream`: feed consecutive chunks [shape=(B, t, F)] (tensors on
-    the model's device), yield each chunk's outputs [shape=(B, t, C)] with the state carried, so
-    a caller never needs the whole sequence in memory."""
-    state = None
+    the model's device), yield the outputs [shape=(B, t', C)] that each chunk completes, with the
+    state carried, so a caller never needs the whole sequence in memory. Concatenated, they are
+    ``model(x)[0]`` of the whole sequence: ``t' = t`` without a look-ahead; a model with
+    ``cfg.delay = d`` yields ``d`` frames fewer at first and, after the last chunk, the last ``d``
+    (it reads the end frames then)."""
+    state, skip, batch = None, model.cfg.delay, None
     with torch.no_grad():
         for xc in chunks:
-            out, state = model(xc, state)
-            yield out
+            out, state = model.step(xc, state)
+            batch = xc.shape[0]
+            drop = min(skip, out.shape[1])  # a look-ahead model's first outputs precede frame 0
+            skip -= drop
+            yield out[:, drop:]
+        if model.cfg.delay and batch is not None:  # the end: the last `delay` frames' outputs
+            out, state = model.step(model.end_frames(batch, model.cfg.delay), state)
+            yield out[:, skip:]
 
 
 # -- model directories -----------------------------------------------------------------------

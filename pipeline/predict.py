@@ -9,7 +9,7 @@ Two ways to run a model over a long file:
 
 - unidirectional models run **statefully**: chunk after chunk, carrying the recurrent state, which
   equals one pass over the whole file (several files step together in one batch; a shorter file's
-  zero padding comes after its last frame, which a causal model never sees);
+  padding comes after its last frame, made of the end frames a look-ahead model reads there);
 - bidirectional models (or ``predict.stateful=false``) run on **overlapping chunks** of
   ``chunk_duration`` seconds every ``chunk_step`` seconds, batched across files, and the chunk
   scores are averaged with window weights (:func:`pipeline.stitch.overlap_add`). The last chunk
@@ -110,8 +110,9 @@ def _outputs(model: FrameModel, x: torch.Tensor, out: torch.Tensor) -> torch.Ten
 def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
     """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores.
 
-    Only one chunk of features per file is in memory at a time (a shorter file's zero padding
-    comes after its last frame, which a causal model never sees); the forecast task compares each
+    Only one chunk of features per file is in memory at a time (a shorter file's padding comes
+    after its last frame: a causal model never sees it, and a look-ahead model reads the end frames
+    it would read after the file alone); the forecast task compares each
     frame with a later one, so it takes the whole sequence at once.
     """
     import torch
@@ -127,12 +128,15 @@ def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames:
         scores = _outputs(model, xt, stream(model, xt, chunk_frames=chunk_frames)).float().cpu().numpy()
         return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
 
+    end = model.end_frames(1, 1)[0, 0].cpu().numpy()  # a look-ahead model reads these after a file
+
     def chunks():
         for start in range(0, longest, chunk_frames):
-            xc = np.zeros((len(feats), min(chunk_frames, longest - start), feats[0].shape[1]), dtype=np.float32)
+            xc = np.empty((len(feats), min(chunk_frames, longest - start), feats[0].shape[1]), dtype=np.float32)
             for i, S in enumerate(feats):
                 part = S[start: start + chunk_frames]
                 xc[i, : len(part)] = part
+                xc[i, len(part):] = end
             yield torch.from_numpy(xc).to(device)  # (B, t, F)
     out = np.zeros((len(feats), longest, model.n_outputs), dtype=np.float32)
     start = 0

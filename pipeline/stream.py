@@ -19,8 +19,9 @@ predict settings (:func:`lookahead_frames`):
 
 So a segment is printed at the latest ``Streamer.latency_seconds()`` of audio after its raw end
 (``offset - pad_offset``): ``(k - 1) / fps + (frame_length - left_pad) / sr`` with ``k =
-lookahead_frames(...)`` (``h`` included; the last term: a centred STFT frame reads half a window
-ahead), plus the resampler's own delay when the input rate is not the model's. A run of at
+lookahead_frames(...) + d`` (``h`` included; ``d``: the model's own look-ahead, ``model.delay``
+frames; the last term: a centred STFT frame reads half a window ahead), plus the resampler's
+own delay when the input rate is not the model's. A run of at
 least ``gap`` frames below the offset threshold finalises everything before it earlier and lets
 the window drop the past, so memory and work stay bounded by the longest stretch of activity,
 not by the stream's length. Scores agree with predict's to about 1e-6, not bit for bit (the
@@ -396,13 +397,14 @@ class Streamer:
 
     def latency_seconds(self) -> float:
         """Audio after a segment's raw end (``offset - pad_offset``) that the stream reads before it
-        prints the segment, at most (not counting a resampler's delay)."""
+        prints the segment, at most (not counting a resampler's delay): the post-processing's
+        look-ahead, the model's (``model.delay`` frames) and half an STFT window."""
         from .features import _centre_pad, frame_length
 
         L = frame_length(self.cfg.features)
         left, _ = _centre_pad(L)
         k = SegmentStream(self.classes, fps=self.fps, pcfg=self.cfg.predict, per_class=self.per_class).latency_frames
-        return (k - 1) / self.fps + (L - left) / self.sr
+        return (k - 1 + self.model.cfg.delay) / self.fps + (L - left) / self.sr
 
     def scores(self, blocks: Iterable[np.ndarray], *, sr: int) -> Iterator[np.ndarray]:
         """Frame scores [shape=(n, n_classes)] of mono float32 sample blocks at ``sr``, as they become

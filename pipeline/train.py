@@ -83,10 +83,13 @@ def _batches(indices: np.ndarray, batch_size: int):
         yield np.sort(indices[s: s + batch_size])  # sorted: sequential mmap reads
 
 
-def _tensors(arrays, idx: np.ndarray, device: str, task: str):
+def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str):
     x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
     m = torch.from_numpy(np.asarray(arrays["mask"][idx])).to(device)  # (B, T)
+    task = model.cfg.task
     y = torch.from_numpy(np.asarray(arrays["Y"][idx], dtype=np.float32)).to(device) if task == "classify" else x
+    if model.cfg.delay:  # a chunk's padding reads as the end of its file, as predict gives it
+        x = torch.where(m[..., None], x, model.end_frames(*x.shape[:2]).to(x.dtype))
     return x, y, m
 
 
@@ -97,7 +100,7 @@ def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: i
     task, h = model.cfg.task, model.cfg.horizon
     total, frames, probs, refs, base, pairs = 0.0, 0, [], [], 0.0, 0
     for b in _batches(idx, batch_size):
-        x, y, m = _tensors(arrays, b, device, task)
+        x, y, m = _tensors(arrays, b, model, device)
         out, _ = model(x)
         n = int(m.sum())
         total += float(model.loss(out, y, m)) * n
@@ -338,7 +341,7 @@ def spec_augment(x: torch.Tensor, mean: torch.Tensor, tc: TrainConfig) -> torch.
 
 def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     """One optimiser step on a batch of chunk indices; returns (mean loss, valid frames)."""
-    x, y, m = _tensors(t.arrays, batch, t.dist.device, cfg.model.task)
+    x, y, m = _tensors(t.arrays, batch, t.model, t.dist.device)
     tc = cfg.train
     if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
         x = spec_augment(x, t.model.mean, tc)

@@ -80,6 +80,52 @@ def test_stream_equals_one_pass(cell, conv, chunk, x):
     torch.testing.assert_close(streamed, whole, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("conv", [0, 4])
+@pytest.mark.parametrize("chunk", [1, 5, 37, 100])
+@pytest.mark.parametrize("delay", [1, 6, 50])  # 50 > T: every output comes after the last chunk
+def test_lookahead_stream_equals_one_pass(delay, chunk, conv, x):
+    model = make_model(conv_channels=conv, delay=delay)
+    with torch.no_grad():
+        whole, state = model(x)
+        raw = model.step(torch.cat([x, model.mean.expand(2, delay, N_FEATURES)], 1))[0]
+    assert state is None and whole.shape == (2, 37, N_CLASSES)
+    torch.testing.assert_close(whole, raw[:, delay:])  # frame t's output after frame t + delay
+    torch.testing.assert_close(stream(model, x, chunk_frames=chunk), whole, atol=1e-5, rtol=0)
+
+
+def test_lookahead_reads_exactly_delay_frames_ahead(x):
+    model = make_model(conv_channels=4, delay=5)
+    changed = x.clone()
+    changed[:, 20:] += 5.0
+    with torch.no_grad():
+        a, b = model(x)[0], model(changed)[0]
+    torch.testing.assert_close(a[:, :15], b[:, :15], atol=1e-6, rtol=0)  # frames < 20 - 5: unchanged
+    assert (a[:, 15] - b[:, 15]).abs().max() > 1e-4  # frame 15 reads frame 20
+    with pytest.raises(ParameterError, match="stream_chunks"):
+        model(x, {"context": None, "rnn": None})
+
+
+def test_lookahead_batch_padding_reads_as_the_end_of_each_file(x):
+    """predict steps files of several lengths together: each file's scores equal its own pass."""
+    from pipeline.predict import score_stateful
+
+    model = make_model(conv_channels=4, delay=6)
+    feats = [x[0].numpy(), x[1, :20].numpy(), x[1, :3].numpy()]
+    scores = score_stateful(model, feats, chunk_frames=8, device="cpu")
+    for f, sc in zip(feats, scores):
+        with torch.no_grad():
+            alone = model.probabilities(model(torch.from_numpy(f)[None])[0])[0].numpy()
+        assert sc.shape == alone.shape
+        np.testing.assert_allclose(sc, alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cfg", [dict(delay=-1), dict(delay=2, bidirectional=True),
+                                 dict(delay=2, task="forecast"), dict(delay=1.5)])
+def test_lookahead_settings_are_checked(cfg):
+    with pytest.raises(ParameterError, match="model.delay"):
+        ModelConfig(**cfg)
+
+
 def test_stream_single_item_and_numpy(x):
     model = make_model(conv_channels=2)
     with torch.no_grad():

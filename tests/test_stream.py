@@ -148,12 +148,13 @@ def test_streaming_wav_header_without_length_and_bad_streams():
 # ------------------------------------------------------------------ stream == predict
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    """A small unidirectional GRU trained on tones, and clips it never saw."""
+@pytest.fixture(scope="module", params=[0, 7], ids=["causal", "delay7"])
+def model(request, tmp_path_factory):
+    """A small unidirectional GRU trained on tones (causal, or reading 7 frames ahead), and clips
+    it never saw."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("stream")
-    train_tone_model(root, SMALL)
+    train_tone_model(root, SMALL + [f"model.delay={request.param}"])
     rng = np.random.default_rng(7)
     clips = root / "clips"
     clips.mkdir()
@@ -183,7 +184,8 @@ def test_in_process_blocks_give_predicts_segments(model, block):
     model_dir, clips, pred = model
     cfg, _, given = build_config(None, POST)
     streamer = open_streamer(model_dir, cfg, given)
-    assert streamer.latency_seconds() == pytest.approx((lookahead_frames(streamer.cfg.predict, 50.0) - 1) / 50
+    delay = streamer.model.cfg.delay
+    assert streamer.latency_seconds() == pytest.approx((lookahead_frames(streamer.cfg.predict, 50.0) - 1 + delay) / 50
                                                        + 256 / 16000)
     for name in ("a16k.wav", "b44k.wav"):
         y, sr = sf.read(clips / name, dtype="float32", always_2d=True)
