@@ -28,6 +28,7 @@ import numpy as np
 from .config import FeaturesConfig
 from .errors import ParameterError
 
+_DB_PER_NEPER = np.float32(10.0 / np.log(10.0))  # 10 log10(x) = _DB_PER_NEPER * ln(x)
 _BLOCK = 256  # frames per FFT block: keeps the working set in the L2 cache
 _KALDI_SCALE = 32768.0
 _KALDI_PREEMPH = 0.97
@@ -198,8 +199,8 @@ def frame_features(frames: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.nd
         _blocks(frames, w, fb, out, cfg)  # absurd input overflows: the runner refuses to store it
     if cfg.kind in ("logmel", "mfcc"):
         np.maximum(out, cfg.amin, out=out)
-        np.log10(out, out=out)
-        out *= 10.0
+        np.log(out, out=out)  # 10 log10(x) as (10 / ln 10) ln(x): 3x faster, equal to float32 round-off
+        out *= _DB_PER_NEPER
     if cfg.kind == "mfcc":
         with _one_blas_thread():
             out = out @ _dct_matrix(cfg.n_mels, cfg.n_mfcc)
@@ -216,28 +217,33 @@ def spectrogram_blocks(blocks, *, sr: int, cfg: FeaturesConfig, frames_per_block
     """
     L, hop = frame_length(cfg), cfg.hop_length
     left, right = _centre_pad(L)
-    buf = np.zeros(0, dtype=np.float32)  # the padded signal from frame `done`'s first sample on
+    parts: list[np.ndarray] = []  # the padded signal from frame `done`'s first sample on, in pieces
+    have = 0  # samples in `parts` (joined only when a block of rows is ready: one copy per sample)
     head: np.ndarray | None = None  # the first samples, kept until the left padding can be made
     done, n = 0, 0
     for block in blocks:
         block = np.asarray(block, dtype=np.float32)
         n += len(block)
-        if head is not None or done == 0 and len(buf) == 0:
+        if head is not None or done == 0 and have == 0:
             head = block if head is None else np.concatenate([head, block])
             if len(head) <= left + L:  # reflect padding needs the first left + 1 samples
                 continue
             block, head = np.concatenate([_left_pad(head, left, cfg.pad_mode), head]), None
-        buf = np.concatenate([buf, block])
-        ready = (len(buf) - L) // hop + 1 if len(buf) >= L else 0
+        parts.append(block)
+        have += len(block)
+        ready = (have - L) // hop + 1 if have >= L else 0
         ready -= ready % frames_per_block
         if ready:
+            buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
             yield frame_features(np.lib.stride_tricks.sliding_window_view(buf, L)[::hop][:ready], sr=sr, cfg=cfg)
-            buf, done = buf[ready * hop:], done + ready
+            parts, done = [buf[ready * hop:]], done + ready
+            have = len(parts[0])
     if head is not None:  # a short signal: the whole path, exactly
         rows = spectrogram(head, sr=sr, cfg=cfg)
         if len(rows):
             yield rows
         return n
+    buf = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     tail = _right_pad(buf, right, cfg.pad_mode)
     n_out = n_frames(n, hop) - done
     if n_out > 0:
@@ -268,19 +274,25 @@ def _one_blas_thread():
 
 
 def _blocks(frames, w, fb, out, cfg: FeaturesConfig) -> None:
+    """Power (or magnitude) spectra of windowed frames, through the mel bank when ``fb`` is given,
+    into ``out``; ``_BLOCK`` frames at a time, the windowed frames written into one zero-padded
+    buffer and the power formed in place (re * re + im * im, as written, so exact)."""
     import scipy.fft
 
-    n_out = out.shape[0]
+    n_out, n = out.shape[0], frames.shape[1]
+    buf = np.zeros((min(_BLOCK, n_out), cfg.n_fft), dtype=np.float32)  # windowed frames, then zeros to n_fft
     for s in range(0, n_out, _BLOCK):
-        X = scipy.fft.rfft(frames[s: s + _BLOCK] * w, n=cfg.n_fft, axis=1)  # (b, bins) complex64
-        P = X.real * X.real
-        P += X.imag * X.imag
+        b = min(_BLOCK, n_out - s)
+        np.multiply(frames[s: s + b], w, out=buf[:b, :n])
+        X = scipy.fft.rfft(buf[:b], axis=1).view(np.float32)  # (b, 2 * bins): re, im, re, im, ...
+        np.square(X, out=X)
+        P = X[:, 0::2] + X[:, 1::2]  # (b, bins)
         if fb is not None:
-            np.matmul(P, fb, out=out[s: s + _BLOCK])
+            np.matmul(P, fb, out=out[s: s + b])
         elif cfg.kind == "stft":
-            np.sqrt(P, out=out[s: s + _BLOCK])
+            np.sqrt(P, out=out[s: s + b])
         else:
-            out[s: s + _BLOCK] = P
+            out[s: s + b] = P
 
 
 # --------------------------------------------------------------------------- torch path
