@@ -30,6 +30,8 @@ from .modeldir import (CONFIG_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, write_bes
 _KERNEL = 3  # conv front end: kernel size along time and frequency
 _CONV_LAYERS = 2
 CONTEXT_FRAMES = _CONV_LAYERS * (_KERNEL - 1)  # input frames a causal front end looks back
+FRONT_FRAMES = 16_384  # frames per conv front end call at inference: its activations (B, C, T, F)
+                      # are 4 C times the input's (64 chunks of 1000 frames, 4 channels: 66 MB)
 
 
 class _ConvFront(nn.Module):
@@ -215,6 +217,21 @@ class FrameModel(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.n_features:
             raise ParameterError(f"x has shape {tuple(x.shape)}, expected (B, T, {self.n_features})")
 
+    def _front_in_slices(self, h: torch.Tensor, context: torch.Tensor | None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The conv front end over at most ``FRONT_FRAMES`` frames of the batch at a time (whole
+        batch items; the same values): its activations are ``4 * conv_channels`` times its
+        input's, so a large inference batch, which the recurrence wants, would otherwise hold
+        hundreds of MB at once. Training runs the whole batch (autograd keeps it all anyway)."""
+        B, T = h.shape[:2]
+        step = max(1, FRONT_FRAMES // max(1, T))
+        if self.training or B <= step:
+            return self.front(h, context)
+        parts = [self.front(h[i: i + step], None if context is None else context[i: i + step])
+                 for i in range(0, B, step)]
+        return (torch.cat([p[0] for p in parts]),
+                None if context is None and parts[0][1] is None else torch.cat([p[1] for p in parts]))
+
     def end_frames(self, batch: int, n: int) -> torch.Tensor:
         """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
         return self.mean.expand(batch, n, self.n_features)  # (B, n, F)
@@ -232,7 +249,7 @@ class FrameModel(nn.Module):
         rnn_state = state.get("rnn") if state is not None else None
         h = self.normalize(x)  # (B, T, F)
         if self.front is not None:
-            h, context = self.front(h, context)  # (B, T, C * F // 4)
+            h, context = self._front_in_slices(h, context)  # (B, T, C * F // 4)
         k, (B, T) = self.cfg.stack, h.shape[:2]
         pad = -T % k  # (B, T, F') -> (B, ceil(T / k), k * F'), the last frame repeated to fill
         if pad:
