@@ -463,9 +463,6 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turning errors into one line and an exit code (0 all good, 1
     some inputs failed, 2 usage and configuration, 130 interrupted); ``-v`` re-raises."""
     args = sys.argv[1:] if argv is None else list(argv)
-    from .runner import keep_freed_memory
-
-    keep_freed_memory()  # batches reuse their memory instead of page-faulting it back each time
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     try:
         cli.main(args=args, prog_name="pipeline", standalone_mode=False)

@@ -253,28 +253,6 @@ def process_file(cache_dir: str, cfg: Config, source: str, keys: dict[str, str],
         return _failure(source, keys, exc, verbose, cache.repaired)
 
 
-KEEP_FREED_BYTES = 256 << 20  # glibc malloc: blocks up to this size are reused, not unmapped
-
-
-def keep_freed_memory(limit: int = KEEP_FREED_BYTES) -> bool:
-    """Let glibc's malloc keep freed blocks of up to ``limit`` bytes for reuse instead of returning
-    them to the system at once. A network call's activations (tens of MB) are allocated and freed
-    at every batch; by default each such block is a fresh mmap that the kernel zero-fills page by
-    page, about a tenth of ``predict``'s time on an hour of audio (``bench/vad_hour.py``). Peak
-    memory is unchanged; memory below the peak stays with the process until it exits, as with
-    jemalloc or tcmalloc. Returns whether the setting took (False off glibc: nothing is changed)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # glibc only: the option numbers below are glibc's
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, int(limit)) and libc.mallopt(m_trim_threshold, int(limit)))
-
-
 def _init_worker(parent: int) -> None:
     """One math thread per worker process (the parallelism is across files); Ctrl-C is the
     parent's to handle; a worker whose parent is gone (even by SIGKILL) exits by itself."""
@@ -283,7 +261,6 @@ def _init_worker(parent: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
 
 

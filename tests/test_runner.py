@@ -228,35 +228,3 @@ def test_dask_cluster_started_apart_survives_a_killed_worker(tmp_path):
         for p in procs:
             p.kill()
             p.wait(timeout=30)
-
-
-
-_BLOCKS = """
-import ctypes, sys
-import numpy as np
-from pipeline.runner import keep_freed_memory
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                               "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-took = keep_freed_memory() if sys.argv[1] == "keep" else None
-a = np.ones(16 << 20, dtype=np.float32)  # 64 MB, as a batch's activations
-live = libc.mallinfo2()
-del a
-print(took, live.hblkhd >> 20, libc.mallinfo2().fordblks >> 20)  # own mmaps, then free heap (MiB)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
-def test_freed_batch_memory_stays_for_reuse():
-    """By default glibc gives a 64 MB block its own mapping and unmaps it on free (the next batch
-    gets fresh pages the kernel must zero); after keep_freed_memory it comes from the heap and,
-    freed, stays there for the next one."""
-    runs = {mode: subprocess.run([sys.executable, "-c", _BLOCKS, mode], capture_output=True, text=True,
-                                 check=True).stdout.split() for mode in ("default", "keep")}
-    assert runs["default"][0] == "None" and int(runs["default"][1]) >= 64
-    took, mapped, free_heap = runs["keep"]
-    assert took == "True" and int(mapped) < 64 and int(free_heap) >= 64
