@@ -423,3 +423,25 @@ def test_saved_model_files_follow_the_umask(tmp_path):
         os.umask(old)
     for name in ("config.json", "model.safetensors"):
         assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_front_end_in_slices_equals_one_call(bidirectional, monkeypatch):
+    """Inference runs the conv front end over a few batch items at a time (bounded memory); the
+    outputs, and a causal model's carried state, are those of one call over the whole batch."""
+    import pipeline.nets as nets
+
+    model = make_model(conv_channels=4, bidirectional=bidirectional)
+    x = torch.randn(7, 20, N_FEATURES, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        whole, state = model(x)
+        monkeypatch.setattr(nets, "FRONT_FRAMES", 45)  # two items of 20 frames per front call
+        sliced, sliced_state = model(x)
+        if not bidirectional:
+            torch.testing.assert_close(sliced_state["context"], state["context"])
+            more = torch.randn(7, 9, N_FEATURES)
+            monkeypatch.setattr(nets, "FRONT_FRAMES", 10**9)
+            cont = model(more, state)[0]
+            monkeypatch.setattr(nets, "FRONT_FRAMES", 20)  # one item at a time
+            torch.testing.assert_close(model(more, sliced_state)[0], cont, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=0)
