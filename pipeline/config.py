@@ -200,11 +200,11 @@ class ModelConfig:
         if self.stack > 1 and not (self.bidirectional and self.task == "classify"):
             raise ParameterError(f"model.stack={self.stack} needs model.bidirectional=true and "
                                  "model.task='classify' (a streaming model steps one frame at a time)")
-        if self.delay:
-            _positive("model", delay=self.delay)  # 0 or a positive integer
-        if self.delay and (self.bidirectional or self.task != "classify"):
-            raise ParameterError(f"model.delay={self.delay} needs model.bidirectional=false and "
-                                 "model.task='classify' (a bidirectional model already reads the whole chunk)")
+        if self.delay:  # 0, or a positive integer for a unidirectional classifier
+            _positive("model", delay=self.delay)
+            if self.bidirectional or self.task != "classify":
+                raise ParameterError(f"model.delay={self.delay} needs model.bidirectional=false and "
+                                     "model.task='classify' (a bidirectional model already reads the whole chunk)")
 
 
 @dataclass(frozen=True)

@@ -218,26 +218,25 @@ def spectrogram_blocks(blocks, *, sr: int, cfg: FeaturesConfig, frames_per_block
     L, hop = frame_length(cfg), cfg.hop_length
     left, right = _centre_pad(L)
     parts: list[np.ndarray] = []  # the padded signal from frame `done`'s first sample on, in pieces
-    have = 0  # samples in `parts` (joined only when a block of rows is ready: one copy per sample)
+    # (joined only when a block of rows is ready: one copy per sample)
     head: np.ndarray | None = None  # the first samples, kept until the left padding can be made
     done, n = 0, 0
     for block in blocks:
         block = np.asarray(block, dtype=np.float32)
         n += len(block)
-        if head is not None or done == 0 and have == 0:
+        if head is not None or done == 0 and not parts:
             head = block if head is None else np.concatenate([head, block])
             if len(head) <= left + L:  # reflect padding needs the first left + 1 samples
                 continue
             block, head = np.concatenate([_left_pad(head, left, cfg.pad_mode), head]), None
         parts.append(block)
-        have += len(block)
+        have = sum(len(p) for p in parts)
         ready = (have - L) // hop + 1 if have >= L else 0
         ready -= ready % frames_per_block
         if ready:
             buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
             yield frame_features(np.lib.stride_tricks.sliding_window_view(buf, L)[::hop][:ready], sr=sr, cfg=cfg)
             parts, done = [buf[ready * hop:]], done + ready
-            have = len(parts[0])
     if head is not None:  # a short signal: the whole path, exactly
         rows = spectrogram(head, sr=sr, cfg=cfg)
         if len(rows):

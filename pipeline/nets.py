@@ -229,8 +229,8 @@ class FrameModel(nn.Module):
             return self.front(h, context)
         parts = [self.front(h[i: i + step], None if context is None else context[i: i + step])
                  for i in range(0, B, step)]
-        return (torch.cat([p[0] for p in parts]),
-                None if context is None and parts[0][1] is None else torch.cat([p[1] for p in parts]))
+        new_context = None if parts[0][1] is None else torch.cat([p[1] for p in parts])  # causal only
+        return torch.cat([p[0] for p in parts]), new_context
 
     def end_frames(self, batch: int, n: int) -> torch.Tensor:
         """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
@@ -418,7 +418,7 @@ def stream_chunks(model: FrameModel, chunks):
             skip -= drop
             yield out[:, drop:]
         if model.cfg.delay and batch is not None:  # the end: the last `delay` frames' outputs
-            out, state = model.step(model.end_frames(batch, model.cfg.delay), state)
+            out, _ = model.step(model.end_frames(batch, model.cfg.delay), state)
             yield out[:, skip:]
 
 

@@ -39,10 +39,10 @@ from .stitch import chunk_starts, overlap_add
 FILES_PER_BATCH = 64  # files whose chunks share network calls (a recurrent net is bound by
                       # per-time-step overhead at small batches)
 FRAMES_PER_BATCH = 4_000_000  # padded frames held at once (1 GiB of 64-bin float32)
-CALL_FRAMES = 65_536  # frames per network call of overlapping chunks: a bidirectional GRU's
-                      # activations grow with it (unstacked, 128 chunks of 1000 frames: +330 MB
-                      # peak RSS, 16: +40 MB); a recurrence is bound by per-step overhead at small
-                      # batches (64 chunks: 0.7x the time of 16 on an hour; bench/scale.py)
+CALL_FRAMES = 65_536  # frames per network call of overlapping chunks: a recurrence is bound by
+                      # per-step overhead at small batches (64 chunks: 0.7x the GRU time of 16 on
+                      # an hour) while its activations grow with it (64 chunks: +110 MiB peak RSS,
+                      # 16: +50 MiB; the conv front end runs over nets.FRONT_FRAMES at a time)
 
 
 # ------------------------------------------------------------------ configuration from the model
