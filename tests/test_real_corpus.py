@@ -145,6 +145,32 @@ def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
     assert (out / "train.tsv").read_text().count("clip_0000") >= 6
 
 
+@pytest.mark.slow
+@needs_packages
+def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path):
+    a, _ = tiny
+    out = tmp_path / "animals"
+    res = _build(out, "--seed", "3", *TINY, "--extra-no-speech", "1", "--extra-animals", "4")
+    assert res.returncode == 0, res.stderr
+    da, de = tree_digests(a), tree_digests(out)
+    wavs = {k for k in da if k.endswith(".wav")}
+    assert {k: de[k] for k in wavs} == {k: da[k] for k in wavs}  # the 7 clips, byte for byte
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["extra_animals"] == 4 and meta["settings"]["extra_no_speech"] == 1
+    assert not meta["clips"]["train/clip_00004.wav"]["segments"]  # the --extra-no-speech clip
+    animals = [meta["clips"][f"train/clip_{i:05d}.wav"] for i in range(5, 9)]
+    for m in animals:
+        assert m["split"] == "train" and m["background"]["kind"] in ("effects", "ambience")
+        srcs = m["background"]["sources"]
+        assert srcs and all(s.startswith("tuxpaint:animals/")
+                            or rc.VOCAL_LIKE.search(s.split(":", 1)[1]) for s in srcs), srcs
+        assert not any("_desc" in s for s in srcs)  # Tux Paint's spoken descriptions: never
+    assert any(s.startswith("tuxpaint:") for m in animals for s in m["background"]["sources"])
+    # the dev clips never hear Tux Paint
+    assert not any(s.startswith("tuxpaint:") for k, m in meta["clips"].items()
+                   if m["split"] == "dev" for s in m["background"]["sources"])
+
+
 def test_vocal_like_names_animal_calls_only():
     calls = ["sound/farm/farm_animal_00.ogg", "sound/animals/wolf_01.ogg", "Animals/Mooq/Snort1.wav",
              "sound/farm/sheep_02.ogg", "sound/farm/ox_00.ogg", "sfx/exotic-birds.ogg"]

@@ -6,7 +6,8 @@ words, Hedgewars voice packs, Asterisk prompts) strung into phrase-like streams 
 gaps, plus the synthetic voices of ``vad_corpus.py``. Non-speech: real game soundtracks, real
 sound effects and ambiences (Hedgewars, SuperTuxKart, Widelands, OpenClonk, Minetest, Pingus,
 and held out for dev: Neverball, Frozen Bubble, OpenTTD OpenSFX), plus ``vad_corpus.py``'s
-General MIDI music, Sonic Pi samples, keyboard clicks and noise. Augmented with simulated rooms
+General MIDI music, Sonic Pi samples, keyboard clicks and noise; ``--extra-animals`` clips add
+Tux Paint's recorded animal calls (train only). Augmented with simulated rooms
 (pyroomacoustics, or a synthetic decaying-noise RIR without it), random EQ and band limits,
 telephone band / mu-law and level changes. Labels come exactly from the clean, dry speech with
 ``vad_corpus.py``'s energy rule, before anything is mixed or filtered.
@@ -58,6 +59,7 @@ WIDELANDS = "/usr/share/games/widelands/data"
 OPENCLONK = "/usr/share/games/openclonk"
 MINETEST = "/usr/share/games/minetest/games/minetest_game/mods"
 OPENSFX = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+TUXPAINT = "/usr/share/tuxpaint/stamps"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ REAL_SOURCES = (
     RealSource("openclonk", "openclonk-data", f"{OPENCLONK}/Sound.ocg", ("music", "effects")),
     RealSource("minetest", "minetest-data", MINETEST, ("effects",)),
     RealSource("openttd", "openttd-opensfx", OPENSFX, ("effects",)),
+    # Tux Paint's stamp sounds: real animal calls, used only by --extra-animals clips (train);
+    # its spoken stamp descriptions (*_desc*.ogg) are not read
+    RealSource("tuxpaint", "tuxpaint-stamps-default", f"{TUXPAINT}/animals", ("calls",)),
 )
 REAL_BY_NAME = {s.name: s for s in REAL_SOURCES}
 
@@ -151,6 +156,11 @@ PHRASE_JITTER_DB = (-8.0, 4.0)
 # like a voice (pitched, syllabic); a field recording is full of them. P_VOCAL_LIKE of these clips
 # draw their effects / ambience only from files whose package path names an animal.
 P_VOCAL_LIKE = 0.6
+# --extra-animals: train-only clips over animal calls only (the split's VOCAL_LIKE effects plus
+# Tux Paint's 67 recorded calls: cows, sheep, goats, donkeys, dogs, birds...), appended after
+# the --extra-no-speech clips; P_ANIMAL_SPEECH of them have speech over the calls, so the
+# model learns to tell a voice from a call rather than to go deaf near one.
+P_ANIMAL_SPEECH = 0.4
 VOCAL_LIKE = re.compile(r"(?i)(animal|bird|sheep|cow|(^|/)ox_|horse|pig|chicken|hen_|goat|wolf|"
                         r"dog|cat_|frog|cricket|boar|moose|stag|coyote|monkey|owl|duck|seagull|"
                         r"chirp|growl|snort|whine|bark|howl|bleat|moo)")
@@ -346,6 +356,7 @@ class Pools:
     screened: dict = field(default_factory=dict)      # notes on what was left out
     versions: dict = field(default_factory=dict)
     vocal_like: bool = False  # events and beds narrowed to animal calls (vocal_like_pools)
+    calls: dict = field(default_factory=dict)         # split -> [(package, path, seconds)]
 
 
 def speech_files(real: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -414,7 +425,7 @@ def background_files(real: list[str], extracted: dict) -> tuple[list, list]:
 def file_id(src: str, path: str) -> str:
     """A stable, machine-independent id: the source name and the path inside the package."""
     for root in (KLETTRES, KTUBERLING, HEDGEWARS, FROZEN, NEVERBALL, PINGUS, STK, WIDELANDS,
-                 OPENCLONK, MINETEST):
+                 OPENCLONK, MINETEST, TUXPAINT):
         if path.startswith(root + "/"):
             return f"{src}:{os.path.relpath(path, root)}"
     if "/extracted/" in path:  # <cache>/extracted/<package-version>/<path in the archive>
@@ -430,6 +441,7 @@ def build_pools(vc_sources, voices, real, sr, cache) -> Pools:
     p = Pools(sr=sr, vc=vpools, real=list(real), versions=versions)
     for split in SPLITS:
         p.words[split], p.music[split], p.events[split], p.beds[split] = {}, [], [], []
+        p.calls[split] = []
     dropped = []
     for src, groups in speech_files(real).items():
         for split in SPLITS:
@@ -456,6 +468,10 @@ def build_pools(vc_sources, voices, real, sr, cache) -> Pools:
         p.events[split].append((src, f))
         if seconds >= AMBIENCE_SECONDS:
             p.beds[split].append((src, f, seconds))
+    if "tuxpaint" in real:  # train only: dev's sources stay as they were
+        p.calls["train"] = [("tuxpaint", f, float(sf.info(f).duration)) for f in
+                            sorted(glob.glob(f"{TUXPAINT}/animals/**/*.ogg", recursive=True))
+                            if "_desc" not in stem(f)]
     p.screened = {"dropped_groups": dropped,
                   "file_rule": f"a speech file is skipped when its quietest 30 ms is within "
                                f"{MIN_FLOOR_MARGIN_DB:.0f} dB of its loudest 10 ms, or when "
@@ -689,6 +705,20 @@ def vocal_like_pools(pools: Pools, split: str) -> Pools:
                                beds={**pools.beds, split: beds}, vocal_like=True)
 
 
+def animal_pools(pools: Pools, split: str) -> Pools:
+    """``pools`` with the split's effects and beds only animal calls: its ``VOCAL_LIKE`` files
+    and the split's Tux Paint calls (``--extra-animals`` clips)."""
+    base = vocal_like_pools(pools, split)
+    events = (base.events[split] if base.vocal_like else []) \
+        + [(s, f) for s, f, _ in pools.calls[split]]
+    beds = (base.beds[split] if base.vocal_like else []) \
+        + [x for x in pools.calls[split] if x[2] >= AMBIENCE_SECONDS]
+    if not events or not beds:
+        return base
+    return dataclasses.replace(pools, events={**pools.events, split: events},
+                               beds={**pools.beds, split: beds}, vocal_like=True)
+
+
 def background_kinds(split: str, pools: Pools) -> dict:
     kinds = dict(BACKGROUND_WEIGHTS)
     if not pools.music[split]:
@@ -804,18 +834,21 @@ def level_ramp(rng, n: int) -> tuple[np.ndarray, list]:
 def make_clip(job: tuple) -> dict:
     """Build clip ``index`` of ``split``; writes its WAV, returns its meta (with segments)."""
     seed, split, index, seconds, pools, out_dir, *extra = job
-    no_speech_extra = bool(extra and extra[0])  # an --extra-no-speech clip (train only)
+    mode = extra[0] if extra else None  # "no-speech" / "animals": an --extra-* clip (train)
     sr, hop = pools.sr, pools.sr // 100
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
         [seed, 1000 + SPLITS.index(split), index])))
     n = (int(round(seconds * sr)) // hop) * hop
     nf_clip = n // hop
     has_speech = rng.random() >= P_NO_SPEECH
-    if no_speech_extra:
+    if mode == "no-speech":
         has_speech = False
         if rng.random() < P_VOCAL_LIKE:
             pools = vocal_like_pools(pools, split)
-    has_bg = (not has_speech) or rng.random() >= P_NO_BACKGROUND
+    elif mode == "animals":
+        has_speech = bool(rng.random() < P_ANIMAL_SPEECH)
+        pools = animal_pools(pools, split)
+    has_bg = (not has_speech) or mode == "animals" or rng.random() >= P_NO_BACKGROUND
     is_tel = bool(rng.random() < P_TELEPHONE)
     reverb = bool(rng.random() < P_REVERB)
     meta = {"split": split, "duration": vc.r3(n / sr), "telephone": is_tel, "utterances": []}
@@ -949,6 +982,10 @@ def parse_args(argv=None):
     p.add_argument("--extra-no-speech", type=int, default=0, metavar="N",
                    help="N more train clips without speech, 60%% of them over animal calls "
                         "(hard negatives); the other clips are unchanged")
+    p.add_argument("--extra-animals", type=int, default=0, metavar="N",
+                   help="N more train clips over animal calls only (with Tux Paint's), 40%% of "
+                        "them with speech, after the --extra-no-speech ones; the other clips "
+                        "are unchanged")
     p.add_argument("--clip-seconds", type=float, default=20.0)
     p.add_argument("--sr", type=int, default=16000, help="output sample rate (multiple of 100)")
     p.add_argument("--allow-missing", default="",
@@ -1004,8 +1041,10 @@ def main(argv=None) -> int:
     pools = build_pools(vc_sources, voices, real, a.sr, cache)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
-    jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, True)
+    jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, "no-speech")
              for i in range(a.extra_no_speech)]
+    jobs += [(a.seed, "train", counts["train"] + a.extra_no_speech + i, a.clip_seconds, pools,
+              out, "animals") for i in range(a.extra_animals)]
     metas = vc.run_clip_jobs(make_clip, jobs, a.jobs, say, t0, every=max(20, len(jobs) // 50))
     for split in SPLITS:
         vc.write_tsv(os.path.join(out, f"{split}.tsv"), [m for m in metas if m["split"] == split])
@@ -1025,7 +1064,8 @@ def main(argv=None) -> int:
         "recipe": "data/recipes/real_corpus.py", "version": RECIPE_VERSION,
         "settings": {"seed": a.seed, "sr": a.sr, "clip_seconds": a.clip_seconds,
                      "train_clips": counts["train"], "dev_clips": counts["dev"],
-                     "extra_no_speech": a.extra_no_speech, "p_vocal_like": P_VOCAL_LIKE},
+                     "extra_no_speech": a.extra_no_speech, "p_vocal_like": P_VOCAL_LIKE,
+                     "extra_animals": a.extra_animals, "p_animal_speech": P_ANIMAL_SPEECH},
         "sources": sorted(vc_sources + real), "festival_voices": voices, "skipped": notes,
         "packages": pools.versions, "held_out": held, "dev_percent": DEV_PERCENT,
         "screening": pools.screened, "label_rule": vc.LABEL_RULE,
