@@ -5,6 +5,7 @@ them those tests skip and name the packages. The package-check test runs everywh
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -169,6 +170,18 @@ def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path)
     # the dev clips never hear Tux Paint
     assert not any(s.startswith("tuxpaint:") for k, m in meta["clips"].items()
                    if m["split"] == "dev" for s in m["background"]["sources"])
+
+
+@needs_packages
+def test_animal_call_package_is_needed_only_for_extra_animals(monkeypatch, capsys):
+    gone = dataclasses.replace(rc.REAL_BY_NAME["tuxpaint"], check="/nonexistent/tuxpaint/animals")
+    monkeypatch.setattr(rc, "REAL_SOURCES",
+                        tuple(gone if s.name == "tuxpaint" else s for s in rc.REAL_SOURCES))
+    _, _, real, notes = rc.check_sources([], calls=False)  # a build without --extra-animals
+    assert "tuxpaint" not in real and "klettres" in real and not notes
+    with pytest.raises(SystemExit) as e:
+        rc.check_sources([], calls=True)
+    assert e.value.code == 3 and "tuxpaint-stamps-default" in capsys.readouterr().err
 
 
 def test_vocal_like_names_animal_calls_only():

@@ -283,8 +283,9 @@ def missing_packages() -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def check_sources(allow_missing: list[str]):
-    """Return (vad_corpus sources, festival voices, real sources, notes) or exit 2/3."""
+def check_sources(allow_missing: list[str], calls: bool = True):
+    """Return (vad_corpus sources, festival voices, real sources, notes) or exit 2/3. ``calls``:
+    whether the animal-call sources are needed (only ``--extra-animals`` clips read them)."""
     known = {s.name for s in vc.SOURCES} | {p for s in vc.SOURCES for p in s.packages} \
         | {v.package for v in vc.FESTIVAL_VOICES} | set(REAL_BY_NAME) \
         | {s.package for s in REAL_SOURCES}
@@ -316,6 +317,8 @@ def check_sources(allow_missing: list[str]):
         if not voices:
             use_vc.remove("festival")
     for s in REAL_SOURCES:
+        if "calls" in s.roles and not calls:
+            continue
         if os.path.exists(s.check):
             use_real.append(s.name)
         elif s.name in allowed or s.package in allowed:
@@ -1024,7 +1027,7 @@ def write_inventory(path: str, real: list[str], sr: int, dropped: dict) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     allow = [x.strip() for x in a.allow_missing.split(",") if x.strip()]
-    vc_sources, voices, real, notes = check_sources(allow)
+    vc_sources, voices, real, notes = check_sources(allow, calls=a.extra_animals > 0)
     say = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
     for note in notes:
         say(f"note: {note}")
