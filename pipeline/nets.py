@@ -203,9 +203,9 @@ class FrameModel(nn.Module):
         ParameterError
             Wrong input shape, or a state passed to a bidirectional or look-ahead model.
         """
-        self._check_input(x)
         d = self.cfg.delay
         if d:
+            self._check_input(x)  # before the end frames are joined on (step checks the rest)
             if state is not None:
                 raise ParameterError(f"a model with model.delay={d} runs chunk by chunk through "
                                      "nets.stream_chunks, not from a state")

@@ -697,27 +697,15 @@ def make_background(rng, kind, n, split, index, seconds, pools) -> tuple[np.ndar
                "packages": [], "held_out": False}
 
 
-def vocal_like_pools(pools: Pools, split: str) -> Pools:
-    """``pools`` with the split's effects and beds narrowed to animal calls (``VOCAL_LIKE``), when
-    there are any of both."""
+def vocal_like_pools(pools: Pools, split: str, calls: list = ()) -> Pools:
+    """``pools`` with the split's effects and beds narrowed to animal calls (``VOCAL_LIKE``) and
+    the extra ``calls`` [(package, path, seconds)], when there are any of both."""
     events = [x for x in pools.events[split] if VOCAL_LIKE.search(file_id(x[0], x[1]).split(":", 1)[1])]
     beds = [x for x in pools.beds[split] if VOCAL_LIKE.search(file_id(x[0], x[1]).split(":", 1)[1])]
+    events += [(s, f) for s, f, _ in calls]
+    beds += [x for x in calls if x[2] >= AMBIENCE_SECONDS]
     if not events or not beds:
         return pools
-    return dataclasses.replace(pools, events={**pools.events, split: events},
-                               beds={**pools.beds, split: beds}, vocal_like=True)
-
-
-def animal_pools(pools: Pools, split: str) -> Pools:
-    """``pools`` with the split's effects and beds only animal calls: its ``VOCAL_LIKE`` files
-    and the split's Tux Paint calls (``--extra-animals`` clips)."""
-    base = vocal_like_pools(pools, split)
-    events = (base.events[split] if base.vocal_like else []) \
-        + [(s, f) for s, f, _ in pools.calls[split]]
-    beds = (base.beds[split] if base.vocal_like else []) \
-        + [x for x in pools.calls[split] if x[2] >= AMBIENCE_SECONDS]
-    if not events or not beds:
-        return base
     return dataclasses.replace(pools, events={**pools.events, split: events},
                                beds={**pools.beds, split: beds}, vocal_like=True)
 
@@ -850,7 +838,7 @@ def make_clip(job: tuple) -> dict:
             pools = vocal_like_pools(pools, split)
     elif mode == "animals":
         has_speech = bool(rng.random() < P_ANIMAL_SPEECH)
-        pools = animal_pools(pools, split)
+        pools = vocal_like_pools(pools, split, pools.calls[split])  # Tux Paint's calls too
     has_bg = (not has_speech) or mode == "animals" or rng.random() >= P_NO_BACKGROUND
     is_tel = bool(rng.random() < P_TELEPHONE)
     reverb = bool(rng.random() < P_REVERB)
