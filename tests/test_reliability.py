@@ -536,16 +536,29 @@ def _wait_for_workers(mark: str, n: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def _entries(cache_dir: Path, stage: str = "features") -> int:
+    return len(list((cache_dir / stage).glob("*/*"))) if (cache_dir / stage).is_dir() else 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupt_or_kill_leaves_no_worker_behind(tmp_path, sig):
-    _many_files(tmp_path / "in", 400, seconds=2.0)
+    """The signal is sent while work provably remains: after the first entries are stored and
+    with most of the files still to do (checked just before sending), however busy the machine."""
+    n = 120
+    _many_files(tmp_path / "in", n, seconds=20.0)  # 40 min of audio: seconds of work on 2 workers
     mark = uuid.uuid4().hex
-    proc = _start(tmp_path, mark, "--cache-dir", tmp_path / "cache", "-j", "2", "features", tmp_path / "in")
+    cache_dir = tmp_path / "cache"
+    proc = _start(tmp_path, mark, "--cache-dir", cache_dir, "-j", "2", "features", tmp_path / "in")
     _wait_for_workers(mark, 2)
-    time.sleep(1.0)
+    deadline = time.monotonic() + 120
+    while _entries(cache_dir) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done = _entries(cache_dir)
+    assert proc.poll() is None and 2 <= done < n // 2, f"{done} of {n} entries when the signal was due"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
+    assert _entries(cache_dir) < n
     if sig == signal.SIGINT:
         assert proc.returncode == 130, err
         assert err.strip().splitlines()[-1].startswith("interrupted") and "Traceback" not in err
@@ -553,7 +566,7 @@ def test_interrupt_or_kill_leaves_no_worker_behind(tmp_path, sig):
     while _marked_processes(mark) and time.monotonic() - t0 < 15:
         time.sleep(0.2)
     assert _marked_processes(mark) == []
-    cache = Cache(tmp_path / "cache")
+    cache = Cache(cache_dir)
     assert not any(cache.verify(s, k) for s in cache.stages() for k in cache.keys(s))
 
 
