@@ -102,8 +102,10 @@ def reassemble(arr: np.ndarray, index: np.ndarray, file: int, n_frames: int) -> 
 def ensure_chunks(dataset, cfg, settings, *, valid=None, log=print):
     """Features for every clip (cached, fanned out), then the chunk entry (cached).
 
-    ``valid`` is an optional second dataset used as the validation split; otherwise files are
-    split by ``chunk.valid_fraction`` and ``chunk.split_seed``. Files that fail are named by
+    ``valid`` is an optional second dataset used as the validation split (its files, told apart
+    from the training set's by path, not name: ``a/x.wav`` and ``b/x.wav`` are two files); otherwise
+    files are split by ``chunk.valid_fraction`` and ``chunk.split_seed``. The same audio (content
+    hash) in both sets is warned about in one line through ``log``. Files that fail are named by
     ``log`` and left out.
 
     Returns
@@ -117,18 +119,25 @@ def ensure_chunks(dataset, cfg, settings, *, valid=None, log=print):
     from .runner import ensure_dataset_entry, run_files
 
     items = list(dataset.items) + (list(valid.items) if valid is not None else [])
+    in_valid = [False] * len(dataset.items) + [True] * (len(items) - len(dataset.items))
     cache = settings.cache()
     report = run_files([i.source for i in items], cfg, settings, upto="features", cache=cache)
     by_path = {r.path: r for r in report.results}
-    ok = [(i, by_path[str(i.source.path)]) for i in items if by_path[str(i.source.path)].status != "failed"]
+    kept = [(i, by_path[str(i.source.path)], v) for i, v in zip(items, in_valid)
+            if by_path[str(i.source.path)].status != "failed"]
+    ok = [(i, r) for i, r, _ in kept]
     for r in report.failed:
         log(f"FAILED {r.error} (left out of the dataset)")
     if not ok:
         raise PipelineError(f"{dataset.origin}: no file of the dataset could be read")
     names = [i.name for i, _ in ok]
-    if valid is not None:
-        valid_names = {i.name for i in valid.items}
-        file_split = np.array([n in valid_names for n in names], dtype=np.uint8)
+    if valid is not None:  # by the set a file came from: a name may occur in both sets
+        file_split = np.array([v for _, _, v in kept], dtype=np.uint8)
+        shared = _same_audio(kept)
+        if shared:
+            log(f"WARNING: {len(shared)} file(s) of --valid {valid.origin} have the same audio as "
+                f"training files ({', '.join(f'{v} = {t}' for v, t in shared[:3])}"
+                f"{', ...' if len(shared) > 3 else ''}): validation scores them on training data")
     else:
         file_split = split_files(names, valid_fraction=cfg.chunk.valid_fraction, seed=cfg.chunk.split_seed)
     classes = list(dataset.classes)
@@ -139,6 +148,16 @@ def ensure_chunks(dataset, cfg, settings, *, valid=None, log=print):
     return ensure_dataset_entry(
         cache, "chunk", config, fkeys + [labels_doc], where=str(dataset.origin),
         build=lambda: _assemble(cache, cfg, ok, file_split, classes)), report
+
+
+def _same_audio(kept) -> list[tuple[str, str]]:
+    """(validation path, training path) pairs of files with the same content hash."""
+    train = {}
+    for item, r, v in kept:
+        if not v:
+            train.setdefault(r.keys["source"], str(item.source.path))
+    return [(str(item.source.path), train[r.keys["source"]]) for item, r, v in kept
+            if v and r.keys["source"] in train]
 
 
 def _assemble(cache, cfg, ok, file_split: np.ndarray, classes: list[str]) -> tuple[dict, dict]:

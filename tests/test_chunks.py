@@ -80,3 +80,31 @@ def test_dataset_errors_name_the_file(tmp_path):
     with pytest.raises(ParameterError, match="dataset is empty"):
         (tmp_path / "empty").mkdir()
         load_dataset(tmp_path / "empty")
+
+
+def test_valid_set_files_are_told_apart_by_path_and_shared_audio_is_warned(tmp_path):
+    """``chunk train/ --valid dev/`` where 12 names occur in both sets: 32 train / 12 valid files
+    (not the 12 training files of the same names moved to validation); the same audio in both
+    sets (a copy under another name) is one warning line."""
+    import shutil
+
+    train = load_dataset(tone_dataset(tmp_path / "train", n=32, seconds=1.0, seed=0))
+    dev_root = tone_dataset(tmp_path / "dev", n=12, seconds=1.0, seed=1)  # clip00..clip11 in both
+    settings = Settings(cache_dir=str(tmp_path / "c"))
+    cfg = Config().replace(chunk=ChunkConfig(frames=50, hop=50))
+    logged = []
+    entry, _ = ensure_chunks(train, cfg, settings, valid=load_dataset(dev_root), log=logged.append)
+    splits = [(f["path"], f["split"]) for f in entry.meta["files"]]
+    assert sum(s == "train" for _, s in splits) == 32 and sum(s == "valid" for _, s in splits) == 12
+    assert all((s == "valid") == p.startswith(str(dev_root)) for p, s in splits)
+    index, split = np.asarray(entry["index"]), np.asarray(entry["split"])
+    assert set(index[split == 1, 0]) == set(range(32, 44))  # the chunks follow their files
+    assert logged == []
+    shutil.copy(tmp_path / "train" / "clip20.wav", dev_root / "copy.wav")
+    shutil.copy(tmp_path / "train" / "clip20.tsv", dev_root / "copy.tsv")
+    logged.clear()
+    entry, _ = ensure_chunks(train, cfg, settings, valid=load_dataset(dev_root), log=logged.append)
+    assert sum(f["split"] == "valid" for f in entry.meta["files"]) == 13
+    (line,) = logged
+    assert line.startswith("WARNING: 1 file(s) of --valid") and "\n" not in line
+    assert f"{dev_root / 'copy.wav'} = {tmp_path / 'train' / 'clip20.wav'}" in line
