@@ -16,7 +16,19 @@ References (``--ref``), any of:
 
 Names are matched by relative path (with or without the audio suffix), then by the path's tail
 (``dev/clip`` matches ``clip``), then by a unique stem; references without a prediction count as
-nothing predicted (``missing``), predictions without a reference are listed (``extra``).
+nothing predicted (``missing``), predictions without a reference are listed (``extra``) and not
+scored. A file the UEM lists is scored even when the references have no line for it (an RTTM
+cannot hold a file without events, nor can a DCASE metadata TSV without its empty row): it has no
+events. Without a UEM such a file's prediction is one of the ``extra``.
+
+A reference label that is not a class of the predictions' model (a ``dog`` row for a speech
+model) is scored as a class of its own with nothing predicted; the model's classes keep their
+threshold-free metrics, and the report warns (``"warnings"``).
+
+Threshold-free metrics (AUC, AP, PSDS) are computed on the frame scores after each class's median
+filter, as recorded in the ``.scores.json`` (``median_filter``, seconds per class; none: the
+scores as they are): the scores the thresholds saw, and the ones ``tune --metric psds1`` scores
+(:func:`pipeline.postprocess.filter_scores`, one definition for both).
 
 A file's duration comes from, in this order: the UEM (``--uem``; ``<file> <channel> <start>
 <end>``, scoring only ``[start, end]``), the reference audio when present, the predictions'
@@ -39,6 +51,7 @@ from .labels import LABEL_SUFFIXES, Segment, read_dcase, read_labels
 from .metrics import evaluate_files
 from .report import format_per_file, format_table  # noqa: F401  (the stage's tables)
 from .outputs import SCORES, SCORES_INFO
+from .postprocess import filter_scores
 
 _SKIP = (SCORES, SCORES_INFO)  # prediction side files, never references
 
@@ -211,14 +224,23 @@ def _scores_info(tsv: Path) -> tuple[dict | None, Path | None]:
 
 
 def _load_scores(npy: Path, info: dict, classes: list[str]) -> np.ndarray | None:
-    """The scores' columns in ``classes`` order, or None when a class has no column."""
+    """The scores' columns in ``classes`` order after each class's median filter (the
+    ``.scores.json``'s ``median_filter``, none if absent), or None when a class has no column."""
     if any(c not in info["classes"] for c in classes):
         return None
     try:
         sc = np.load(npy, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise PipelineError(f"{npy}: unreadable scores ({exc})") from None
-    return sc[:, [info["classes"].index(c) for c in classes]]
+    medians = info.get("median_filter") or {}
+    try:
+        medians = [float(medians.get(c, 0.0)) for c in classes]
+        return filter_scores(sc[:, [info["classes"].index(c) for c in classes]], median_filter=medians,
+                             fps=float(info["fps"]))
+    except (AttributeError, TypeError, ValueError, PipelineError) as exc:
+        raise PipelineError(f"{npy.with_name(npy.name[:-len(SCORES)] + SCORES_INFO)}: median_filter "
+                            f"{info.get('median_filter')!r} must map each class to seconds >= 0 "
+                            f"({exc})") from None
 
 
 # ---------------------------------------------------------------------------- durations
@@ -241,11 +263,23 @@ def _audio_duration(path: Path) -> float:
     return len(y) / sr
 
 
+def _uem_keys(name: str) -> tuple[str, ...]:
+    """The UEM file ids a clip name answers to: itself, without the audio suffix, its stem."""
+    return name, _bare(name), PurePosixPath(_bare(name)).name
+
+
 def _uem_entry(uem: dict, name: str):
-    for key in (name, _bare(name), PurePosixPath(_bare(name)).name):
+    for key in _uem_keys(name):
         if key in uem:
             return uem[key]
     return None
+
+
+def _uem_files_without_labels(uem: dict, labels: dict) -> list[str]:
+    """The UEM's files that no reference clip answers to: files without events in a reference
+    form that cannot list them (an RTTM, a DCASE metadata TSV without their empty row)."""
+    known = {key for name in labels for key in _uem_keys(name)}
+    return sorted(f for f in uem if f not in known)
 
 
 def _duration(name: str, refs: References, info: dict | None, uem: dict | None):
@@ -285,6 +319,8 @@ class Gathered:
     pred_paths: dict[str, Path]
     extra: list[str]
     classes: list[str]
+    scored_classes: list[str] = field(default_factory=list)  # the classes the scores have
+    warnings: list[str] = field(default_factory=list)
 
 
 def gather(pred_dir: str | Path, ref_spec: str | Path, *, tier: str | None = None,
@@ -295,6 +331,8 @@ def gather(pred_dir: str | Path, ref_spec: str | Path, *, tier: str | None = Non
         raise ParameterError(f"--pred {pred_dir}: not a directory of predictions")
     refs = read_references(ref_spec, tier=tier)
     uem_map = read_uem(uem) if uem else None
+    if uem_map:  # every file the UEM lists is scored: one the references do not name has no events
+        refs.labels.update({f: [] for f in _uem_files_without_labels(uem_map, refs.labels)})
     index = _index_predictions(pred_dir)
     pairs, _, extra = match_names(refs.labels, index)
     g = Gathered({}, {}, {}, {}, {}, {}, {}, extra, [])
@@ -313,8 +351,17 @@ def gather(pred_dir: str | Path, ref_spec: str | Path, *, tier: str | None = Non
             g.fps[name], infos[name] = float(info["fps"]), (info, npy)
     labels = {s.label for segs in [*g.refs.values(), *g.preds.values()] for s in segs}
     g.classes = sorted(labels)
+    model_classes = list(dict.fromkeys(c for info, _ in infos.values() for c in info["classes"]))
+    g.scored_classes = [c for c in g.classes if c in model_classes] if infos else list(g.classes)
+    unknown = [c for c in g.classes if c not in g.scored_classes]
+    if unknown:
+        g.warnings.append(
+            f"--ref {ref_spec}: label(s) {', '.join(map(repr, unknown))} not among the model's classes "
+            f"({', '.join(model_classes)}): scored as classes with nothing predicted; AUC, AP and "
+            f"PSDS cover {', '.join(g.scored_classes) or 'no class'}")
     for name, (info, npy) in infos.items():
-        sc = _load_scores(npy, info, g.classes) if npy is not None and g.classes else None
+        sc = (_load_scores(npy, info, g.scored_classes)
+              if npy is not None and g.scored_classes else None)
         if sc is not None:
             g.scores[name] = sc
     return g
@@ -337,10 +384,12 @@ def evaluate_dir(pred_dir: str | Path, ref_spec: str | Path, *, collar: float = 
                          "nothing to evaluate")
     fps = {n: g.fps.get(n, 100.0) for n in g.refs}
     report = evaluate_files(g.refs, g.preds, classes=g.classes, durations=g.durations, fps=fps,
-                            scores=g.scores or None, collar=collar, segment_length=segment_length,
+                            scores=g.scores or None, score_classes=g.scored_classes or None,
+                            collar=collar, segment_length=segment_length,
                             threshold_free=threshold_free, ci=ci,
                             with_curves=report_dir is not None)
     report["extra"] = list(g.extra)
+    report["warnings"] = list(g.warnings)
     for name, source in g.sources.items():
         report["per_file"][str(name)]["duration_from"] = source
     report["settings"].update(pred=str(pred_dir), ref=str(ref_spec), tier=tier,

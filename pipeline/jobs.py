@@ -132,15 +132,16 @@ def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes
     """Segments of one input's cached scores, written in every format asked for (and its plot)."""
     import numpy as np
 
-    from .predict import segments
+    from .predict import class_settings, segments
 
     entry = cache.load("predict", r.keys["predict"])
     fps = float(entry.meta["fps"])
     scores = np.asarray(entry["scores"])
     duration = float(entry.meta["duration"])
     segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict, per_class=per_class, duration=duration)
+    medians = dict(zip(classes, class_settings(per_class, classes, cfg.predict)["median_filter"]))
     write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix(),
-                  duration=duration)
+                  duration=duration, median_filter=medians)
     if plot:
         from .plot import plot_file
 

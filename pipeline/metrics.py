@@ -524,7 +524,7 @@ def _add_der(a: dict, b: dict) -> dict:
 def evaluate_files(ref: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequence[Segment]], *,
                    classes: Sequence[str], durations: Mapping[str, float] | None = None,
                    fps: float = 100, scores: Mapping[str, np.ndarray] | None = None,
-                   collar: float = 0.2, segment_length: float = 1.0,
+                   score_classes: Sequence[str] | None = None, collar: float = 0.2, segment_length: float = 1.0,
                    percentage_of_length: float = 0.5, threshold_free: bool = True,
                    ci: bool = False, n_boot: int = 1000, seed: int = 0,
                    with_curves: bool = False) -> dict:
@@ -549,6 +549,10 @@ def evaluate_files(ref: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequ
     scores : mapping of str to np.ndarray [shape=(n_frames, n_classes)], optional
         Frame scores for ROC AUC, average precision and PSDS, pooled over the files that have
         them (PSDS only when every file has them); they fix the file's frame count.
+    score_classes : sequence of str, optional
+        The classes of the scores' columns, a subset of ``classes`` in its order (default: all).
+        The others (reference labels the model does not know) have no AUC, AP or PSDS (``None``);
+        PSDS is taken over ``score_classes`` alone.
     collar, percentage_of_length : float
         Event-based matching tolerances (see :func:`event_metrics`).
     segment_length : float
@@ -574,6 +578,10 @@ def evaluate_files(ref: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequ
     """
     index = _class_index(classes)
     classes = list(index)
+    score_classes = classes if score_classes is None else list(score_classes)
+    if any(c not in index for c in score_classes) or sorted(score_classes, key=classes.index) != score_classes:
+        raise ParameterError(f"score_classes={score_classes} must be some of classes={classes}, in order")
+    columns = [index[c] for c in score_classes]
     rates = fps if isinstance(fps, Mapping) else {name: fps for name in ref}
     _check_positive(segment_length=segment_length, **{"fps": min(rates.values(), default=1)})
     _check_positive(collar=collar, percentage_of_length=percentage_of_length, allow_zero=True)
@@ -588,7 +596,7 @@ def evaluate_files(ref: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequ
     for name in sorted(ref, key=str):
         r = _checked(ref[name], index, f"{name} (reference)")
         p = _checked(pred.get(name, ()), index, f"{name} (prediction)")
-        s = _file_scores(name, scores.get(name), len(classes))
+        s = _file_scores(name, scores.get(name), len(score_classes))
         f = float(rates.get(name, 100.0))
         last = max([0.0] + [x.offset for x in r] + [x.offset for x in p])
         duration = float(durations.get(name, s.shape[0] / f if s is not None else last))
@@ -600,15 +608,16 @@ def evaluate_files(ref: Mapping[str, Sequence[Segment]], pred: Mapping[str, Sequ
             bounds[label].append(boundary_pairs([x for x in r if x.label == label],
                                                 [x for x in p if x.label == label]))
         if s is not None:
-            targets[name], scored[name] = rr, s
+            targets[name], scored[name] = rr[:, columns], s
         per_file[str(name)] = _file_report(counts, der, classes, missing=name not in pred)
         totals = {view: totals[view] + c for view, c in counts.items()}
         used_durations[name], refs[name] = duration, r
 
     report = _dataset_report(totals, der_totals, bounds, classes)
     if threshold_free:
-        _add_threshold_free(report, targets, scored, refs, used_durations, classes, rates,
-                            all_scored=len(scored) == len(ref) > 0, with_curves=with_curves)
+        _add_threshold_free(report, targets, scored, refs, used_durations, score_classes, rates,
+                            all_scored=len(scored) == len(ref) > 0 and bool(score_classes),
+                            with_curves=with_curves)
     report["class_average"] = _class_average(report["per_class"])
     if ci:
         report["ci"] = bootstrap_ci(per_file, n_boot=n_boot, seed=seed)
@@ -669,9 +678,12 @@ def _thin(curve: dict, n: int = 400) -> dict:
 def _add_threshold_free(report: dict, targets: dict, scored: dict, refs: dict, durations: dict,
                         classes: list[str], fps: Mapping[str, float], *, all_scored: bool,
                         with_curves: bool = False) -> None:
-    """AUC and AP per class (pooled frames), and PSDS when every file has scores."""
+    """AUC and AP per class of ``classes`` (those with scores; the others' are None; pooled
+    frames), and PSDS over them when every file has scores."""
     per_class, overall = report["per_class"], report["overall"]
-    if scored:
+    for label in per_class:
+        per_class[label]["frame"]["auc"] = per_class[label]["frame"]["ap"] = None
+    if scored and classes:
         t = np.concatenate([targets[n] for n in scored])
         s = np.concatenate([scored[n] for n in scored])
         auc, ap = np.atleast_1d(roc_auc(t, s)), np.atleast_1d(average_precision(t, s))
@@ -682,13 +694,14 @@ def _add_threshold_free(report: dict, targets: dict, scored: dict, refs: dict, d
         per_class[label]["frame"]["ap"] = None if np.isnan(b) else float(b)
     overall["frame"]["auc"] = None if np.isnan(auc).all() else float(np.nanmean(auc))
     overall["frame"]["ap"] = None if np.isnan(ap).all() else float(np.nanmean(ap))
-    if with_curves and scored:
+    if with_curves and scored and classes:
         report["curves"] = {label: _thin(curves(t[:, c], s[:, c])) for c, label in enumerate(classes)}
     if all_scored:
         report["psds"] = {}
         for name, params in (("psds1", PSDS1), ("psds2", PSDS2)):
             value, per = psds(scored, refs, durations, classes=classes, fps=fps, **params)
-            report["psds"][name] = {"overall": value, "per_class": per}
+            report["psds"][name] = {"overall": value,
+                                    "per_class": {label: per.get(label) for label in per_class}}
 
 
 def bootstrap_ci(per_file: Mapping[str, dict], *, n_boot: int = 1000, seed: int = 0,

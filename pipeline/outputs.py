@@ -198,8 +198,11 @@ def output_suffixes(formats: Iterable[str], plot: bool = False) -> list[str]:
 
 
 def write_outputs(out: OutputDir, base: PurePosixPath, segs: list, scores, *, fps: float, classes: list[str],
-                  formats: Iterable[str], name: str, duration: float | None = None) -> list[Path]:
-    """Write the requested formats of one input beside each other (``.tsv`` always) under ``base``."""
+                  formats: Iterable[str], name: str, duration: float | None = None,
+                  median_filter: dict[str, float] | None = None) -> list[Path]:
+    """Write the requested formats of one input beside each other (``.tsv`` always) under ``base``;
+    ``median_filter`` (seconds per class, the segments' own) goes into the ``.scores.json``, so that
+    ``evaluate`` computes PSDS, AUC and AP on the scores the thresholds saw."""
     import numpy as np
 
     from .labels import write_labels
@@ -208,7 +211,7 @@ def write_outputs(out: OutputDir, base: PurePosixPath, segs: list, scores, *, fp
     for fmt in dict.fromkeys(["tsv", *formats]):
         if fmt == "npy":
             info = json.dumps({"fps": fps, "classes": classes, "n_frames": int(len(scores)), "source": name,
-                               "duration": duration}, indent=1) + "\n"
+                               "duration": duration, "median_filter": median_filter}, indent=1) + "\n"
             written.append(out.write(out.path(base, SCORES), lambda p: np.save(p, np.asarray(scores, dtype=np.float32))))
             written.append(out.write(out.path(base, SCORES_INFO), lambda p: p.write_text(info)))
         else:

@@ -285,6 +285,28 @@ def _per_class(value, n: int, name: str) -> np.ndarray:
     return v
 
 
+def filter_scores(scores: np.ndarray, *, median_filter, fps: float) -> np.ndarray:
+    """Each class's scores through its median filter: the scores the thresholds see, and the
+    ones ``evaluate`` and ``tune`` compute PSDS, AUC and AP on (one definition for both).
+
+    Parameters
+    ----------
+    scores : np.ndarray [shape=(n_frames, n_classes)]
+    median_filter : float or sequence of float [shape=(n_classes,)]
+        Seconds per class, as :func:`scores_to_segments` takes it; 0 leaves a class unfiltered.
+    fps : float
+
+    Returns
+    -------
+    filtered : np.ndarray [shape=scores.shape, dtype=float64]
+    """
+    scores = np.asarray(scores, dtype=float)
+    filtered = np.empty_like(scores)
+    for c, seconds in enumerate(_per_class(median_filter, scores.shape[1], "median_filter")):
+        filtered[:, c] = _median_filter(scores[:, c], width_frames=median_width(seconds, fps))
+    return filtered
+
+
 def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float,
                        threshold=0.5, offset_threshold=None, median_filter=0.0,
                        min_duration_on: float = 0.0, min_duration_off: float = 0.0,
@@ -349,9 +371,7 @@ def scores_to_segments(scores: np.ndarray, *, classes: Sequence[str], fps: float
     elif not (np.isfinite(duration) and duration >= 0):
         raise ParameterError(f"duration={duration} must be a finite number of seconds >= 0")
 
-    filtered = np.empty_like(scores)
-    for c, seconds in enumerate(medians):
-        filtered[:, c] = _median_filter(scores[:, c], width_frames=median_width(seconds, fps))
+    filtered = filter_scores(scores, median_filter=medians, fps=fps)
     active = binarize(filtered, onset=threshold, offset=offset_threshold)  # (n_frames, n_classes)
 
     segments = []

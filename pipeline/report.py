@@ -300,7 +300,11 @@ def _notes(report: dict) -> list[str]:
         if names:
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
             total = f" of {s['n_files']} files" if key == "missing" else ""
-            out.append(f"{what}: {len(names)}{total} ({shown})")
+            # an RTTM cannot list a file without events: its false alarms count only via --uem
+            why = ("" if key == "missing" else ": not scored (a file without events that the "
+                   "reference cannot list, as in an RTTM, is scored when --uem lists it)")
+            out.append(f"{what}: {len(names)}{total} ({shown}){why}")
+    out += [f"WARNING: {w}" for w in report.get("warnings") or []]
     return out
 
 

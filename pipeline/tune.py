@@ -7,7 +7,9 @@ other settings (minimum durations, padding, ...) as they are. Each class is sear
 over :data:`THRESHOLDS` x :data:`MEDIAN_FILTERS`, maximising its objective summed over all files
 (micro): ``frame_f1``, ``event_f1`` (sed_eval collar 200 ms), ``segment_f1`` (1 s),
 ``detection_error_rate`` (minimised) or ``psds1``. PSDS1 is threshold-free: it chooses the median
-filter only and keeps the model's threshold.
+filter only and keeps the model's threshold; it is computed on the scores after the median filter
+(:func:`pipeline.postprocess.filter_scores`), as ``evaluate`` computes it on ``predict --format
+npy``'s output, so the value tune reports is the one evaluate gives the tuned model.
 
 The model directory gets ``predict.threshold``/``predict.median_filter`` (one class) or, with
 several classes, ``predict_per_class`` (``{class: {"threshold", "median_filter"}}``, read by
@@ -29,6 +31,7 @@ from .config import Config, PredictConfig
 from .errors import ParameterError
 from .labels import Segment
 from .metrics import PSDS1, evaluate_files, psds
+from .postprocess import filter_scores
 from .predict import segments
 
 THRESHOLDS = [round(x, 2) for x in np.arange(0.05, 0.96, 0.05)]
@@ -56,7 +59,8 @@ def objective(metric: str, refs: dict, preds: dict, *, classes: list[str], fps: 
     """The value to maximise (the detection error rate negated), pooled over files; an undefined
     value counts as the worst (0, or -1 for the error rate)."""
     if metric == "psds1":
-        filtered = {n: _filtered(s, fps, median_filter, len(classes)) for n, s in scores.items()}
+        # PSDS on the scores after the median filter, as evaluate computes it on predict's output
+        filtered = {n: filter_scores(s, median_filter=median_filter, fps=fps) for n, s in scores.items()}
         value, _ = psds(filtered, refs, durations, classes=classes, fps=fps, **PSDS1)
         return value
     report = evaluate_files(refs, preds, classes=classes, durations=durations, fps=fps,
@@ -66,16 +70,6 @@ def objective(metric: str, refs: dict, preds: dict, *, classes: list[str], fps: 
         return -1.0 if der is None else -der
     view = {"frame_f1": "frame", "event_f1": "event", "segment_f1": "segment"}[metric]
     return report["overall"][view]["f1"] or 0.0
-
-
-def _filtered(s: np.ndarray, fps: float, median_filter, n_classes: int) -> np.ndarray:
-    from .postprocess import median_filter as medfilt
-
-    out = np.array(s, dtype=float)
-    for c, seconds in enumerate(np.broadcast_to(np.asarray(median_filter, float), (n_classes,))):
-        w = int(round(seconds * fps))
-        out[:, c] = medfilt(out[:, c], width_frames=w + 1 - w % 2 if w > 1 else 0)
-    return out
 
 
 # ---------------------------------------------------------------------------- the search

@@ -17,7 +17,7 @@ from pipeline.evaluate import (evaluate_dir, format_per_file, format_table, matc
                                read_references, read_uem)
 from pipeline.labels import Segment, read_labels, write_labels
 from pipeline.metrics import event_metrics, evaluate_files, segment_metrics
-from pipeline.postprocess import scores_to_segments
+from pipeline.postprocess import filter_scores, scores_to_segments
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -35,9 +35,12 @@ def predicted(tmp_path_factory):
     return root / "out"
 
 
-def _reference_forms(tmp: Path) -> dict[str, Path]:
-    """The samples' references as a dataset, a folder of TSVs, one RTTM, TextGrids, a DCASE
-    metadata TSV and JSON files, without audio except the first."""
+def _reference_forms(tmp: Path) -> dict[str, Path | tuple[Path, Path]]:
+    """The samples' references as a dataset, a folder of TSVs, one RTTM (alone, and with a UEM
+    listing every file), TextGrids, a DCASE metadata TSV (with the silent clip's empty row, and
+    without it but with the UEM) and JSON files, without audio except the first."""
+    import soundfile as sf
+
     labels = {p.stem: read_labels(p)[p.stem] for p in sorted(SAMPLES.glob("*.tsv"))}
     forms = {"dataset": SAMPLES}
     forms["tsv folder"] = tmp / "tsv"
@@ -46,6 +49,9 @@ def _reference_forms(tmp: Path) -> dict[str, Path]:
         shutil.copy(SAMPLES / f"{name}.tsv", forms["tsv folder"])
     forms["one rttm"] = tmp / "all.rttm"
     write_labels(labels, forms["one rttm"])
+    uem = tmp / "all.uem"
+    uem.write_text("".join(f"{n} 1 0 {sf.info(str(SAMPLES / f'{n}.flac')).duration!r}\n" for n in labels))
+    forms["rttm + uem"] = (forms["one rttm"], uem)
     forms["textgrids"] = tmp / "tg"
     forms["json folder"] = tmp / "json"
     for name, segs in labels.items():
@@ -53,29 +59,47 @@ def _reference_forms(tmp: Path) -> dict[str, Path]:
         write_labels(segs, forms["json folder"] / f"{name}.json")
     forms["dcase metadata"] = tmp / "meta.tsv"
     write_labels({f"{n}.flac": s for n, s in labels.items()}, forms["dcase metadata"], fmt="dcase")
+    without_rows = tmp / "meta-events-only.tsv"
+    write_labels({f"{n}.flac": s for n, s in labels.items() if s}, without_rows, fmt="dcase")
+    forms["dcase metadata without empty rows + uem"] = (without_rows, uem)
     return forms
 
 
 def test_the_same_metrics_from_every_form_of_reference(predicted, tmp_path):
-    reports = {form: evaluate_dir(predicted, ref) for form, ref in _reference_forms(tmp_path).items()}
-    want = reports["dataset"]
-    assert want["settings"]["durations_from"] == {"audio": 4}
-    # an RTTM has no line for a file without speech: that file's prediction has no reference
+    """A clip without speech (its false alarms) counts in every form that can name it: an RTTM
+    or a DCASE TSV without its row does with a UEM listing it; an RTTM alone reports it."""
     silent = sorted(p.stem for p in SAMPLES.glob("*.tsv") if not read_labels(p)[p.stem])
     assert len(silent) == 1
-    assert reports["one rttm"]["settings"]["durations_from"] == {"scores": 4 - len(silent)}
+    pred = tmp_path / "pred"  # the model finds no speech in the silent clip: give it a false alarm
+    shutil.copytree(predicted, pred)
+    with open(pred / f"{silent[0]}.tsv", "a") as fh:
+        fh.write("2.000\t4.500\tspeech\n")
+    reports = {}
+    for form, ref in _reference_forms(tmp_path).items():
+        ref, uem = ref if isinstance(ref, tuple) else (ref, None)
+        reports[form] = evaluate_dir(pred, ref, uem=uem)
+    want = reports["dataset"]
+    assert want["settings"]["durations_from"] == {"audio": 4}
+    assert want["per_file"][f"{silent[0]}.flac"]["detection"]["false_alarm"] == pytest.approx(2.5)
+    assert reports["rttm + uem"]["settings"]["durations_from"] == {"uem": 4}
     assert 0.8 < want["overall"]["frame"]["f1"] < 1.0
+    assert want["overall"]["frame"]["auc"] is not None and want["psds"]["psds1"]["overall"] > 0
+    # an RTTM alone has no line for a file without speech: that prediction is reported, unscored
+    alone = reports.pop("one rttm")
+    assert alone["extra"] == silent and alone["settings"]["durations_from"] == {"scores": 3}
+    assert alone["overall"]["frame"]["fp"] < want["overall"]["frame"]["fp"]
+    assert f"predictions without a reference: 1 ({silent[0]}): not scored" in format_table(alone)
     for form, report in reports.items():
-        assert report["missing"] == [], form
-        assert report["extra"] == (silent if form == "one rttm" else []), form
+        assert report["missing"] == [] and report["extra"] == [], form
+        assert report["settings"]["n_files"] == 4, form
         for view in ("frame", "segment", "event"):
-            for key in ("tp", "fp", "fn"):
+            for key in ("tp", "fp", "fn", "precision", "f1"):
                 assert report["overall"][view][key] == want["overall"][view][key], (form, view, key)
-        assert report["overall"]["detection"]["error_rate"] == pytest.approx(
-            want["overall"]["detection"]["error_rate"], abs=1e-12), form
-        if form != "one rttm":  # PSDS counts false alarms per hour of audio: 20 s fewer there
-            assert report["psds"]["psds1"]["overall"] == pytest.approx(
-                want["psds"]["psds1"]["overall"], abs=1e-12), form
+        for view, key in (("detection", "error_rate"), ("frame", "auc"), ("frame", "ap")):
+            assert report["overall"][view][key] == pytest.approx(want["overall"][view][key], abs=1e-12), (form, key)
+        for key in ("psds1", "psds2"):
+            assert report["psds"][key]["overall"] == pytest.approx(
+                want["psds"][key]["overall"], abs=1e-12), (form, key)
 
 
 def _sed_eval_counts(ref, pred):
@@ -127,7 +151,12 @@ def test_psds_on_the_samples_equals_sed_scores_eval(predicted):
 
     g_report = evaluate_dir(predicted, SAMPLES)
     refs = {f"{p.stem}.flac": read_labels(p)[p.stem] for p in SAMPLES.glob("*.tsv")}
-    scores = {n: np.load(predicted / f"{Path(n).stem}.scores.npy").astype(float) for n in refs}
+    scores = {}
+    for n in refs:  # PSDS is taken after the model's median filter, recorded beside the scores
+        info = json.loads((predicted / f"{Path(n).stem}.scores.json").read_text())
+        assert info["median_filter"] == {"speech": 0.05}
+        scores[n] = filter_scores(np.load(predicted / f"{Path(n).stem}.scores.npy"),
+                                  median_filter=info["median_filter"]["speech"], fps=info["fps"])
     durations = {n: 20.0 for n in refs}
     for key, params in (("psds1", PSDS1), ("psds2", PSDS2)):
         # one class: sed_scores_eval's PSDS2 averages cross triggers over no class (NaN); ours
@@ -260,3 +289,28 @@ def test_a_manifest_is_a_reference_too(predicted, tmp_path):
     want = evaluate_dir(predicted, SAMPLES)
     assert r["settings"]["durations_from"] == {"audio": 4} and r["missing"] == []
     assert r["overall"]["frame"]["f1"] == want["overall"]["frame"]["f1"]
+
+
+def test_an_unknown_class_in_the_references_is_scored_alone_with_a_warning(predicted, tmp_path):
+    """A ``dog`` row for a speech model: one warning line, dog scored with nothing predicted,
+    speech keeps its AUC, AP and PSDS."""
+    ref = tmp_path / "ref"
+    shutil.copytree(SAMPLES, ref, ignore=shutil.ignore_patterns("*.flac", "*.json"))
+    plain = evaluate_dir(predicted, ref)
+    with open(ref / "music_only_clip_00037.tsv", "a") as fh:
+        fh.write("1.000\t3.000\tdog\n")
+    report = evaluate_dir(predicted, ref)
+    assert report["settings"]["classes"] == ["dog", "speech"]
+    (warning,) = report["warnings"]
+    assert "'dog' not among the model's classes (speech)" in warning and "\n" not in warning
+    assert f"WARNING: {warning}" in format_table(report).splitlines()
+    dog = report["per_class"]["dog"]
+    assert dog["frame"]["tp"] == 0 and dog["frame"]["fn"] > 0 and dog["frame"]["f1"] == 0.0
+    assert dog["frame"]["auc"] is None and dog["frame"]["ap"] is None
+    assert report["psds"]["psds1"]["per_class"]["dog"] is None
+    speech, want = report["per_class"]["speech"]["frame"], plain["per_class"]["speech"]["frame"]
+    assert speech["auc"] == want["auc"] is not None and speech["ap"] == want["ap"] is not None
+    for key in ("psds1", "psds2"):
+        assert report["psds"][key]["overall"] == plain["psds"][key]["overall"] is not None
+        assert report["psds"][key]["per_class"]["speech"] == plain["psds"][key]["per_class"]["speech"]
+    assert plain["warnings"] == []

@@ -103,3 +103,27 @@ def test_tune_on_the_samples_writes_a_new_model_and_warns(tmp_path):
     assert json.loads((model / "config.json").read_text())["predict_history"][-1]["predict"] == before["predict"]
     r = CliRunner().invoke(cli, args + ["--in-place", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--out and --in-place exclude each other" in r.output
+
+
+def test_tuned_psds1_is_what_evaluate_gives_the_tuned_models_predictions(tmp_path):
+    """One PSDS for both: tune's before and after values equal evaluate's on predict's output of
+    the model and of the tuned model (PSDS after each model's median filter)."""
+    from pipeline.evaluate import evaluate_dir
+
+    samples = ROOT / "data" / "samples"
+    cache = ["--cache-dir", str(tmp_path / "c")]
+    r = CliRunner().invoke(cli, cache + ["tune", str(samples), "--model", str(ROOT / "models" / "vad"),
+                                         "--metric", "psds1", "--out", str(tmp_path / "tuned")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("psds1: "))
+    before, after = (float(v) for v in line.split()[1:4:2])
+    tuned = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert tuned["metrics"]["tuned_psds1"] == pytest.approx(after, abs=5e-5)
+    for model, want in ((ROOT / "models" / "vad", before), (tmp_path / "tuned", tuned["metrics"]["tuned_psds1"])):
+        out = tmp_path / f"out-{model.name}"
+        r = CliRunner().invoke(cli, cache + ["-q", "predict", str(samples), "--model", str(model), "--out", str(out),
+                                             "--format", "npy"], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        got = evaluate_dir(out, samples)["psds"]["psds1"]["overall"]
+        assert got == pytest.approx(want, abs=5e-5 if want == before else 1e-6), model
