@@ -393,3 +393,25 @@ def test_files_at_different_frame_rates():
     assert r["overall"]["frame"]["recall"] == pytest.approx(0.5)
     assert r["settings"]["fps"] == [50.0, 100.0]
     assert r["psds"]["psds1"]["overall"] is not None
+
+
+def test_classes_without_scores_get_no_threshold_free_metrics_and_leave_the_others_alone():
+    """``score_classes``: a reference label the scores have no column for is counted (all missed)
+    but has no AUC, AP or PSDS; the scored class's equal those computed without that label."""
+    rng = np.random.default_rng(1)
+    scores = {f: rng.random((500, 1)) for f in ("a", "b")}
+    speech = {"a": [Segment(0.5, 2.0, "speech")], "b": [Segment(1.0, 1.5, "speech"), Segment(3.0, 4.0, "speech")]}
+    pred = {"a": [Segment(0.6, 2.0, "speech")], "b": [Segment(1.0, 1.4, "speech")]}
+    with_dog = {**speech, "b": speech["b"] + [Segment(2.0, 2.5, "dog")]}
+    plain = evaluate_files(speech, pred, classes=["speech"], durations={"a": 5.0, "b": 5.0}, scores=scores)
+    both = evaluate_files(with_dog, pred, classes=["dog", "speech"], durations={"a": 5.0, "b": 5.0},
+                          scores=scores, score_classes=["speech"])
+    assert both["per_class"]["dog"]["frame"]["fn"] == 50 and both["per_class"]["dog"]["frame"]["tp"] == 0
+    assert both["per_class"]["dog"]["frame"]["auc"] is None and both["psds"]["psds1"]["per_class"]["dog"] is None
+    for key in ("auc", "ap"):
+        assert both["per_class"]["speech"]["frame"][key] == plain["per_class"]["speech"]["frame"][key] is not None
+        assert both["overall"]["frame"][key] == plain["overall"]["frame"][key]
+    for key in ("psds1", "psds2"):
+        assert both["psds"][key]["overall"] == plain["psds"][key]["overall"]
+    with pytest.raises(ParameterError, match="score_classes"):
+        evaluate_files(with_dog, pred, classes=["dog", "speech"], scores=scores, score_classes=["cat"])
