@@ -7,6 +7,7 @@ the arrays handed to matplotlib, and the memory plotting takes, do not grow with
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +17,7 @@ from .errors import PipelineError
 from .labels import Segment
 
 DPI = 90
+TIME_AXIS_KEY = "pipeline-time-axis"  # PNG text chunk: where the time axis lies (the report aligns to it)
 BLOCK_ROWS = 1 << 16  # frames reduced at a time: a block of a cached (memory-mapped) array, not all of it
 
 
@@ -70,18 +72,25 @@ def envelope(x: np.ndarray, edges: np.ndarray, *, block_rows: int = BLOCK_ROWS) 
     return lo, hi
 
 
-def _lanes(ax, segs_by_row: list[tuple[str, Sequence[Segment], str]], classes: list[str], duration: float) -> None:
-    """Segments as bars, one lane per (source, class)."""
-    labels = []
-    for row, (what, segs, color) in enumerate(segs_by_row):
-        for cls_i, cls in enumerate(classes):
-            y = row * len(classes) + cls_i
-            bars = [(s.onset, s.offset - s.onset) for s in segs if s.label == cls]
-            ax.broken_barh(bars, (y + 0.15, 0.7), facecolors=color)
-            labels.append(f"{what}: {cls}" if len(classes) > 1 else what)
-    ax.set_yticks(np.arange(len(labels)) + 0.5)
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.set_ylim(0, len(labels))
+LANE_COLOURS = {"reference": "#2ca02c", "predicted": "#ff7f0e"}  # tab:green, tab:orange (CSS too)
+
+
+def lane_rows(classes: Sequence[str], *, reference: bool) -> list[tuple[str, str]]:
+    """The segment lanes top to bottom, ``(source, class)``: the reference's classes, then the
+    predicted ones. The plot and the report's timeline strip both draw them in this order."""
+    return [(what, cls) for what in (("reference", "predicted") if reference else ("predicted",))
+            for cls in classes]
+
+
+def _lanes(ax, segs: dict[str, Sequence[Segment]], classes: list[str], duration: float) -> None:
+    """Segments as bars, one lane per (source, class), in :func:`lane_rows` order from the top."""
+    rows = lane_rows(classes, reference="reference" in segs)
+    for y, (what, cls) in enumerate(rows):
+        bars = [(s.onset, s.offset - s.onset) for s in segs[what] if s.label == cls]
+        ax.broken_barh(bars, (y + 0.15, 0.7), facecolors=LANE_COLOURS[what])
+    ax.set_yticks(np.arange(len(rows)) + 0.5)
+    ax.set_yticklabels([f"{what}: {cls}" if len(classes) > 1 else what for what, cls in rows], fontsize=8)
+    ax.set_ylim(len(rows), 0)  # the first row on top
     ax.set_xlim(0, duration)
 
 
@@ -113,13 +122,11 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     n = len(S)
     duration = n / fps
     scores = np.asarray(scores, dtype=np.float32).reshape(n, len(classes))
-    rows = [("predicted", segments, "tab:orange")]
-    if reference is not None:
-        rows.insert(0, ("reference", reference, "tab:green"))
+    lanes = {"predicted": segments} if reference is None else {"reference": reference, "predicted": segments}
     fig = Figure(figsize=(min(24, max(8, duration / 2)), 6), dpi=DPI)
     FigureCanvas(fig)
     axes = fig.subplots(3, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [3, 2, 0.5 + 0.4 * len(rows) * len(classes)]})
+                        gridspec_kw={"height_ratios": [3, 2, 0.5 + 0.4 * len(lanes) * len(classes)]})
     # everything that sizes the margins first, then the layout, then the data at the axes' width
     n_bins = S.shape[1] if len(S.shape) == 2 else 0
     axes[0].set_ylim(0, max(n_bins, 1))
@@ -127,7 +134,7 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     axes[0].set_title(title, fontsize=10, loc="left")
     axes[1].set_ylim(*_score_limits(scores))
     axes[1].set_ylabel("score")
-    _lanes(axes[2], rows, classes, duration)
+    _lanes(axes[2], lanes, classes, duration)
     axes[2].set_xlabel("time (s)")
     fig.tight_layout()
     width_px = int(axes[0].get_position().width * fig.get_figwidth() * fig.dpi)
@@ -161,10 +168,19 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     return fig
 
 
+def time_axis(fig) -> dict:
+    """Where a figure's shared time axis lies: ``left``/``right`` as fractions of the image's
+    width, ``start``/``end`` in seconds."""
+    pos, (start, end) = fig.axes[0].get_position(), fig.axes[0].get_xlim()
+    return {"left": round(float(pos.x0), 5), "right": round(float(pos.x1), 5),
+            "start": float(start), "end": float(end)}
+
+
 def plot_file(path: str | Path, **kwargs) -> Path:
-    """Write :func:`figure` of one file (its keyword arguments) as a PNG at ``path``."""
+    """Write :func:`figure` of one file (its keyword arguments) as a PNG at ``path``, with its
+    :func:`time_axis` in the PNG text chunk ``TIME_AXIS_KEY`` (JSON)."""
     fig = figure(**kwargs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, metadata={TIME_AXIS_KEY: json.dumps(time_axis(fig))})
     return path
