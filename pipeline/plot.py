@@ -121,7 +121,7 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     Figure, FigureCanvas = _figure_class()
     n = len(S)
     duration = n / fps
-    scores = np.asarray(scores, dtype=np.float32).reshape(n, len(classes))
+    scores = np.asarray(scores, dtype=np.float32).reshape(len(scores), len(classes))
     lanes = {"predicted": segments} if reference is None else {"reference": reference, "predicted": segments}
     fig = Figure(figsize=(min(24, max(8, duration / 2)), 6), dpi=DPI)
     FigureCanvas(fig)
@@ -139,7 +139,6 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     fig.tight_layout()
     width_px = int(axes[0].get_position().width * fig.get_figwidth() * fig.dpi)
     edges = column_edges(n, width_px)
-    reduced = n > len(edges) - 1
 
     if n and n_bins:
         img = envelope(S, edges)[1].T  # (n_bins, columns): the loudest frame of each column per bin
@@ -148,11 +147,12 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
         lo, hi = np.percentile(img, [2, 99.5])  # of what is drawn: the frames, or the column maxima
         axes[0].imshow(img, origin="lower", aspect="auto", extent=(0, duration, 0, n_bins), vmin=lo, vmax=hi,
                        cmap="magma", interpolation="nearest")
-    s_lo, s_hi = envelope(scores, edges)
-    t = (edges[:-1] + edges[1:] - 1) / 2 / fps  # each column's centre (frame i at i / fps)
+    sc_edges = column_edges(len(scores), width_px)  # the scores' own frames (as many as S's, for a model)
+    s_lo, s_hi = envelope(scores, sc_edges)
+    t = (sc_edges[:-1] + sc_edges[1:] - 1) / 2 / fps  # each column's centre (frame i at i / fps)
     for i, cls in enumerate(classes):
         colour = f"C{i}"
-        if reduced:  # each column's min..max, joined to its neighbours, as audio editors draw a waveform
+        if len(scores) > len(t):  # each column's min..max joined to the next, as audio editors draw a waveform
             axes[1].fill_between(t, s_lo[:, i], s_hi[:, i], color=colour, lw=0.9, label=cls)
         else:
             axes[1].plot(t, s_hi[:, i], color=colour, lw=0.9, label=cls)
