@@ -148,8 +148,10 @@ def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes
         ref = None
         if reference is not None:
             ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
-        S = np.asarray(ensure_entry(cache, cfg, "features", r.keys, str(src.path))["S"])
+        # rows read a block at a time: a memory map would count every page of a long file in RSS
+        S = ensure_entry(cache, cfg, "features", r.keys, str(src.path)).rows("S")
+        thresholds = class_settings(per_class, classes, cfg.predict)["threshold"]  # as segments() used them
         out.write(out.path(base, ".png"), lambda p: plot_file(
             p, S=S, fps=fps, scores=scores, classes=classes, segments=segs, reference=ref,
-            threshold=cfg.predict.threshold, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
+            threshold=thresholds, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
             kind=cfg.features.kind))

@@ -1,7 +1,9 @@
 """``evaluate --report DIR``: one self-contained HTML page (``DIR/index.html``; no network, no
 server, no script library) with the table, each class's ROC and precision-recall curves, the
-boundary-error histograms, and a thumbnail per file (its plot when ``predict --plot`` wrote one,
-linked; always a timeline of reference and predicted segments), worst file first.
+boundary-error histograms, and a card per file, worst file first: its plot when ``predict --plot``
+wrote one (copied to ``DIR/plots/``, so the folder can be moved whole, and linked relative to it)
+above a timeline strip of reference and predicted segments with a time axis, drawn under the
+plot's own time axis (:data:`pipeline.plot.TIME_AXIS_KEY`) and with its lanes in the plot's order.
 
 Figures are inline SVG drawn here; plot thumbnails are embedded as PNG data (downscaled with
 Pillow when it is installed). A few lines of script record any error of the page itself in
@@ -12,11 +14,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
+import json
+import math
+import shutil
+import struct
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from .metrics import HIST_EDGES
+from .metrics import EPS, HIST_EDGES
+from .plot import LANE_COLOURS, TIME_AXIS_KEY, lane_rows
 
 W, H, PAD = 260, 200, 34  # figure size and margin, px
 
@@ -31,6 +37,7 @@ figure{margin:0;max-width:270px}figcaption{font-size:12px;color:#555}
 .files{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:14px}
 .file{border:1px solid #ddd;padding:8px;border-radius:4px}
 .file img{width:100%;display:block}
+.strip svg{display:block;overflow:visible}
 .name{font-weight:600;word-break:break-all}.bad{color:#b00}
 pre{background:#f6f6f6;padding:8px}
 """
@@ -100,22 +107,65 @@ def _bin(k: int) -> str:
     return f"[{a:g}, {b:g}) s"
 
 
+def _ticks(end: float, n: int = 5) -> list[float]:
+    """Round tick positions (1, 2 or 5 times a power of ten apart) from 0 to ``end`` seconds."""
+    if not end > 0:
+        return [0.0]
+    raw = end / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw - EPS)
+    return [k * step for k in range(int(math.floor(end / step + EPS)) + 1)]
+
+
 def _timeline_svg(ref, pred, duration: float, classes: list[str]) -> str:
-    """Reference (green) and predicted (orange) segments of one file, one lane pair per class."""
-    width, lane = 320, 9
-    h = 2 * lane * len(classes) + 6
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {h}" '
-           f'preserveAspectRatio="none" role="img" aria-label="segments">',
-           f'<rect width="{width}" height="{h}" fill="#f7f7f7"/>']
-    scale = width / max(duration, 1e-9)
-    for c, label in enumerate(classes):
-        for row, (segs, colour) in enumerate(((ref, "#2ca02c"), (pred, "#ff7f0e"))):
-            y = 3 + (2 * c + row) * lane
-            for s in segs:
-                if s.label == label:
-                    out.append(f'<rect x="{s.onset * scale:.2f}" y="{y}" width="{max((s.offset - s.onset) * scale, 0.5):.2f}" '
-                               f'height="{lane - 2}" fill="{colour}"/>')
+    """Reference (green) and predicted (orange) segments of one file from 0 to ``duration``
+    seconds across the whole width (percent coordinates), one lane per (source, class) in
+    :func:`pipeline.plot.lane_rows` order, and a time axis below."""
+    lane, axis = 9, 26
+    rows = lane_rows(classes, reference=True)
+    h = lane * len(rows) + 4
+    pct = 100 / max(duration, EPS)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" height="{h + axis}" role="img" '
+           f'aria-label="segments against time">', f'<rect width="100%" height="{h}" fill="#f7f7f7"/>']
+    segs = {"reference": ref, "predicted": pred}
+    for r, (what, label) in enumerate(rows):
+        y = 2 + r * lane
+        for s in segs[what]:
+            if s.label == label and s.offset > 0 and s.onset < duration:
+                x0, x1 = max(s.onset, 0.0) * pct, min(s.offset, duration) * pct
+                out.append(f'<rect x="{x0:.3f}%" y="{y}" width="{max(x1 - x0, 0.1):.3f}%" height="{lane - 2}" '
+                           f'fill="{LANE_COLOURS[what]}"><title>{what} {_e(label)} {s.onset:.2f}-{s.offset:.2f} s'
+                           f'</title></rect>')
+    out.append(f'<line x1="0" x2="100%" y1="{h}" y2="{h}" stroke="#333"/>')
+    for t in _ticks(duration):
+        x = f"{t * pct:.3f}%"
+        out.append(f'<line x1="{x}" x2="{x}" y1="{h}" y2="{h + 4}" stroke="#333"/>'
+                   f'<text x="{x}" y="{h + 14}" font-size="10" text-anchor="middle">{t:g}</text>')
+    out.append(f'<text x="50%" y="{h + axis - 1}" font-size="10" text-anchor="middle">time (s)</text>')
     return "".join(out) + "</svg>"
+
+
+def png_time_axis(data: bytes) -> dict | None:
+    """The time axis a plot recorded in its PNG text chunk (:func:`pipeline.plot.plot_file`), or
+    None (an older plot, or not one of ours)."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    pos, key = 8, TIME_AXIS_KEY.encode("latin-1") + b"\0"
+    while pos + 8 <= len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and body.startswith(key):
+            try:
+                axis = json.loads(body[len(key):].decode("latin-1"))
+                if 0 <= axis["left"] < axis["right"] <= 1 and axis["end"] > axis["start"] == 0:
+                    return axis
+            except (ValueError, KeyError, TypeError):
+                pass
+            return None
+        if kind in (b"IDAT", b"IEND"):  # matplotlib writes text before the image data
+            return None
+        pos += 12 + length
+    return None
 
 
 # ---------------------------------------------------------------------------- page parts
@@ -160,9 +210,8 @@ def _boundaries(report: dict) -> str:
     return f'<div class="figs">{"".join(figs)}</div>'
 
 
-def _thumbnail(png: Path, width: int = 480) -> str:
-    """``data:`` URL of a downscaled copy of a plot (the original bytes without Pillow)."""
-    data = png.read_bytes()
+def _thumbnail(data: bytes, width: int = 480) -> str:
+    """``data:`` URL of a downscaled copy of a plot's PNG bytes (the original without Pillow)."""
     try:
         from PIL import Image
 
@@ -183,24 +232,46 @@ def _badness(item) -> tuple:
     return (f1 is None, f1 if f1 is not None else 0.0, -(der or 0.0))
 
 
-def _files(report: dict, g, out_dir: Path) -> str:
+def _called(g, name: str, duration: float) -> str:
+    """A file without reference events: the share of its frames called each class (the
+    project's rasteriser at the scores' frame rate, as the metrics count frames)."""
+    from .labels import segments_to_frames
+
+    fps = g.fps.get(name, 100.0)
+    n = max(1, math.ceil(duration * fps - EPS))
+    active = segments_to_frames(g.preds.get(name, []), classes=g.classes, n_frames=n, fps=fps) > 0.5
+    shares = [f"{100 * active[:, c].mean():.1f} % of frames called {_e(label)}" for c, label in enumerate(g.classes)]
+    what = _e(g.classes[0]) if len(g.classes) == 1 else "events"
+    return f"no reference {what}; " + ", ".join(shares)
+
+
+def _files(report: dict, g, plots: dict[str, tuple[str, bytes]]) -> str:
+    """One card per file, worst first; ``plots``: a file's plot as (link, PNG bytes)."""
     cards = []
     for name, r in sorted(report["per_file"].items(), key=_badness):
-        png = g.pred_paths[name].with_suffix(".png") if name in g.pred_paths else None
         duration = g.durations.get(name) or max([1.0] + [s.offset for s in g.refs.get(name, [])])
+        thumb, strip_style = "", ""
+        if name in plots:
+            href, data = plots[name]
+            thumb = f'<a href="{_e(href)}"><img alt="plot of {_e(name)}" src="{_thumbnail(data)}"></a>'
+            axis = png_time_axis(data)
+            if axis is not None:  # the strip spans exactly the plot's time axis, over the same seconds
+                duration = axis["end"]
+                strip_style = (f' style="margin-left:{100 * axis["left"]:.3f}%;'
+                               f'width:{100 * (axis["right"] - axis["left"]):.3f}%"')
         timeline = _timeline_svg(g.refs.get(name, []), g.preds.get(name, []), duration, g.classes)
-        thumb = ""
-        if png is not None and png.is_file():
-            href = quote(PurePosixPath(Path(os.path.relpath(png, out_dir)).as_posix()).as_posix())
-            thumb = f'<a href="{_e(href)}"><img alt="plot of {_e(name)}" src="{_thumbnail(png)}"></a>'
         missing = ' <span class="bad">missing</span>' if r.get("missing") else ""
-        cards.append(f'<div class="file"><div class="name">{_e(name)}{missing}</div>'
-                     f'<div>frame F1 {_html_num(r["frame"].get("f1"))}, event F1 {_html_num(r["event"].get("f1"))}, '
-                     f'DER {_html_num(r.get("detection", {}).get("error_rate"))}</div>{thumb}{timeline}</div>')
+        if r["frame"].get("n_ref") == 0:  # F1 says nothing here; how much was called does
+            scores = _called(g, name, g.durations.get(name) or duration)
+        else:
+            scores = (f'frame F1 {_html_num(r["frame"].get("f1"))}, event F1 {_html_num(r["event"].get("f1"))}, '
+                      f'DER {_html_num(r.get("detection", {}).get("error_rate"))}')
+        cards.append(f'<div class="file"><div class="name">{_e(name)}{missing}</div><div>{scores}</div>'
+                     f'{thumb}<div class="strip"{strip_style}>{timeline}</div></div>')
     return f'<div class="files">{"".join(cards)}</div>'
 
 
-def render(report: dict, g, out_dir: Path) -> str:
+def render(report: dict, g, plots: dict[str, tuple[str, bytes]] | None = None) -> str:
     """The page's HTML for an evaluation report and the gathered files (:func:`evaluate.gather`)."""
     s = report["settings"]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -213,16 +284,30 @@ def render(report: dict, g, out_dir: Path) -> str:
             f"<h2>ROC and precision-recall (frames)</h2>{_curves(report)}"
             f"<h2>Boundary errors</h2>{_boundaries(report)}"
             f"<h2>Files, worst first</h2><p>Green: reference, orange: predicted; a plot links to "
-            f"its full size.</p>{_files(report, g, out_dir)}</body></html>\n")
+            f"its full size.</p>{_files(report, g, plots or {})}</body></html>\n")
 
 
 def write_report(out_dir: str | Path, report: dict, g) -> Path:
-    """Write ``out_dir/index.html`` (through :class:`pipeline.outputs.OutputDir`: never over a
-    file the pipeline did not write) and return its path."""
+    """Write ``out_dir/index.html`` and a copy of each file's plot under ``out_dir/plots/``
+    (through :class:`pipeline.outputs.OutputDir`: never over a file the pipeline did not write),
+    linked relative to ``out_dir``, so the folder works wherever it is moved; return the page's
+    path."""
     from .outputs import OutputDir
 
     out = OutputDir(out_dir)
-    text = render(report, g, Path(out_dir))
+    pred_dir = Path(report["settings"].get("pred", "."))
+    plots = {}
+    for name, tsv in sorted(g.pred_paths.items()):
+        png = tsv.with_suffix(".png")
+        if not png.is_file():
+            continue
+        try:
+            rel = PurePosixPath(png.relative_to(pred_dir).with_suffix("").as_posix())
+        except ValueError:
+            rel = PurePosixPath(png.stem)
+        target = out.write(out.path("plots" / rel, ".png"), lambda p, src=png: shutil.copyfile(src, p))
+        plots[name] = (quote(target.relative_to(out.root).as_posix()), target.read_bytes())
+    text = render(report, g, plots)
     return out.write(out.path(PurePosixPath("index"), ".html"),
                      lambda p: p.write_text(text, encoding="utf-8"))
 
