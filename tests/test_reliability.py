@@ -618,6 +618,57 @@ def test_two_runs_on_one_cache_at_once(tmp_path):
     assert not any(cache.verify(s, k) for s in cache.stages() for k in cache.keys(s))
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return kids
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+@pytest.mark.slow
+def test_a_worker_that_crashes_on_a_file_fails_that_file_alone(tmp_path):
+    """A worker process killed by SIGSEGV while it has one file open (what a decoder's crash does)
+    breaks the process pool: that file fails, named, fresh workers take the rest, exit 1."""
+    d = tmp_path / "in"
+    _many_files(d, 8, seconds=1.0)
+    victim = d / "long.wav"
+    sf.write(victim, speech_like(1200.0), SR, subtype="PCM_16")  # 20 min: a second or more of decoding
+    cache_dir = tmp_path / "cache"
+    proc = _start(tmp_path, uuid.uuid4().hex, "--cache-dir", cache_dir, "-j", "2", "features", d)
+    killed, deadline = None, time.monotonic() + 240
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for pid in _children(proc.pid):  # the workers, not the parent (which hashes every file first)
+            if _has_open(pid, victim):
+                os.kill(pid, signal.SIGSEGV)
+                killed = pid
+                break
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, f"no worker seen handling {victim}: {err}"
+    assert proc.returncode == 1, err
+    failed = [line for line in err.splitlines() if line.startswith(("FAILED", "Error"))]
+    assert failed == [f"FAILED {victim}: the worker process handling it died (SIGSEGV); the other inputs went on"]
+    assert "features: 9 files: 8 computed, 0 cached, 1 failed" in out
+    assert _entries(cache_dir) == 8
+
+
 # ---------------------------------------------------------------- fuzzed labels and TOML
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
