@@ -221,7 +221,7 @@ def write_report(out_dir: str | Path, report: dict, g) -> Path:
     file the pipeline did not write) and return its path."""
     from .outputs import OutputDir
 
-    out = OutputDir(out_dir)
+    out = OutputDir(out_dir, option="--report")
     text = render(report, g, Path(out_dir))
     return out.write(out.path(PurePosixPath("index"), ".html"),
                      lambda p: p.write_text(text, encoding="utf-8"))

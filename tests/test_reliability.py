@@ -618,6 +618,30 @@ def test_two_runs_on_one_cache_at_once(tmp_path):
     assert not any(cache.verify(s, k) for s in cache.stages() for k in cache.keys(s))
 
 
+@pytest.mark.slow
+def test_two_predicts_into_one_out_at_once_both_finish(tmp_path):
+    """Two real runs on the same inputs and --out at the same time: both exit 0, every output is
+    there once and recorded, and a third run (nothing to compute) may replace them all."""
+    d = tmp_path / "in"
+    _many_files(d, 40, seconds=2.0)
+    out = tmp_path / "out"
+    procs = [_start(tmp_path, uuid.uuid4().hex, "--cache-dir", tmp_path / "cache", "predict", d, "--model", MODEL,
+                    "--out", out, "--format", "rttm") for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        assert "FAILED" not in err
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == sorted([".pipeline-outputs", ".pipeline-outputs.lock"] +
+                           [f"f{i:04d}{ext}" for i in range(40) for ext in (".tsv", ".rttm")])
+    recorded = {json.loads(line)["path"] for line in (out / RECORD).read_text().splitlines()}
+    assert recorded == set(names) - {".pipeline-outputs", ".pipeline-outputs.lock"}
+    third = subprocess.run([sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "cache"), "predict",
+                            str(d), "--model", str(MODEL), "--out", str(out), "--format", "rttm"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0 and "40 files: 0 computed, 40 cached, 0 failed" in third.stdout, third.stderr
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
