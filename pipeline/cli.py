@@ -278,10 +278,16 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
     of predictions against reference labels."""
     import json
 
+    from .errors import LabelError
     from .evaluate import evaluate_dir, format_per_file, format_table
 
-    report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
-                          threshold_free=psds, report_dir=report_dir)
+    try:
+        report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
+                              threshold_free=psds, report_dir=report_dir)
+    except LabelError as exc:  # a tier the references lack is the option's fault, not the file's
+        if tier is not None and f"no interval tier {tier!r}" in str(exc):
+            raise ParameterError(f"--tier {tier}: {exc}") from None
+        raise
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
@@ -334,6 +340,8 @@ def run(app: App, to):
     """The whole graph on the config's [run] table; without one, find the speech in the sample audio
     (data/samples) with the shipped model (models/vad), write segments and plots to out/ and
     evaluate them against the samples' reference labels."""
+    import os
+
     unknown = set(app.run) - set(RUN_DEFAULTS)
     if unknown:
         _fail_usage(f"{app.config_file}: unknown key 'run.{sorted(unknown)[0]}' (known: {', '.join(RUN_DEFAULTS)})")
@@ -350,6 +358,12 @@ def run(app: App, to):
     if to not in RUN_STAGES:
         _fail_usage(f"run.to={to!r} must be one of {', '.join(RUN_STAGES)}")
     inputs = [t["inputs"]] if isinstance(t["inputs"], str) else list(t["inputs"])
+    for key, paths in (("inputs", inputs), ("ref", [t["ref"]] if t["ref"] else [])):
+        for path in paths:  # the defaults are relative to the repository: say what is missing where
+            if not any(c in path for c in "*?[") and not os.path.exists(path):
+                given = f"{app.config_file}'s [run] table" if key in app.run else "the default, relative to the repository"
+                _fail_usage(f"run.{key}: {path} not found in {os.getcwd()} ({given}); run it from the repository "
+                            f"root, or set run.{key} in a --config file's [run] table")
     if to in ("load", "features"):
         if t["model"]:  # build exactly what the model will read, not the defaults
             app = replace(app, config=_model_config(app, t["model"]))

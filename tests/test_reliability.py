@@ -480,6 +480,62 @@ def test_expected_errors_are_one_line_with_their_exit_code(capsys, tmp_path, cas
     assert len(errors) == 1, err
 
 
+def _without_dac_override() -> list[str]:
+    """A command prefix under which modes hold for root too (setpriv drops the capability to
+    override them), so a read-only folder is read-only; [] when not root."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("root ignores file modes and setpriv is not here to drop that")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("case", ["tier", "dask_missing", "report_over_a_users_page", "run_outside_the_repo",
+                                  "read_only_cache"])
+def test_each_usage_error_is_one_line_naming_what_is_wrong(tmp_path, case):
+    """Real subprocesses: the exit code, and one line naming the option, the file or the folder."""
+    audio = tmp_path / "in"
+    audio.mkdir()
+    for i in range(3):
+        sf.write(audio / f"a{i}.wav", speech_like(seed=i), SR)
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for d in (pred, ref):
+        d.mkdir()
+        (d / "a0.tsv").write_text("onset\toffset\tevent_label\n0\t1\tspeech\n")
+    prefix, cwd, want = [sys.executable, "-m", "pipeline"], ROOT, 2
+    if case == "tier":
+        from pipeline.labels import Segment, write_labels
+
+        (ref / "a0.tsv").unlink()
+        write_labels([Segment(0.0, 1.0, "speech")], ref / "a0.TextGrid", duration=2.0)
+        args, expect = ["evaluate", "--pred", pred, "--ref", ref, "--tier", "nosuch"], "--tier nosuch: "
+    elif case == "dask_missing":  # as if the dask extra were not installed
+        prefix = [sys.executable, "-c", "import sys; sys.modules['dask'] = None; from pipeline.cli import main; main()"]
+        args = ["--cache-dir", tmp_path / "c", "--executor", "dask", "features", audio]
+        expect = "--executor dask needs the 'dask' extra"
+    elif case == "report_over_a_users_page":
+        (tmp_path / "rep").mkdir()
+        (tmp_path / "rep" / "index.html").write_text("<p>my page</p>")
+        args = ["evaluate", "--pred", pred, "--ref", ref, "--report", tmp_path / "rep"]
+        expect, want = f"{tmp_path / 'rep' / 'index.html'}: exists and was not written by the pipeline; not " \
+                       f"overwritten (move it away or choose another --report)", 1
+    elif case == "run_outside_the_repo":
+        cwd, args = tmp_path, ["--cache-dir", tmp_path / "c", "run"]
+        expect = f"run.inputs: data/samples not found in {tmp_path}"
+    else:
+        (tmp_path / "c").mkdir()
+        os.chmod(tmp_path / "c", 0o555)
+        prefix = _without_dac_override() + prefix
+        args = ["--cache-dir", tmp_path / "c", "features", audio]
+        expect = f"cache directory {tmp_path / 'c'}: cannot write there (Permission denied)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([*prefix, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.startswith(("Error", "FAILED"))]
+    assert (r.returncode, len(lines)) == (want, 1), r.stderr
+    assert expect in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
 def test_verbose_shows_the_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "-v", "--set", "features.fmin=nan", "--cache-dir",
                         str(tmp_path), "features", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
