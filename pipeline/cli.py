@@ -16,6 +16,7 @@ import click
 
 from .config import Config, build_config
 from .errors import ParameterError, PipelineError
+from .progress import plural
 from .stage import STAGES, file_stages
 
 STAGE_NAMES = tuple(STAGES)
@@ -170,9 +171,9 @@ def chunk(app: App, dataset, valid_spec):
     valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
     entry, report = ensure_chunks(ds, app.config, app.settings, valid=valid, log=_log(app))
     split = entry["split"]
-    app.echo(f"chunk {entry.key[:16]}: {len(split)} chunks of {app.config.chunk.frames} frames "
-             f"({int((split == 0).sum())} train, {int((split == 1).sum())} valid) from {len(entry.meta['files'])} "
-             f"files, classes {entry.meta['classes'] or '(none)'}")
+    app.echo(f"chunk {entry.key[:16]}: {plural(len(split), 'chunk')} of {app.config.chunk.frames} frames "
+             f"({int((split == 0).sum())} train, {int((split == 1).sum())} valid) from "
+             f"{plural(len(entry.meta['files']), 'file')}, classes {entry.meta['classes'] or '(none)'}")
     if report.failed:
         sys.exit(1)
 
@@ -321,7 +322,7 @@ def tune(app: App, dataset, model_dir, metric, out_dir, in_place):
         _fail_usage("--out and --in-place exclude each other")
     res = tune_model(model_dir, dataset, app.config, resolve_device(app).settings, metric=metric,
                      overrides=app.given, log=_log(app), out_dir=out_dir, in_place=in_place)
-    app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {res['files']} files; "
+    app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {plural(res['files'], 'file')}; "
              f"written to {res['config']} (old settings kept in predict_history)")
 
 
@@ -432,7 +433,7 @@ def cache_verify(app: App):
     problems, n = verify_all(app.settings.cache())
     for p in problems:
         click.echo(f"BAD {p}", err=True)
-    click.echo(f"verified {n} entries: {len(problems)} problem(s)")
+    click.echo(f"verified {plural(n, 'entry', 'entries')}: {plural(len(problems), 'problem')}")
     if problems:
         sys.exit(1)
 
@@ -470,7 +471,7 @@ def cache_clear(app: App, stage, yes):
     if not yes and sys.stdin.isatty():
         click.confirm(f"Remove {'all' if not stage else stage} entries under {c.root}?", abort=True)
     n = c.clear(stage)
-    click.echo(f"removed {n} entries from {c.root}")
+    click.echo(f"removed {plural(n, 'entry', 'entries')} from {c.root}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -541,5 +542,5 @@ def stream(app: App, model_dir, rate, header):
         n += 1
     if app.settings.verbosity > 0:
         seconds, wall = seen[0] / sr, time.perf_counter() - t0
-        click.echo(f"stream: {seconds:.2f} s of audio, {n} segments, {seconds / max(wall, 1e-9):,.0f}x real time "
+        click.echo(f"stream: {seconds:.2f} s of audio, {plural(n, 'segment')}, {seconds / max(wall, 1e-9):,.0f}x real time "
                    f"(reading included)", err=True)

@@ -25,7 +25,7 @@ from .cache import Cache, CorruptEntry, make_key
 from .config import Config
 from .errors import CacheError, ParameterError, PipelineError
 from .inputs import Source
-from .progress import AudioProgress
+from .progress import AudioProgress, plural
 from .stage import STAGES, chain, key_config
 
 
@@ -88,7 +88,7 @@ class Report:
         wall = self.wall if wall is None else wall
         hours = self.audio_seconds / 3600
         speed = self.audio_seconds / wall if wall > 0 else float("inf")
-        return (f"{self.stage}: {len(self.results)} files: {self.count('computed')} computed, "
+        return (f"{self.stage}: {plural(len(self.results), 'file')}: {self.count('computed')} computed, "
                 f"{self.count('cached')} cached, {self.count('failed')} failed; "
                 f"{hours:.3f} h of audio in {wall:.2f} s = {speed:,.0f}x real time")
 
