@@ -522,7 +522,8 @@ def stream(app: App, model_dir, rate, header):
     app = resolve_device(app)
     streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device)
     src = sys.stdin.buffer  # read1: whatever has arrived, so segments follow the audio closely
-    sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel)
+    sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel,
+                             warn=lambda msg: click.echo(f"WARNING {msg}", err=True))  # exit 0, as predict
     if app.settings.verbosity > 0:
         extra = "" if sr == streamer.sr else f", plus the {sr} -> {streamer.sr} Hz resampler's delay"
         click.echo(f"stream: {model_dir}, {streamer.fps:g} frames/s; each segment is printed at most "
