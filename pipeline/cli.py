@@ -396,20 +396,46 @@ def cache_ls(app: App, long_):
     click.echo(listing(app.settings.cache(), long=long_))
 
 
+def _status_model(app: App, model_dir: str | None) -> tuple[str | None, str]:
+    """The model ``cache status`` judges by, and why: ``--model``; else the [run] table's model;
+    else, with no --config and no load/features setting given, run's default model (what ``make
+    run`` used) where it exists; else none (the config's own settings)."""
+    import os
+
+    if model_dir:
+        return model_dir, "--model"
+    if app.run.get("model"):
+        return app.run["model"], f"the [run] table of {app.config_file}"
+    if "model" not in app.run and app.config_file is None and not any(
+            g.startswith(("load.", "features.")) for g in app.given) and os.path.isdir(RUN_DEFAULTS["model"]):
+        return RUN_DEFAULTS["model"], "the model `run` uses by default, as `make run` does"
+    return None, ""
+
+
 @cache.command("status")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Judge by this model's settings (its features; with --stage predict, its scores).")
+              help="Judge by this model's settings (its features; with --stage predict, its scores) "
+                   "[default: the [run] table's model, else run's default model when no --config or "
+                   "--set load/features is given and it exists here].")
 @click.option("--stage", "upto", type=click.Choice(FILE_STAGE_NAMES), default=None,
-              help="Last stage to check [default: predict with --model, else features].")
+              help="Last stage to check [default: predict with a model, else features].")
 @click.pass_obj
 def cache_status(app: App, inputs, model_dir, upto):
-    """What the current config (or --model's) would recompute for INPUTS, and why."""
+    """What the current config (or a model's) would recompute for INPUTS, and why; the first line
+    says which settings were checked."""
     from .inputs import expand_inputs
     from .maintenance import status
     from .stage import file_stages
 
+    model_dir, why = _status_model(app, model_dir)
     upto = upto or ("predict" if model_dir else "features")
+    if model_dir:
+        click.echo(f"checked: the settings of model {model_dir} ({why}), up to {upto}")
+    else:
+        sets = f" with --set {', '.join(sorted(app.given))}" if app.given else ""
+        click.echo(f"checked: the settings of {app.config_file or 'the defaults (no --config)'}{sets}, "
+                   f"up to {upto}; --model DIR judges by a model's")
     context, cfg = None, app.config
     if model_dir:
         from .jobs import open_model
