@@ -408,11 +408,17 @@ def _pool_round(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: S
     started = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
                                initargs=(os.getpid(), started))
-    results, unfinished = [], []
+    results, unfinished, last = [], [], {}  # last: pid -> the file it took up last
+
+    def drain():  # after each result, so the pipe never fills and blocks a worker's put
+        while not started.empty():
+            pid, path = started.get()
+            last[pid] = path
     try:
         futures = {pool.submit(_process_in_worker, cache_dir, cfg, path, keys, upto, verbose): (path, keys)
                    for path, keys in todo}
         for fut in as_completed(futures):
+            drain()
             if isinstance(fut.exception(), BrokenProcessPool):
                 unfinished.append(futures[fut])
                 continue
@@ -425,13 +431,10 @@ def _pool_round(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: S
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()  # a broken pool has terminated (SIGTERM) and joined the workers still alive
+    drain()
+    started.close()
     if not unfinished:
         return results, [], []
-    last = {}  # pid -> the file it took up last
-    while not started.empty():
-        pid, path = started.get()
-        last[pid] = path
-    started.close()
     # the one that broke the pool died by itself (a signal other than the pool's SIGTERM, or an exit code)
     died = {p.pid: p.exitcode for p in workers if p.exitcode not in (None, 0, -signal.SIGTERM)}
     culprits = {last[pid]: code for pid, code in died.items() if pid in last}
