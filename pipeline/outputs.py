@@ -133,7 +133,11 @@ class OutputDir:
             yield
             return
         with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (ENOLCK): as before there were any
+                yield
+                return
             try:
                 yield
             finally:
@@ -144,8 +148,9 @@ class OutputDir:
         record when it was rewritten); ``compact``: rewrite a record that reruns made long."""
         try:
             with open(self.root / RECORD, "rb") as fh:
-                inode = os.fstat(fh.fileno()).st_ino
-                start = self._read_at[1] if inode == self._read_at[0] else 0
+                st = os.fstat(fh.fileno())
+                inode = st.st_ino
+                start = self._read_at[1] if inode == self._read_at[0] and st.st_size >= self._read_at[1] else 0
                 if start == 0:
                     self._owned = {}
                 fh.seek(start)
