@@ -9,6 +9,7 @@ one line; ``-v`` adds the traceback.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 
@@ -341,8 +342,6 @@ def run(app: App, to):
     """The whole graph on the config's [run] table; without one, find the speech in the sample audio
     (data/samples) with the shipped model (models/vad), write segments and plots to out/ and
     evaluate them against the samples' reference labels."""
-    import os
-
     unknown = set(app.run) - set(RUN_DEFAULTS)
     if unknown:
         _fail_usage(f"{app.config_file}: unknown key 'run.{sorted(unknown)[0]}' (known: {', '.join(RUN_DEFAULTS)})")
@@ -362,7 +361,8 @@ def run(app: App, to):
     for key, paths in (("inputs", inputs), ("ref", [t["ref"]] if t["ref"] else [])):
         for path in paths:  # the defaults are relative to the repository: say what is missing where
             if not any(c in path for c in "*?[") and not os.path.exists(path):
-                given = f"{app.config_file}'s [run] table" if key in app.run else "the default, relative to the repository"
+                given = (f"{app.config_file}'s [run] table" if key in app.run
+                         else "the default, relative to the repository")
                 _fail_usage(f"run.{key}: {path} not found in {os.getcwd()} ({given}); run it from the repository "
                             f"root, or set run.{key} in a --config file's [run] table")
     if to in ("load", "features"):
@@ -400,8 +400,6 @@ def _status_model(app: App, model_dir: str | None) -> tuple[str | None, str]:
     """The model ``cache status`` judges by, and why: ``--model``; else the [run] table's model;
     else, with no --config and no load/features setting given, run's default model (what ``make
     run`` used) where it exists; else none (the config's own settings)."""
-    import os
-
     if model_dir:
         return model_dir, "--model"
     if app.run.get("model"):
@@ -569,5 +567,6 @@ def stream(app: App, model_dir, rate, header):
         n += 1
     if app.settings.verbosity > 0:
         seconds, wall = seen[0] / sr, time.perf_counter() - t0
-        click.echo(f"stream: {seconds:.2f} s of audio, {plural(n, 'segment')}, {seconds / max(wall, 1e-9):,.0f}x real time "
+        click.echo(f"stream: {seconds:.2f} s of audio, {plural(n, 'segment')}, "
+                   f"{seconds / max(wall, 1e-9):,.0f}x real time "
                    f"(reading included)", err=True)

@@ -369,7 +369,8 @@ def _dispatch(cache: Cache, todo: list[tuple[Source, dict[str, str]]], cfg: Conf
 
 
 def _run_local(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Settings, upto: str) -> list[FileResult]:
-    """In this process (``-j 1``) or in spawned worker processes that die with this one."""
+    """In this process (``-j 1``) or in spawned worker processes that die with this one; a worker
+    that dies on a file (a segfault) fails that file, and a fresh pool takes the rest."""
     cache_dir, verbose = str(settings.cache().root), settings.verbosity > 0
     results = []
     with _progress([p for p, _ in todo], upto, settings) as bar:
