@@ -148,8 +148,12 @@ def _sf_blocks(f, path: Path, channel: int, block_seconds: float):
     while True:
         try:
             y = f.read(step, dtype="float32", always_2d=True)
-        except Exception as exc:  # noqa: BLE001 - libsndfile stops mid-file: name the file
-            raise AudioLoadError(f"{path}: not a readable audio file after {seen / file_sr:.2f} s "
+        except Exception as exc:  # noqa: BLE001 - libsndfile stops mid-file: name the file and where
+            try:  # the decoder's position: a failed read of a whole block still decoded part of it
+                reached = max(seen, int(f.tell()))
+            except Exception:  # noqa: BLE001 - then the last block that was read whole
+                reached = seen
+            raise AudioLoadError(f"{path}: not a readable audio file after {reached / file_sr:.2f} s "
                                  f"(soundfile: {exc})") from None
         if len(y) and not np.isfinite(y).all():
             bad = int(np.count_nonzero(~np.isfinite(y)))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import CacheError
+from .errors import CacheError, ParameterError
 
 
 class CorruptEntry(CacheError):
@@ -280,6 +280,25 @@ class Cache:
         """An entry written piece by piece (rows appended to each array), made visible at once by
         :meth:`EntryWriter.finish`; leaving the ``with`` block without finishing removes it."""
         return EntryWriter(self, stage, key)
+
+    def check_writable(self) -> None:
+        """Make sure entries can be stored here (the root and its ``.tmp/`` created, a temporary
+        directory made and removed), so that a run whose misses could never be stored stops once,
+        before any work, instead of failing every input.
+
+        Raises
+        ------
+        ParameterError
+            naming the directory and the operating system's reason (a setting to change: exit 2).
+        """
+        # named as writers name theirs, so gc knows a leftover of a killed run for what it is
+        probe = self.root / TMP / f"probe-writable-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.mkdir(parents=True)
+            probe.rmdir()
+        except OSError as exc:
+            raise ParameterError(f"cache directory {self.root}: cannot write there ({exc.strerror or exc}); "
+                                 "give a writable --cache-dir (or $PIPELINE_CACHE_DIR)") from None
 
     # ---------------------------------------------------------------- maintenance
 

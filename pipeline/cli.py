@@ -9,6 +9,7 @@ one line; ``-v`` adds the traceback.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 
@@ -16,6 +17,7 @@ import click
 
 from .config import Config, build_config
 from .errors import ParameterError, PipelineError
+from .progress import plural
 from .stage import STAGES, file_stages
 
 STAGE_NAMES = tuple(STAGES)
@@ -170,9 +172,9 @@ def chunk(app: App, dataset, valid_spec):
     valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
     entry, report = ensure_chunks(ds, app.config, app.settings, valid=valid, log=_log(app))
     split = entry["split"]
-    app.echo(f"chunk {entry.key[:16]}: {len(split)} chunks of {app.config.chunk.frames} frames "
-             f"({int((split == 0).sum())} train, {int((split == 1).sum())} valid) from {len(entry.meta['files'])} "
-             f"files, classes {entry.meta['classes'] or '(none)'}")
+    app.echo(f"chunk {entry.key[:16]}: {plural(len(split), 'chunk')} of {app.config.chunk.frames} frames "
+             f"({int((split == 0).sum())} train, {int((split == 1).sum())} valid) from "
+             f"{plural(len(entry.meta['files']), 'file')}, classes {entry.meta['classes'] or '(none)'}")
     if report.failed:
         sys.exit(1)
 
@@ -278,10 +280,16 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
     of predictions against reference labels."""
     import json
 
+    from .errors import LabelError
     from .evaluate import evaluate_dir, format_per_file, format_table
 
-    report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
-                          threshold_free=psds, report_dir=report_dir)
+    try:
+        report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
+                              threshold_free=psds, report_dir=report_dir)
+    except LabelError as exc:  # a tier the references lack is the option's fault, not the file's
+        if tier is not None and f"no interval tier {tier!r}" in str(exc):
+            raise ParameterError(f"--tier {tier}: {exc}") from None
+        raise
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:
@@ -315,7 +323,7 @@ def tune(app: App, dataset, model_dir, metric, out_dir, in_place):
         _fail_usage("--out and --in-place exclude each other")
     res = tune_model(model_dir, dataset, app.config, resolve_device(app).settings, metric=metric,
                      overrides=app.given, log=_log(app), out_dir=out_dir, in_place=in_place)
-    app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {res['files']} files; "
+    app.echo(f"{metric}: {res['before']:.4f} -> {res['after']:.4f} on {plural(res['files'], 'file')}; "
              f"written to {res['config']} (old settings kept in predict_history)")
 
 
@@ -350,6 +358,13 @@ def run(app: App, to):
     if to not in RUN_STAGES:
         _fail_usage(f"run.to={to!r} must be one of {', '.join(RUN_STAGES)}")
     inputs = [t["inputs"]] if isinstance(t["inputs"], str) else list(t["inputs"])
+    for key, paths in (("inputs", inputs), ("ref", [t["ref"]] if t["ref"] else [])):
+        for path in paths:  # the defaults are relative to the repository: say what is missing where
+            if not any(c in path for c in "*?[") and not os.path.exists(path):
+                given = (f"{app.config_file}'s [run] table" if key in app.run
+                         else "the default, relative to the repository")
+                _fail_usage(f"run.{key}: {path} not found in {os.getcwd()} ({given}); run it from the repository "
+                            f"root, or set run.{key} in a --config file's [run] table")
     if to in ("load", "features"):
         if t["model"]:  # build exactly what the model will read, not the defaults
             app = replace(app, config=_model_config(app, t["model"]))
@@ -381,20 +396,44 @@ def cache_ls(app: App, long_):
     click.echo(listing(app.settings.cache(), long=long_))
 
 
+def _status_model(app: App, model_dir: str | None) -> tuple[str | None, str]:
+    """The model ``cache status`` judges by, and why: ``--model``; else the [run] table's model;
+    else, with no --config and no load/features setting given, run's default model (what ``make
+    run`` used) where it exists; else none (the config's own settings)."""
+    if model_dir:
+        return model_dir, "--model"
+    if app.run.get("model"):
+        return app.run["model"], f"the [run] table of {app.config_file}"
+    if "model" not in app.run and app.config_file is None and not any(
+            g.startswith(("load.", "features.")) for g in app.given) and os.path.isdir(RUN_DEFAULTS["model"]):
+        return RUN_DEFAULTS["model"], "the model `run` uses by default, as `make run` does"
+    return None, ""
+
+
 @cache.command("status")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Judge by this model's settings (its features; with --stage predict, its scores).")
+              help="Judge by this model's settings (its features; with --stage predict, its scores) "
+                   "[default: the [run] table's model, else run's default model when no --config or "
+                   "--set load/features is given and it exists here].")
 @click.option("--stage", "upto", type=click.Choice(FILE_STAGE_NAMES), default=None,
-              help="Last stage to check [default: predict with --model, else features].")
+              help="Last stage to check [default: predict with a model, else features].")
 @click.pass_obj
 def cache_status(app: App, inputs, model_dir, upto):
-    """What the current config (or --model's) would recompute for INPUTS, and why."""
+    """What the current config (or a model's) would recompute for INPUTS, and why; the first line
+    says which settings were checked."""
     from .inputs import expand_inputs
     from .maintenance import status
     from .stage import file_stages
 
+    model_dir, why = _status_model(app, model_dir)
     upto = upto or ("predict" if model_dir else "features")
+    if model_dir:
+        click.echo(f"checked: the settings of model {model_dir} ({why}), up to {upto}")
+    else:
+        sets = f" with --set {', '.join(sorted(app.given))}" if app.given else ""
+        click.echo(f"checked: the settings of {app.config_file or 'the defaults (no --config)'}{sets}, "
+                   f"up to {upto}; --model DIR judges by a model's")
     context, cfg = None, app.config
     if model_dir:
         from .jobs import open_model
@@ -418,7 +457,7 @@ def cache_verify(app: App):
     problems, n = verify_all(app.settings.cache())
     for p in problems:
         click.echo(f"BAD {p}", err=True)
-    click.echo(f"verified {n} entries: {len(problems)} problem(s)")
+    click.echo(f"verified {plural(n, 'entry', 'entries')}: {plural(len(problems), 'problem')}")
     if problems:
         sys.exit(1)
 
@@ -456,7 +495,7 @@ def cache_clear(app: App, stage, yes):
     if not yes and sys.stdin.isatty():
         click.confirm(f"Remove {'all' if not stage else stage} entries under {c.root}?", abort=True)
     n = c.clear(stage)
-    click.echo(f"removed {n} entries from {c.root}")
+    click.echo(f"removed {plural(n, 'entry', 'entries')} from {c.root}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -507,7 +546,8 @@ def stream(app: App, model_dir, rate, header):
     app = resolve_device(app)
     streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device)
     src = sys.stdin.buffer  # read1: whatever has arrived, so segments follow the audio closely
-    sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel)
+    sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel,
+                             warn=lambda msg: click.echo(f"WARNING {msg}", err=True))  # exit 0, as predict
     if app.settings.verbosity > 0:
         extra = "" if sr == streamer.sr else f", plus the {sr} -> {streamer.sr} Hz resampler's delay"
         click.echo(f"stream: {model_dir}, {streamer.fps:g} frames/s; each segment is printed at most "
@@ -527,5 +567,6 @@ def stream(app: App, model_dir, rate, header):
         n += 1
     if app.settings.verbosity > 0:
         seconds, wall = seen[0] / sr, time.perf_counter() - t0
-        click.echo(f"stream: {seconds:.2f} s of audio, {n} segments, {seconds / max(wall, 1e-9):,.0f}x real time "
+        click.echo(f"stream: {seconds:.2f} s of audio, {plural(n, 'segment')}, "
+                   f"{seconds / max(wall, 1e-9):,.0f}x real time "
                    f"(reading included)", err=True)

@@ -46,7 +46,7 @@ def listing(cache: Cache, *, long: bool = False) -> str:
                 what = meta.get("source") or ",".join(k[:12] for k in meta.get("inputs", [])[:3])
                 lines.append(f"  {stage:<10} {key[:16]}  {human(s):>10}  {meta.get('created', '?')}  {what}")
         total += size
-        lines.append(f"{stage:<12} {count:>7} entries  {human(size):>10}")
+        lines.append(f"{stage:<12} {count:>7} {'entry' if count == 1 else 'entries':<7}  {human(size):>10}")
     tmp = cache.stale_temporaries()
     if tmp:
         lines.append(f"{'(unfinished)':<12} {len(tmp):>7} temporaries of interrupted runs (cache gc removes them)")

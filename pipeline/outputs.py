@@ -15,9 +15,14 @@ Three rules, each kept here and nowhere else:
   wrote it and it is unchanged since. Anything else (reference labels beside the audio when
   ``--out`` is the input folder, a file the user edited) is left alone and that input fails with a
   message naming the file. Files are written beside their final name and renamed into place.
+- **Runs at once share the folder.** Renaming a file into place and recording it happen under an
+  exclusive lock (``flock`` on ``OUT/.pipeline-outputs.lock``), after reading what other runs
+  recorded meanwhile: two runs into one ``--out`` both finish, each overwriting only what the
+  pipeline wrote.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +33,7 @@ from typing import Callable, Iterable
 from .errors import ParameterError, PipelineError
 
 RECORD = ".pipeline-outputs"
+LOCK = ".pipeline-outputs.lock"  # held while a file is renamed into place and recorded
 SCORES = ".scores.npy"  # frames x classes float32, beside the segments
 SCORES_INFO = ".scores.json"  # its fps, class names, frame count and source
 FORMATS = {"tsv": ".tsv", "rttm": ".rttm", "audacity": ".txt", "json": ".json", "textgrid": ".TextGrid",
@@ -74,7 +80,7 @@ def assign_bases(items: Iterable[tuple[str, str | Path]], suffixes: Iterable[str
     items = [(src, safe_relative(rel)) for src, rel in items]
     suffixes = list(dict.fromkeys(suffixes))
     level = {src: 0 for src, _ in items}
-    reserved = {RECORD.casefold()}
+    reserved = {RECORD.casefold(), LOCK.casefold()}
     for _ in range(3):
         owners: dict[str, set[str]] = {}
         for src, rel in items:
@@ -90,49 +96,93 @@ def assign_bases(items: Iterable[tuple[str, str | Path]], suffixes: Iterable[str
 
 
 class OutputDir:
-    """The ``--out`` folder of one run: checked writable up front, then files written one by one."""
+    """The ``--out`` folder of one run: checked writable up front, then files written one by one.
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    ``option``: the command-line option that named the folder, for messages (``--report``).
+    """
+
+    def __init__(self, root: str | Path, option: str = "--out"):
+        self.root, self.option = Path(root), option
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with open(self.root / RECORD, "a", encoding="utf-8"):
                 pass
+            with open(self.root / LOCK, "a", encoding="utf-8"):
+                pass
         except OSError as exc:
-            raise ParameterError(f"--out {self.root}: cannot write there ({exc.strerror or exc})") from None
+            raise ParameterError(f"{option} {self.root}: cannot write there ({exc.strerror or exc})") from None
         self._real = Path(os.path.realpath(self.root))
-        self._owned = self._read_record()
+        self._owned: dict[str, tuple[int, int]] = {}
+        self._read_at: tuple[int, int] = (-1, 0)  # (inode, offset) of the record read so far
         self._this_run: set[Path] = set()
+        with self._locked():
+            self._refresh(compact=True)
 
-    def _read_record(self) -> dict[str, tuple[int, int]]:
-        owned: dict[str, tuple[int, int]] = {}
+    @contextlib.contextmanager
+    def _locked(self):
+        """Exclusive hold of ``OUT/.pipeline-outputs.lock`` among the runs writing into this folder
+        (released by the kernel when a run is killed)."""
         try:
-            lines = (self.root / RECORD).read_text(encoding="utf-8", errors="replace").splitlines()
+            import fcntl
+        except ImportError:  # not on POSIX: no lock to take
+            yield
+            return
+        try:
+            fh = open(self.root / LOCK, "a+b")
+        except OSError:  # a read-only folder cannot be written into anyway: each write says so
+            yield
+            return
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (ENOLCK): as before there were any
+                yield
+                return
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _refresh(self, compact: bool = False) -> None:
+        """Read the lines of the record this run has not seen yet (other runs' files; the whole
+        record when it was rewritten); ``compact``: rewrite a record that reruns made long."""
+        try:
+            with open(self.root / RECORD, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                inode = st.st_ino
+                start = self._read_at[1] if inode == self._read_at[0] and st.st_size >= self._read_at[1] else 0
+                if start == 0:
+                    self._owned = {}
+                fh.seek(start)
+                data = fh.read()
         except OSError:
-            return owned
+            return
+        end = data.rfind(b"\n") + 1  # a torn last line of a killed run is read once it is ended
+        lines = data[:end].decode("utf-8", errors="replace").splitlines()
         for line in lines:
             try:
                 row = json.loads(line)
-                owned[row["path"]] = (int(row["size"]), int(row["mtime_ns"]))
+                self._owned[row["path"]] = (int(row["size"]), int(row["mtime_ns"]))
             except (ValueError, KeyError, TypeError):
-                continue  # a torn last line of a killed run: that file is simply not ours
-        if len(lines) > 2 * len(owned) + 64:  # reruns append: rewrite it with one line a file
+                continue  # a torn line of a killed run: that file is simply not ours
+        self._read_at = (inode, start + end)
+        if compact and start == 0 and len(lines) > 2 * len(self._owned) + 64:  # reruns append
             text = "".join(json.dumps({"path": p, "size": n, "mtime_ns": t}, ensure_ascii=True) + "\n"
-                           for p, (n, t) in owned.items())
+                           for p, (n, t) in self._owned.items())
             tmp = self.root / f".{RECORD}.{uuid.uuid4().hex[:8]}"
             try:
                 tmp.write_text(text, encoding="utf-8")
                 os.replace(tmp, self.root / RECORD)
+                self._read_at = (os.stat(self.root / RECORD).st_ino, len(text.encode()))
             except OSError:
                 pass  # the long record still works
-        return owned
 
     def path(self, base: PurePosixPath, suffix: str) -> Path:
         """``OUT/base+suffix``, checked to resolve inside ``OUT``."""
         target = self.root / base.parent / (base.name + suffix)
         real = Path(os.path.realpath(target))
         if real != self._real and self._real not in real.parents:
-            raise OutputError(f"{target}: resolves to {real}, outside --out {self.root}; not written")
+            raise OutputError(f"{target}: resolves to {real}, outside {self.option} {self.root}; not written")
         return target
 
     def _check_ours(self, target: Path) -> None:
@@ -147,28 +197,42 @@ class OutputDir:
             raise OutputError(f"{target}: exists and cannot be checked ({exc.strerror}); not overwritten") from None
         if self._owned.get(rel) != (st.st_size, st.st_mtime_ns):
             why = "was changed since the pipeline wrote it" if rel in self._owned else "was not written by the pipeline"
-            raise OutputError(f"{target}: exists and {why}; not overwritten (move it away or choose another --out)")
+            raise OutputError(f"{target}: exists and {why}; not overwritten (move it away or choose another "
+                              f"{self.option})")
 
     def write(self, target: Path, write: Callable[[Path], None]) -> Path:
         """Write one file through ``write(tmp_path)`` (the temporary keeps the final suffix), then
         rename it into place and record it. Raises :class:`OutputError` naming the file."""
-        self._check_ours(target)
+        with self._locked():  # before the work (a plot takes a while); checked again before the rename
+            self._refresh()
+            self._check_ours(target)
         # short (a name near the 255-byte limit must still have a temporary) and with the final
         # suffix, which np.save and savefig go by
         tmp = target.with_name(f".{uuid.uuid4().hex[:12]}.part{target.suffix}")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write(tmp)
-            os.replace(tmp, target)
-            st = target.stat()
-        except OSError as exc:
-            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write(tmp)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            with self._locked():  # another run may have written this name since: its record says
+                self._refresh()
+                self._check_ours(target)
+                try:
+                    os.replace(tmp, target)
+                    st = target.stat()
+                except OSError as exc:
+                    raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+                rel = target.relative_to(self.root).as_posix()
+                self._owned[rel] = (st.st_size, st.st_mtime_ns)
+                self._this_run.add(target)
+                self._append_record(rel, st)
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        rel = target.relative_to(self.root).as_posix()
-        self._owned[rel] = (st.st_size, st.st_mtime_ns)
-        self._this_run.add(target)
+        return target
+
+    def _append_record(self, rel: str, st: os.stat_result) -> None:
         line = json.dumps({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, ensure_ascii=True)
         with open(self.root / RECORD, "a+b") as fh:  # one short append per file
             torn = False
@@ -176,7 +240,9 @@ class OutputDir:
                 fh.seek(-1, os.SEEK_END)
                 torn = fh.read(1) != b"\n"
             fh.write((("\n" if torn else "") + line + "\n").encode())  # a killed run's torn line stays alone
-        return target
+            end = fh.tell()
+        if self._read_at[1] == end - len(line) - 1 - torn:  # nothing of another run's in between
+            self._read_at = (self._read_at[0], end)
 
 
 def parse_formats(text: str) -> list[str]:

@@ -16,6 +16,12 @@ import time
 _CURRENT: contextvars.ContextVar["AudioProgress | None"] = contextvars.ContextVar("progress", default=None)
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 files``: a count with its noun in the right number (``nouns``:
+    an irregular plural, ``entries``)."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def advance(seconds: float) -> None:
     """Advance the current step's progress by ``seconds`` of audio (no-op outside a step)."""
     p = _CURRENT.get()
@@ -56,7 +62,7 @@ class AudioProgress:
         now = time.monotonic()
         if self._bar is not None:
             self._bar.n = round(self.done, 1)
-            self._bar.set_postfix_str(f"{self.files_done}/{self.files} files", refresh=False)
+            self._bar.set_postfix_str(f"{self.files_done}/{plural(self.files, 'file')}", refresh=False)
             self._bar.refresh()
         elif self._log and (now - self._last >= self.every or self.files_done == self.files and files):
             self._last = now
@@ -74,4 +80,4 @@ class AudioProgress:
         eta = time.strftime("%H:%M:%S", time.gmtime(left)) if left == left else "?"
         pct = 100.0 * self.done / self.total if self.total else 100.0
         return (f"{self.desc}: {self.done:,.0f} of {self.total:,.0f} s of audio ({pct:.0f}%), "
-                f"{self.files_done}/{self.files} files, {speed:,.0f}x real time, ETA {eta}")
+                f"{self.files_done}/{plural(self.files, 'file')}, {speed:,.0f}x real time, ETA {eta}")

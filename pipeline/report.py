@@ -294,7 +294,7 @@ def write_report(out_dir: str | Path, report: dict, g) -> Path:
     path."""
     from .outputs import OutputDir
 
-    out = OutputDir(out_dir)
+    out = OutputDir(out_dir, option="--report")
     pred_dir = Path(report["settings"].get("pred", "."))
     plots = {}
     for name, tsv in sorted(g.pred_paths.items()):

@@ -23,9 +23,9 @@ from typing import Callable, Iterable
 
 from .cache import Cache, CorruptEntry, make_key
 from .config import Config
-from .errors import CacheError, PipelineError
+from .errors import CacheError, ParameterError, PipelineError
 from .inputs import Source
-from .progress import AudioProgress
+from .progress import AudioProgress, plural
 from .stage import STAGES, chain, key_config
 
 
@@ -88,7 +88,7 @@ class Report:
         wall = self.wall if wall is None else wall
         hours = self.audio_seconds / 3600
         speed = self.audio_seconds / wall if wall > 0 else float("inf")
-        return (f"{self.stage}: {len(self.results)} files: {self.count('computed')} computed, "
+        return (f"{self.stage}: {plural(len(self.results), 'file')}: {self.count('computed')} computed, "
                 f"{self.count('cached')} cached, {self.count('failed')} failed; "
                 f"{hours:.3f} h of audio in {wall:.2f} s = {speed:,.0f}x real time")
 
@@ -253,15 +253,30 @@ def process_file(cache_dir: str, cfg: Config, source: str, keys: dict[str, str],
         return _failure(source, keys, exc, verbose, cache.repaired)
 
 
-def _init_worker(parent: int) -> None:
+_STARTED = None  # in a pool worker: where it tells the parent which file it takes up
+
+
+def _init_worker(parent: int, started=None) -> None:
     """One math thread per worker process (the parallelism is across files); Ctrl-C is the
-    parent's to handle; a worker whose parent is gone (even by SIGKILL) exits by itself."""
+    parent's to handle; a worker whose parent is gone (even by SIGKILL) exits by itself.
+    ``started``: a queue to the parent (see :func:`_process_in_worker`)."""
+    global _STARTED
     # set before numpy/torch load (spawned workers start bare); torch reads OMP_NUM_THREADS at
     # import, so workers that never need torch never pay for importing it
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STARTED = started
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _process_in_worker(cache_dir: str, cfg: Config, source: str, keys: dict[str, str], upto: str,
+                       verbose: bool = False) -> FileResult:
+    """:func:`process_file` in a pool worker, which first tells the parent ``(pid, source)``: when a
+    worker dies (a decoder's segfault), the parent knows the file it died on."""
+    if _STARTED is not None:
+        _STARTED.put((os.getpid(), source))  # a SimpleQueue writes to its pipe at once, before the work
+    return process_file(cache_dir, cfg, source, keys, upto, verbose)
 
 
 def _exit_with_parent(parent: int, every: float = 0.5) -> None:
@@ -334,6 +349,7 @@ def run_files(sources: Iterable[Source], cfg: Config, settings: Settings, *, upt
     cache = cache or settings.cache()
     results, todo = _plan(cache, cfg, sources, problems, target=upto, context=context)
     if todo:
+        cache.check_writable()  # once, before any work: not every input failing for the same reason
         results.extend(_dispatch(cache, todo, cfg, settings, upto, context))
     order = {str(s.path): i for i, s in enumerate(sources)}
     results.sort(key=lambda r: order.get(r.path, -1))
@@ -353,7 +369,8 @@ def _dispatch(cache: Cache, todo: list[tuple[Source, dict[str, str]]], cfg: Conf
 
 
 def _run_local(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Settings, upto: str) -> list[FileResult]:
-    """In this process (``-j 1``) or in spawned worker processes that die with this one."""
+    """In this process (``-j 1``) or in spawned worker processes that die with this one; a worker
+    that dies on a file (a segfault) fails that file, and a fresh pool takes the rest."""
     cache_dir, verbose = str(settings.cache().root), settings.verbosity > 0
     results = []
     with _progress([p for p, _ in todo], upto, settings) as bar:
@@ -363,23 +380,74 @@ def _run_local(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Se
                 results.append(process_file(cache_dir, cfg, path, keys, upto, verbose))
                 bar.file_done(results[-1].duration, bar.done - before)
             return results
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(todo)), mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(os.getpid(),))
-        try:
-            futures = [pool.submit(process_file, cache_dir, cfg, path, keys, upto, verbose) for path, keys in todo]
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.file_done(results[-1].duration, 0.0)
-        except BaseException:  # Ctrl-C, or the pool broke: no worker outlives the run
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        pending, jobs = list(todo), settings.jobs
+        while pending:  # a fresh pool after each crash, for what the broken one left unfinished
+            done, crashed, pending = _pool_round(pending, cfg, settings, upto, jobs, bar)
+            results += done + crashed
+            if pending and not crashed:  # a crash not pinned on a file: one worker at a time pins it
+                if jobs == 1 and not done:  # workers die before taking up any file
+                    results += [FileResult(p, "failed", k, error=f"{p}: not processed: worker processes kept "
+                                                                  f"dying before taking up a file") for p, k in pending]
+                    break
+                jobs = 1
     return results
+
+
+def _pool_round(todo: list[tuple[str, dict[str, str]]], cfg: Config, settings: Settings, upto: str, jobs: int,
+                bar: AudioProgress) -> tuple[list[FileResult], list[FileResult], list[tuple[str, dict[str, str]]]]:
+    """``todo`` over a pool of ``jobs`` spawned workers that die with this process.
+
+    Returns the files' results, a failure for each file whose worker died while handling it (a
+    segfault in a decoder breaks the whole pool), and the files the broken pool left unfinished.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    cache_dir, verbose = str(settings.cache().root), settings.verbosity > 0
+    ctx = mp.get_context("spawn")
+    started = ctx.SimpleQueue()
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(), started))
+    results, unfinished, last = [], [], {}  # last: pid -> the file it took up last
+
+    def drain():  # after each result, so the pipe never fills and blocks a worker's put
+        while not started.empty():
+            pid, path = started.get()
+            last[pid] = path
+    try:
+        futures = {pool.submit(_process_in_worker, cache_dir, cfg, path, keys, upto, verbose): (path, keys)
+                   for path, keys in todo}
+        for fut in as_completed(futures):
+            drain()
+            if isinstance(fut.exception(), BrokenProcessPool):
+                unfinished.append(futures[fut])
+                continue
+            results.append(fut.result())
+            bar.file_done(results[-1].duration, 0.0)
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # before shutdown drops them
+    except BaseException:  # Ctrl-C: no worker outlives the run
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()  # a broken pool has terminated (SIGTERM) and joined the workers still alive
+    drain()
+    started.close()
+    if not unfinished:
+        return results, [], []
+    # the one that broke the pool died by itself (a signal other than the pool's SIGTERM, or an exit code)
+    died = {p.pid: p.exitcode for p in workers if p.exitcode not in (None, 0, -signal.SIGTERM)}
+    culprits = {last[pid]: code for pid, code in died.items() if pid in last}
+    crashed = []
+    for path, keys in unfinished:
+        if path in culprits:
+            code = culprits[path]
+            how = signal.Signals(-code).name if code < 0 and -code in signal.valid_signals() else f"exit code {code}"
+            crashed.append(FileResult(path, "failed", keys, error=f"{path}: the worker process handling it died "
+                                                                  f"({how}); the other inputs went on"))
+            bar.file_done(0.0, 0.0)
+    return results, crashed, [(p, k) for p, k in unfinished if p not in culprits]
 
 
 def _run_dask(todo, cfg: Config, settings: Settings, upto: str) -> list[FileResult]:
@@ -387,7 +455,8 @@ def _run_dask(todo, cfg: Config, settings: Settings, upto: str) -> list[FileResu
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise PipelineError("--executor dask needs the 'dask' extra: pip install 'audio-seq-pipeline[dask]'") from None
+        raise ParameterError("--executor dask needs the 'dask' extra, which is not installed here: "
+                             "pip install 'audio-seq-pipeline[dask]'") from None
     cache_dir = str(settings.cache().root.resolve())
     verbose = settings.verbosity > 0
     if settings.scheduler:

@@ -330,16 +330,20 @@ def pcm_to_float(data: bytes, fmt: PcmFormat) -> np.ndarray:
 
 
 def pcm_blocks(read: Callable[[int], bytes], fmt: PcmFormat, n_bytes: int | None = None, *,
-               block_bytes: int = 1 << 16, where: str = "stdin") -> Iterator[np.ndarray]:
+               block_bytes: int = 1 << 16, where: str = "stdin",
+               warn: Callable[[str], None] | None = None) -> Iterator[np.ndarray]:
     """Blocks of float32 samples [shape=(n, channels)] from a byte stream, as they arrive (whatever
     ``read`` returns, cut at whole frames); stops after ``n_bytes`` or at the end of the stream.
+
+    A stream that ends before its header's ``n_bytes`` gives the samples it has, as a file cut short
+    is read by ``predict``, and says so once through ``warn`` (default: :func:`warnings.warn`).
 
     Raises
     ------
     AudioLoadError
-        non-finite float samples (the message says where).
+        non-finite float samples (the message gives the time of the first).
     """
-    fb, rest, seen = fmt.frame_bytes, b"", 0
+    fb, rest, seen, frames = fmt.frame_bytes, b"", 0, 0
     while n_bytes is None or seen < n_bytes:
         want = block_bytes if n_bytes is None else min(block_bytes, n_bytes - seen)
         b = read(want)
@@ -351,10 +355,23 @@ def pcm_blocks(read: Callable[[int], bytes], fmt: PcmFormat, n_bytes: int | None
         b, rest = b[:whole], b[whole:]
         if b:
             y = pcm_to_float(b, fmt)
-            if not np.isfinite(y).all():
+            finite = np.isfinite(y).all(axis=1)
+            if not finite.all():
+                first = frames + int(np.argmin(finite))
                 raise AudioLoadError(f"{where}: {np.count_nonzero(~np.isfinite(y))} non-finite samples (NaN or "
-                                     f"inf) near {seen / fb / fmt.sr:.2f} s; audio must be finite")
+                                     f"inf), the first at {first / fmt.sr:.3f} s; audio must be finite")
+            frames += len(y)
             yield y
+    if n_bytes is not None and seen < n_bytes:
+        msg = (f"{where}: the WAV stream ended after {seen // fb / fmt.sr:.3f} s of audio, but its header "
+               f"announces {n_bytes // fb / fmt.sr:.3f} s ({seen} of {n_bytes} data bytes); the segments cover "
+               f"the audio received")
+        if warn is None:
+            import warnings
+
+            warnings.warn(msg, stacklevel=2)
+        else:
+            warn(msg)
 
 
 # ------------------------------------------------------------------ the whole stream
@@ -466,14 +483,14 @@ def open_streamer(model_dir, cfg: Config, given: Iterable[str] = (), *, device: 
 
 
 def mono_blocks(read: Callable[[int], bytes], *, rate: int | None, channel: int = -1,
-                where: str = "stdin") -> tuple[int, Iterator[np.ndarray]]:
+                where: str = "stdin", warn: Callable[[str], None] | None = None) -> tuple[int, Iterator[np.ndarray]]:
     """The input rate and mono float32 blocks of a byte stream: a WAV stream, or raw 16-bit
-    little-endian mono PCM at ``rate`` Hz when ``rate`` is given."""
+    little-endian mono PCM at ``rate`` Hz when ``rate`` is given. ``warn``: see :func:`pcm_blocks`."""
     from .audio import to_mono
 
     if rate is not None:
         fmt, n_bytes = PcmFormat(int(rate), 1, "<i2"), None
     else:
         fmt, n_bytes = read_wav_header(read, where=where)
-    blocks = (to_mono(y, channel=channel, path=where) for y in pcm_blocks(read, fmt, n_bytes, where=where))
+    blocks = (to_mono(y, channel=channel, path=where) for y in pcm_blocks(read, fmt, n_bytes, where=where, warn=warn))
     return fmt.sr, blocks

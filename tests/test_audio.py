@@ -140,6 +140,22 @@ def test_truncated_header_is_refused(tmp_path, write_wav, tone):
         audio.load_audio(path)
 
 
+def test_a_truncated_flac_is_refused_where_its_decoding_stopped(tmp_path):
+    """10 s of noise cut after 60 % of its bytes: about 6 s decode, and the message says so (it said
+    "after 0.00 s" when the first 30 s block failed as a whole)."""
+    y = (0.3 * np.random.default_rng(0).standard_normal(SR * 10)).astype(np.float32)
+    sf.write(tmp_path / "full.flac", y, SR)
+    data = (tmp_path / "full.flac").read_bytes()
+    path = tmp_path / "cut.flac"
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    with pytest.raises(AudioLoadError, match=r"cut\.flac: not a readable audio file after ") as err:
+        list(audio.stream_audio(path, sr=SR))
+    reached = float(re.search(r"after ([\d.]+) s", str(err.value)).group(1))
+    assert 5.0 <= reached <= 6.5, str(err.value)
+    with pytest.raises(AudioLoadError, match=f"after {reached:.2f} s"):  # whatever the block size
+        list(audio.stream_audio(path, sr=SR, block_seconds=1.0))
+
+
 def test_text_file_named_wav_is_refused(tmp_path):
     path = tmp_path / "notes.wav"
     path.write_text("these are meeting notes, not audio\n" * 20)

@@ -74,12 +74,22 @@ def test_cache_commands(tmp_path):
     assert "features  0 cached, 2 to compute" in r.output and "features.n_mels: 64 -> 32" in r.output
     assert "load " not in r.output  # features read the files themselves: no waveform is stored
     r = invoke("--cache-dir", cache, "cache", "verify")
-    assert r.exit_code == 0 and "verified 2 entries: 0 problem(s)" in r.output
+    assert r.exit_code == 0 and "verified 2 entries: 0 problems" in r.output
     (d / "good2.flac").unlink()
     r = invoke("--cache-dir", cache, "cache", "gc")
     assert r.output.count("unreachable") == 1  # its features entry
     r = invoke("--cache-dir", cache, "cache", "clear", "--yes")
-    assert "removed 1 entries" in r.output
+    assert "removed 1 entry from" in r.output
+
+
+def test_counts_of_one_are_singular(tmp_path):
+    d = folder(tmp_path, bad=False)
+    r = invoke("--cache-dir", str(tmp_path / "c"), "features", str(d / "good2.flac"))
+    assert r.exit_code == 0 and "features: 1 file: 1 computed, 0 cached, 0 failed;" in r.output
+    r = invoke("--cache-dir", str(tmp_path / "c"), "cache", "verify")
+    assert "verified 1 entry: 0 problems" in r.output
+    r = invoke("--cache-dir", str(tmp_path / "c"), "cache", "ls")
+    assert re.search(r"features +1 entry  ", r.output), r.output
 
 
 def test_subprocess_entry_points_and_fast_help(tmp_path):

@@ -64,11 +64,40 @@ def test_after_the_main_job_status_with_the_model_finds_everything(capsys, tmp_p
     code, out = _run(capsys, "--cache-dir", tmp_path / "c", "cache", "status", ROOT / "data" / "samples",
                      "--model", ROOT / "models" / "vad")
     assert code == 0
-    assert out.splitlines() == ["features  4 cached, 0 to compute", "predict   4 cached, 0 to compute"]
+    assert out.splitlines() == [f"checked: the settings of model {ROOT / 'models' / 'vad'} (--model), up to predict",
+                                "features  4 cached, 0 to compute", "predict   4 cached, 0 to compute"]
+    code, out = _run(capsys, "--config", conf, "--cache-dir", tmp_path / "c", "cache", "status",
+                     ROOT / "data" / "samples")  # no --model: the [run] table's
+    assert code == 0
+    assert out.splitlines() == [f"checked: the settings of model {ROOT / 'models' / 'vad'} (the [run] table of "
+                                f"{conf}), up to predict",
+                                "features  4 cached, 0 to compute", "predict   4 cached, 0 to compute"]
     # run --to features builds the model's features (hop 320), so nothing new appears
     before = sorted((tmp_path / "c" / "features").glob("*/*"))
     code, out = _run(capsys, "--config", conf, "--cache-dir", tmp_path / "c", "run", "--to", "features")
     assert code == 0 and sorted((tmp_path / "c" / "features").glob("*/*")) == before
+
+
+def test_status_right_after_the_default_run_checks_its_model(capsys, tmp_path, monkeypatch):
+    """`make run` (run with no --config) and then `cache status INPUTS`: everything is cached, and
+    the first line names the model checked; a --set of features is judged without it."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "samples").symlink_to(ROOT / "data" / "samples")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vad").symlink_to(ROOT / "models" / "vad")
+    monkeypatch.chdir(tmp_path)  # a checkout's layout, without writing into this one
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "c"))
+    code, _ = _run(capsys, "run")
+    assert code == 0
+    code, out = _run(capsys, "cache", "status", "data/samples")
+    assert code == 0
+    assert out.splitlines() == ["checked: the settings of model models/vad (the model `run` uses by default, as "
+                                "`make run` does), up to predict",
+                                "features  4 cached, 0 to compute", "predict   4 cached, 0 to compute"]
+    code, out = _run(capsys, "--set", "features.n_mels=32", "cache", "status", "data/samples")
+    assert out.splitlines()[:2] == ["checked: the settings of the defaults (no --config) with --set "
+                                    "features.n_mels, up to features; --model DIR judges by a model's",
+                                    "features  0 cached, 4 to compute"]
 
 
 def test_listing_verify_and_gc_reach_downstream_entries(tmp_path):

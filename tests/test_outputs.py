@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from pipeline.errors import ParameterError
-from pipeline.outputs import RECORD, OutputDir, OutputError, output_suffixes, parse_formats
+from pipeline.outputs import LOCK, RECORD, OutputDir, OutputError, output_suffixes, parse_formats
 
 
 def test_writes_record_and_replace_only_own_unchanged_files(tmp_path):
@@ -28,6 +28,35 @@ def test_writes_record_and_replace_only_own_unchanged_files(tmp_path):
     assert [p.name for p in (tmp_path / "o" / "a").iterdir()] == ["b.tsv"]  # no temporaries left
 
 
+def test_runs_at_once_replace_each_others_files_but_not_a_users(tmp_path):
+    """Two runs open the folder before either writes (two predicts at once): each sees the files the
+    other recorded since, so both may replace them; a file no run wrote stays refused."""
+    a, b = OutputDir(tmp_path / "o"), OutputDir(tmp_path / "o")
+    x = a.path(PurePosixPath("x"), ".tsv")
+    a.write(x, lambda p: p.write_text("from a"))
+    b.write(x, lambda p: p.write_text("from b"))  # was: "exists and was not written by the pipeline"
+    y = b.path(PurePosixPath("d/y"), ".tsv")
+    b.write(y, lambda p: p.write_text("from b"))
+    a.write(y, lambda p: p.write_text("from a"))
+    assert (x.read_text(), y.read_text()) == ("from b", "from a")
+    (tmp_path / "o" / "mine.tsv").write_text("the user's")
+    with pytest.raises(OutputError, match="mine.tsv: exists and was not written by the pipeline"):
+        b.write(b.path(PurePosixPath("mine"), ".tsv"), lambda p: p.write_text("from b"))
+    later = OutputDir(tmp_path / "o")
+    for t in (x, y):
+        later.write(t, lambda p: p.write_text("later"))
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [RECORD, LOCK, "d", "mine.tsv", "x.tsv"]
+
+
+def test_messages_name_the_option_that_gave_the_folder(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "index.html").write_text("<p>mine</p>")
+    out = OutputDir(tmp_path / "r", option="--report")
+    with pytest.raises(OutputError, match=r"index.html: exists and was not written by the pipeline; not "
+                                          r"overwritten \(move it away or choose another --report\)"):
+        out.write(out.path(PurePosixPath("index"), ".html"), lambda p: p.write_text("report"))
+
+
 def test_a_failing_writer_leaves_nothing(tmp_path):
     out = OutputDir(tmp_path / "o")
 
@@ -36,7 +65,7 @@ def test_a_failing_writer_leaves_nothing(tmp_path):
         raise OSError(28, "No space left on device")
     with pytest.raises(OutputError, match="cannot write \\(No space left on device\\)"):
         out.write(out.path(PurePosixPath("x"), ".tsv"), broken)
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [RECORD]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [RECORD, LOCK]
 
 
 def test_the_record_is_compacted_and_torn_lines_are_ignored(tmp_path):

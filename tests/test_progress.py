@@ -36,5 +36,5 @@ def test_a_long_file_advances_block_by_block_in_a_log(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.startswith("features: ") and "s of audio" in x]
     assert len(lines) >= 4  # 150 s in 30 s blocks, before the file is done
-    assert lines[0].split(" of ")[0] != lines[-1].split(" of ")[0] and "0/1 files" in lines[0]
-    assert lines[-1].startswith("features: 150 of 150 s of audio (100%), 1/1 files")
+    assert lines[0].split(" of ")[0] != lines[-1].split(" of ")[0] and "0/1 file," in lines[0]
+    assert lines[-1].startswith("features: 150 of 150 s of audio (100%), 1/1 file,")

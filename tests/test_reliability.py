@@ -480,6 +480,62 @@ def test_expected_errors_are_one_line_with_their_exit_code(capsys, tmp_path, cas
     assert len(errors) == 1, err
 
 
+def _without_dac_override() -> list[str]:
+    """A command prefix under which modes hold for root too (setpriv drops the capability to
+    override them), so a read-only folder is read-only; [] when not root."""
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("root ignores file modes and setpriv is not here to drop that")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("case", ["tier", "dask_missing", "report_over_a_users_page", "run_outside_the_repo",
+                                  "read_only_cache"])
+def test_each_usage_error_is_one_line_naming_what_is_wrong(tmp_path, case):
+    """Real subprocesses: the exit code, and one line naming the option, the file or the folder."""
+    audio = tmp_path / "in"
+    audio.mkdir()
+    for i in range(3):
+        sf.write(audio / f"a{i}.wav", speech_like(seed=i), SR)
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for d in (pred, ref):
+        d.mkdir()
+        (d / "a0.tsv").write_text("onset\toffset\tevent_label\n0\t1\tspeech\n")
+    prefix, cwd, want = [sys.executable, "-m", "pipeline"], ROOT, 2
+    if case == "tier":
+        from pipeline.labels import Segment, write_labels
+
+        (ref / "a0.tsv").unlink()
+        write_labels([Segment(0.0, 1.0, "speech")], ref / "a0.TextGrid", duration=2.0)
+        args, expect = ["evaluate", "--pred", pred, "--ref", ref, "--tier", "nosuch"], "--tier nosuch: "
+    elif case == "dask_missing":  # as if the dask extra were not installed
+        prefix = [sys.executable, "-c", "import sys; sys.modules['dask'] = None; from pipeline.cli import main; main()"]
+        args = ["--cache-dir", tmp_path / "c", "--executor", "dask", "features", audio]
+        expect = "--executor dask needs the 'dask' extra"
+    elif case == "report_over_a_users_page":
+        (tmp_path / "rep").mkdir()
+        (tmp_path / "rep" / "index.html").write_text("<p>my page</p>")
+        args = ["evaluate", "--pred", pred, "--ref", ref, "--report", tmp_path / "rep"]
+        expect, want = f"{tmp_path / 'rep' / 'index.html'}: exists and was not written by the pipeline; not " \
+                       f"overwritten (move it away or choose another --report)", 1
+    elif case == "run_outside_the_repo":
+        cwd, args = tmp_path, ["--cache-dir", tmp_path / "c", "run"]
+        expect = f"run.inputs: data/samples not found in {tmp_path}"
+    else:
+        (tmp_path / "c").mkdir()
+        os.chmod(tmp_path / "c", 0o555)
+        prefix = _without_dac_override() + prefix
+        args = ["--cache-dir", tmp_path / "c", "features", audio]
+        expect = f"cache directory {tmp_path / 'c'}: cannot write there (Permission denied)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([*prefix, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.startswith(("Error", "FAILED"))]
+    assert (r.returncode, len(lines)) == (want, 1), r.stderr
+    assert expect in lines[0], lines[0]
+    assert "Traceback" not in r.stderr
+
+
 def test_verbose_shows_the_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "-v", "--set", "features.fmin=nan", "--cache-dir",
                         str(tmp_path), "features", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
@@ -616,6 +672,81 @@ def test_two_runs_on_one_cache_at_once(tmp_path):
     cache = Cache(tmp_path / "cache")
     assert len(list(cache.keys("features"))) == 60
     assert not any(cache.verify(s, k) for s in cache.stages() for k in cache.keys(s))
+
+
+@pytest.mark.slow
+def test_two_predicts_into_one_out_at_once_both_finish(tmp_path):
+    """Two real runs on the same inputs and --out at the same time: both exit 0, every output is
+    there once and recorded, and a third run (nothing to compute) may replace them all."""
+    d = tmp_path / "in"
+    _many_files(d, 40, seconds=2.0)
+    out = tmp_path / "out"
+    procs = [_start(tmp_path, uuid.uuid4().hex, "--cache-dir", tmp_path / "cache", "predict", d, "--model", MODEL,
+                    "--out", out, "--format", "rttm") for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        assert "FAILED" not in err
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == sorted([".pipeline-outputs", ".pipeline-outputs.lock"] +
+                           [f"f{i:04d}{ext}" for i in range(40) for ext in (".tsv", ".rttm")])
+    recorded = {json.loads(line)["path"] for line in (out / RECORD).read_text().splitlines()}
+    assert recorded == set(names) - {".pipeline-outputs", ".pipeline-outputs.lock"}
+    third = subprocess.run([sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "cache"), "predict",
+                            str(d), "--model", str(MODEL), "--out", str(out), "--format", "rttm"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0 and "40 files: 0 computed, 40 cached, 0 failed" in third.stdout, third.stderr
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return kids
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+@pytest.mark.slow
+def test_a_worker_that_crashes_on_a_file_fails_that_file_alone(tmp_path):
+    """A worker process killed by SIGSEGV while it has one file open (what a decoder's crash does)
+    breaks the process pool: that file fails, named, fresh workers take the rest, exit 1."""
+    d = tmp_path / "in"
+    _many_files(d, 8, seconds=1.0)
+    victim = d / "long.wav"
+    sf.write(victim, speech_like(1200.0), SR, subtype="PCM_16")  # 20 min: a second or more of decoding
+    cache_dir = tmp_path / "cache"
+    proc = _start(tmp_path, uuid.uuid4().hex, "--cache-dir", cache_dir, "-j", "2", "features", d)
+    killed, deadline = None, time.monotonic() + 240
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for pid in _children(proc.pid):  # the workers, not the parent (which hashes every file first)
+            if _has_open(pid, victim):
+                os.kill(pid, signal.SIGSEGV)
+                killed = pid
+                break
+    out, err = proc.communicate(timeout=300)
+    assert killed is not None, f"no worker seen handling {victim}: {err}"
+    assert proc.returncode == 1, err
+    failed = [line for line in err.splitlines() if line.startswith(("FAILED", "Error"))]
+    assert failed == [f"FAILED {victim}: the worker process handling it died (SIGSEGV); the other inputs went on"]
+    assert "features: 9 files: 8 computed, 0 cached, 1 failed" in out
+    assert _entries(cache_dir) == 8
 
 
 # ---------------------------------------------------------------- fuzzed labels and TOML

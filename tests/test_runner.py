@@ -123,6 +123,23 @@ def test_workers_give_the_same_arrays(tmp_path):
 
 
 @pytest.mark.slow
+def test_many_files_with_long_names_through_workers_finish(tmp_path):
+    """1,200 short files with 120-character names on -j 2: each worker tells the parent which file it
+    takes up (to name the file when it crashes), and those messages (300 KB here) must never fill
+    the pipe and stall the run (a run like this hung before the parent read them as it went)."""
+    d = tmp_path / ("a-folder-name-long-enough-that-every-message-about-a-file-carries-some-weight-" + "x" * 40)
+    d.mkdir()
+    y = (0.1 * np.random.default_rng(0).standard_normal(800)).astype(np.float32)
+    for i in range(1200):
+        sf.write(d / f"file_number_{i:05d}.wav", y, 16000)
+    cmd = [sys.executable, "-m", "pipeline", "-q", "--cache-dir", str(tmp_path / "c"), "-j", "2", "features", str(d)]
+    r = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "features: 1200 files: 1200 computed, 0 cached, 0 failed" in r.stdout
+
+
+@pytest.mark.slow
 def test_two_processes_same_keys_both_succeed(tmp_path):
     folder = make_folder(tmp_path / "in", n=6, seconds=2.0)
     cmd = [sys.executable, "-m", "pipeline", "--cache-dir", str(tmp_path / "c"), "features", str(folder)]

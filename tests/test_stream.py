@@ -145,6 +145,42 @@ def test_streaming_wav_header_without_length_and_bad_streams():
     np.testing.assert_array_equal(pcm_to_float(y.tobytes(), fmt)[:, 0], y / 32768.0)
 
 
+def test_a_nan_is_reported_at_its_own_time():
+    """One NaN at 0.31 s of a 2 s float WAV read in 64 KiB blocks (1.02 s each): its time, not the end
+    of the block it came in."""
+    y = np.zeros(2 * 16000, dtype=np.float32)
+    y[int(0.31 * 16000)] = np.nan
+    b = io.BytesIO()
+    sf.write(b, y, 16000, format="WAV", subtype="FLOAT")
+    sr, blocks = mono_blocks(io.BytesIO(b.getvalue()).read, rate=None)
+    with pytest.raises(AudioLoadError, match=r"stdin: 1 non-finite samples \(NaN or inf\), the first at 0\.310 s"):
+        list(blocks)
+    y[int(0.31 * 16000)] = 0.0
+    y[int(1.5 * 16000) + 3] = np.inf  # in the second block
+    b = io.BytesIO()
+    sf.write(b, y, 16000, format="WAV", subtype="FLOAT")
+    with pytest.raises(AudioLoadError, match=r"the first at 1\.500 s"):
+        list(mono_blocks(io.BytesIO(b.getvalue()).read, rate=None)[1])
+
+
+def test_a_wav_stream_shorter_than_its_header_warns_once_and_gives_what_came():
+    """Cut after 0.6 s of a 1 s WAV: the samples received, and one warning naming both lengths
+    (exit 0 from the command line, as predict reads a WAV file cut short)."""
+    y = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    b = io.BytesIO()
+    sf.write(b, y, 16000, format="WAV", subtype="PCM_16")
+    raw = b.getvalue()
+    cut = raw[:raw.index(b"data") + 8 + 2 * 9600]
+    said = []
+    sr, blocks = mono_blocks(io.BytesIO(cut).read, rate=None, warn=said.append)
+    assert len(np.concatenate(list(blocks))) == 9600
+    assert said == ["stdin: the WAV stream ended after 0.600 s of audio, but its header announces 1.000 s "
+                    "(19200 of 32000 data bytes); the segments cover the audio received"]
+    said.clear()
+    list(mono_blocks(io.BytesIO(raw).read, rate=None, warn=said.append)[1])
+    assert said == []  # whole: no warning
+
+
 # ------------------------------------------------------------------ stream == predict
 
 
@@ -202,6 +238,18 @@ def test_cli_raw_pcm_at_another_rate_and_no_header(model):
                            input=y.astype("<i2").tobytes(), catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == _predicted(pred, "c8k.wav")
+
+
+def test_cli_warns_of_a_wav_cut_short_and_exits_0(model):
+    model_dir, clips, pred = model
+    raw = (clips / "a16k.wav").read_bytes()
+    cut = raw[:raw.index(b"data") + 8 + 2 * 16000 * 3]  # 3 of its 6 s
+    r = CliRunner().invoke(cli, [*SETS, "stream", "--model", str(model_dir)], input=cut, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    warned = [line for line in r.stderr.splitlines() if line.startswith("WARNING")]
+    assert warned == ["WARNING stdin: the WAV stream ended after 3.000 s of audio, but its header announces "
+                      "6.000 s (96000 of 192000 data bytes); the segments cover the audio received"]
+    assert r.stdout.splitlines()[0] == "onset\toffset\tevent_label"
 
 
 def test_cli_refuses_what_cannot_stream(model, tmp_path):
