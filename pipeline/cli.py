@@ -280,16 +280,14 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
     of predictions against reference labels."""
     import json
 
-    from .errors import LabelError
+    from .errors import TierError
     from .evaluate import evaluate_dir, format_per_file, format_table
 
     try:
         report = evaluate_dir(pred_dir, ref_spec, collar=collar, tier=tier, uem=uem, ci=ci,
                               threshold_free=psds, report_dir=report_dir)
-    except LabelError as exc:  # a tier the references lack is the option's fault, not the file's
-        if tier is not None and f"no interval tier {tier!r}" in str(exc):
-            raise ParameterError(f"--tier {tier}: {exc}") from None
-        raise
+    except TierError as exc:  # a tier the references lack is the option's fault, not the file's
+        raise ParameterError(f"--tier {tier}: {exc}") from None
     if as_json:
         click.echo(json.dumps(report, indent=1))
     else:

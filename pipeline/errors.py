@@ -21,6 +21,10 @@ class LabelError(PipelineError):
     """A label file is malformed; the message names the file and the line."""
 
 
+class TierError(LabelError, ParameterError):
+    """A TextGrid lacks the tier that ``--tier`` asked for: the option's fault (exit code 2)."""
+
+
 class CacheError(PipelineError):
     """A cache entry is missing, corrupt, or cannot be written."""
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import LabelError, ParameterError
+from .errors import LabelError, ParameterError, TierError
 
 
 class Segment(NamedTuple):
@@ -353,7 +353,7 @@ def read_textgrid(path, *, default_name: str | None = None, tier: str | None = N
     path = Path(path)
     tiers = _textgrid_tiers(path)
     if tier is not None and tier not in tiers:
-        raise LabelError(f"{path}: no interval tier {tier!r} (has {', '.join(map(repr, tiers))})")
+        raise TierError(f"{path}: no interval tier {tier!r} (has {', '.join(map(repr, tiers))})")
     segs = []
     for name, intervals in tiers.items():
         if tier is not None and name != tier:

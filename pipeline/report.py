@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from .metrics import EPS, HIST_EDGES
 from .plot import LANE_COLOURS, TIME_AXIS_KEY, lane_rows
+from .progress import plural
 
 W, H, PAD = 260, 200, 34  # figure size and margin, px
 
@@ -278,7 +279,7 @@ def render(report: dict, g, plots: dict[str, tuple[str, bytes]] | None = None) -
             f"<title>evaluation of {_e(s.get('pred', ''))}</title><style>{STYLE}</style>"
             f"<script>{SCRIPT}</script></head><body>"
             f"<h1>Evaluation: {_e(s.get('pred', ''))} against {_e(s.get('ref', ''))}</h1>"
-            f"<p>{s['n_files']} files, {s.get('seconds', 0):.1f} s; classes {_e(', '.join(s['classes']))}; "
+            f"<p>{plural(s['n_files'], 'file')}, {s.get('seconds', 0):.1f} s; classes {_e(', '.join(s['classes']))}; "
             f"event collar {s['collar']} s, segments {s['segment_length']} s.</p>"
             f"<h2>Metrics</h2>{_table(report)}"
             f"<h2>ROC and precision-recall (frames)</h2>{_curves(report)}"
@@ -384,7 +385,7 @@ def _notes(report: dict) -> list[str]:
         names = report.get(key) or []
         if names:
             shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-            total = f" of {s['n_files']} files" if key == "missing" else ""
+            total = f" of {plural(s['n_files'], 'file')}" if key == "missing" else ""
             # an RTTM cannot list a file without events: its false alarms count only via --uem
             why = ("" if key == "missing" else ": not scored (a file without events that the "
                    "reference cannot list, as in an RTTM, is scored when --uem lists it)")

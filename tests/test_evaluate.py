@@ -226,7 +226,7 @@ def test_format_table_has_class_overall_der_and_boundary_columns():
     assert len({len(line) for line in lines[:6] if not line.startswith("-")}) == 1  # aligned
     assert "detection error rate 0.000 = false alarm 0.000 + miss 0.000" in table
     report = evaluate_files(ref, {}, classes=CLASSES, durations={"a.wav": 4.0})
-    assert "missing predictions: 1 of 1 files (a.wav)" in format_table(report)
+    assert "missing predictions: 1 of 1 file (a.wav)" in format_table(report)
     assert format_per_file(report).splitlines()[1].endswith("missing")
 
 
