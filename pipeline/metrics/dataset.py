@@ -50,8 +50,8 @@ import scipy.stats
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from .errors import ParameterError
-from .labels import Segment, segments_to_frames
+from ..errors import ParameterError
+from ..labels import Segment, segments_to_frames
 
 EPS = 1e-9  # seconds, and fractions of a frame or segment
 
