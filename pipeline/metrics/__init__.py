@@ -7,9 +7,11 @@ family:
   scores, ROC AUC and average precision (PR AUC), and the curves.
 - :mod:`~pipeline.metrics.events`: sed_eval's segment-based and event-based metrics (event
   matching one-to-one and maximum).
-- :mod:`~pipeline.metrics.detection`: pyannote.metrics' detection error rate (no collar), and
-  boundaries: onset and offset errors of each reference event and the predicted event of its
-  class it overlaps most.
+- :mod:`~pipeline.metrics.detection`: pyannote.metrics' detection error rate (no collar) per
+  class, and boundaries: onset and offset errors of each reference event and the predicted event
+  of its class it overlaps most. With two or more classes the overall detection error sums each
+  class's false alarm, miss and reference time (pyannote.metrics would merge the labels, so
+  speech taken for music would count as found).
 - :mod:`~pipeline.metrics.psds_roc`: PSDS, intersection-based, on every operating point, as
   ``sed_scores_eval``.
 - :mod:`~pipeline.metrics.dataset`: :func:`evaluate_files` composes them over a dataset, each
