@@ -171,6 +171,31 @@ def test_classes_without_scores_get_no_threshold_free_metrics_and_leave_the_othe
         evaluate_files(with_dog, pred, classes=["dog", "speech"], scores=scores, score_classes=["cat"])
 
 
+
+def test_report_curves_are_each_class_thinned_to_400_points_with_both_ends():
+    from pipeline.metrics import curves
+
+    rng = np.random.default_rng(5)
+    ref = {"f": [Segment(1.0, 9.0, "dog"), Segment(12.0, 30.0, "cat")]}
+    scores = {"f": rng.random((4000, 2))}  # 40 s at 100 fps, ~4000 distinct scores per class
+    r = evaluate_files(ref, {"f": []}, classes=CLASSES, durations={"f": 40.0}, scores=scores,
+                       with_curves=True)
+    assert "curves" not in evaluate_files(ref, {"f": []}, classes=CLASSES, scores=scores)
+    targets = np.zeros((4000, 2), bool)
+    targets[100:900, 0], targets[1200:3000, 1] = True, True
+    for c, label in enumerate(CLASSES):
+        full, thin = curves(targets[:, c], scores["f"][:, c]), r["curves"][label]
+        assert len(full["recall"]) > 3000 and len(thin["recall"]) == 400 and len(thin["fpr"]) == 401
+        # points of the full curve, in order, both ends kept (fpr and tpr also keep their (0, 0))
+        at = {x: i for i, x in enumerate(full["thresholds"])}
+        pick = [at[x] for x in thin["thresholds"]]
+        assert pick[0] == 0 and pick[-1] == len(full["recall"]) - 1 and np.all(np.diff(pick) > 0)
+        for key in ("precision", "recall"):
+            assert thin[key] == [full[key][i] for i in pick], (label, key)
+        for key in ("fpr", "tpr"):
+            assert thin[key] == [0.0] + [full[key][i + 1] for i in pick], (label, key)
+
+
 # -- two classes (speech and music) end to end --------------------------------------------------
 
 TWO_FPS, TWO_SECONDS = 25.0, 300.0

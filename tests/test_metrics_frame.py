@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.labels import Segment
-from pipeline.metrics import average_precision, evaluate_files, frame_metrics, roc_auc
+from pipeline.metrics import average_precision, curves, evaluate_files, frame_metrics, roc_auc
 from test_metrics_events import CLASSES
 
 
@@ -55,3 +55,20 @@ def test_average_precision_equals_scikit_learn():
         assert ours[c] == pytest.approx(metrics.average_precision_score(targets[:, c], scores[:, c]),
                                         abs=1e-12)
     assert np.isnan(average_precision(np.zeros(5, bool), np.arange(5.0)))
+
+
+def test_curves_equal_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    targets = rng.random(300) < 0.3
+    scores = np.round(rng.random(300) + 0.4 * targets, 2)  # ties
+    c = curves(targets, scores)
+    fpr, tpr, thresholds = metrics.roc_curve(targets, scores, drop_intermediate=False)
+    assert c["fpr"] == pytest.approx(fpr.tolist(), abs=1e-12)
+    assert c["tpr"] == pytest.approx(tpr.tolist(), abs=1e-12)
+    assert c["thresholds"] == thresholds[1:].tolist()  # theirs starts at +inf, the (0, 0) point
+    precision, recall, _ = metrics.precision_recall_curve(targets, scores)
+    # theirs: lowest threshold first, then (1, 0) appended
+    assert c["precision"] == pytest.approx(precision[:-1][::-1].tolist(), abs=1e-12)
+    assert c["recall"] == pytest.approx(recall[:-1][::-1].tolist(), abs=1e-12)
+    assert curves(np.zeros(4, bool), np.arange(4.0))["fpr"] == []  # one label only: no curve
