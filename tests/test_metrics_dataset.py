@@ -177,7 +177,7 @@ def test_report_curves_are_each_class_thinned_to_400_points_with_both_ends():
 
     rng = np.random.default_rng(5)
     ref = {"f": [Segment(1.0, 9.0, "dog"), Segment(12.0, 30.0, "cat")]}
-    scores = {"f": rng.random((4000, 2))}  # 40 s at 100 fps, ~4000 distinct scores per class
+    scores = {"f": np.round(rng.random((4000, 2)), 3)}  # 40 s at 100 fps, ~1000 distinct scores
     r = evaluate_files(ref, {"f": []}, classes=CLASSES, durations={"f": 40.0}, scores=scores,
                        with_curves=True)
     assert "curves" not in evaluate_files(ref, {"f": []}, classes=CLASSES, scores=scores)
@@ -185,7 +185,7 @@ def test_report_curves_are_each_class_thinned_to_400_points_with_both_ends():
     targets[100:900, 0], targets[1200:3000, 1] = True, True
     for c, label in enumerate(CLASSES):
         full, thin = curves(targets[:, c], scores["f"][:, c]), r["curves"][label]
-        assert len(full["recall"]) > 3000 and len(thin["recall"]) == 400 and len(thin["fpr"]) == 401
+        assert len(full["recall"]) > 900 and len(thin["recall"]) == 400 and len(thin["fpr"]) == 401
         # points of the full curve, in order, both ends kept (fpr and tpr also keep their (0, 0))
         at = {x: i for i, x in enumerate(full["thresholds"])}
         pick = [at[x] for x in thin["thresholds"]]
