@@ -147,7 +147,7 @@ def test_segment_and_event_counts_equal_sed_eval_file_by_file(predicted):
 
 def test_psds_on_the_samples_equals_sed_scores_eval(predicted):
     from pipeline.metrics import PSDS1, PSDS2
-    from test_metrics import sed_scores_eval_psds
+    from test_metrics_psds import sed_scores_eval_psds
 
     g_report = evaluate_dir(predicted, SAMPLES)
     refs = {f"{p.stem}.flac": read_labels(p)[p.stem] for p in SAMPLES.glob("*.tsv")}
