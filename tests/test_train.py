@@ -192,3 +192,95 @@ def test_stacked_bidirectional_classifier_learns(tones, tmp_path):
     assert best["valid_f1"] > chance_f1(entry) + 0.1 and best["valid_f1"] > 0.85, best
     model, config = load_model(tmp_path / "model")
     assert config["model"]["stack"] == 2 and model.rnn.input_size == 2 * 32
+
+
+# ------------------------------------------------------------------ --out: what train may overwrite
+
+
+def _main(*args) -> int:
+    from pipeline.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def _train_cli(tones, out, *extra, epochs=1):
+    ds_path, cache = tones
+    sets = [a for s in SMALL + [f"train.epochs={epochs}"] for a in ("--set", s)]
+    return _main("--cache-dir", cache, *sets, "train", ds_path, "--out", out, *extra)
+
+
+def _digests(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_train_refuses_a_directory_it_did_not_write(tones, tmp_path, capsys):
+    torch.set_num_threads(1)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "own model"}\n')
+    (mine / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    before = _digests(mine)
+    capsys.readouterr()
+    assert _train_cli(tones, mine) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"Error: --out {mine}: exists and config.json was not written")
+    assert "choose another --out" in err[0]
+    assert _digests(mine) == before  # not one byte written, not even the record
+    # the library refuses too, before any epoch
+    cfg, _, _ = build_config(None, SMALL)
+    entry, _ = ensure_chunks(load_dataset(tones[0]), cfg, Settings(cache_dir=str(tones[1])))
+    with pytest.raises(ParameterError, match="was not written by the pipeline"):
+        fit(entry, cfg, mine, log=lambda m: None)
+    assert _digests(mine) == before
+
+
+def test_train_replaces_its_own_unchanged_model_and_nothing_else(tones, tmp_path, capsys):
+    torch.set_num_threads(1)
+    from pipeline.train import record_outputs
+
+    out = tmp_path / "m"
+    assert _train_cli(tones, out, epochs=2) == 0
+    if not (out / "model.onnx").exists():  # what the export at the end of fit adds, recorded alike
+        (out / "model.onnx").write_bytes(b"onnx")
+        record_outputs(out)
+    capsys.readouterr()
+    assert _train_cli(tones, out, epochs=1) == 0  # unchanged and ours: replaced
+    assert "replacing the model in" in capsys.readouterr().out
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1"]
+    assert not (out / "model.onnx").exists() or (out / "model.onnx").read_bytes() != b"onnx"  # no stale file
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    # a file the user changed: refused, also when only the record says so
+    with open(out / "config.json", "a") as fh:
+        fh.write(" ")
+    before = _digests(out)
+    capsys.readouterr()
+    assert _train_cli(tones, out, epochs=2) == 2
+    err = capsys.readouterr().err
+    assert "config.json changed since the pipeline wrote it" in err and "--resume" in err
+    assert _digests(out) == before
+    # --resume continues the checkpoint in place, whatever else is there
+    assert _train_cli(tones, out, "--resume", epochs=2) == 0
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
+    assert _train_cli(tones, out, epochs=1) == 0  # rewritten by the pipeline: its own again
+
+
+def test_train_out_that_cannot_be_written_is_one_line_exit_2(tones, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert _train_cli(tones, tmp_path / "file" / "m") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Error: --out {tmp_path / 'file' / 'm'}: cannot write there (Not a directory)"]
+    if os.geteuid() != 0:  # root writes whatever the mode
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            assert _train_cli(tones, ro / "m") == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "cannot write there (Permission denied)" in err[0]
+        finally:
+            ro.chmod(0o755)
