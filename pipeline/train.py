@@ -487,7 +487,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
             if improved:
                 _written(out, lambda: save_model(t.model, out, model_record(cfg, entry.meta, entry.key, record, row)))
             _written(out, lambda: (_save_checkpoint(out / CHECKPOINT, t.state(epoch)), _write_history(out, t.history)))
-    rows = t.history + ([t.start] if t.start else [])
+    rows = ([t.start] if t.start else []) + t.history  # a tie keeps the start, as early stopping does
     best_row = min(rows, key=lambda r: r["valid_loss"]) if rows else {}
     if t.dist.world > 1:
         import torch.distributed as tdist
