@@ -232,17 +232,17 @@ def claim_model_dir(out: str | Path, *, resume: bool, replace: bool, log: Callab
     if resume and (out / CHECKPOINT).is_file():
         return
     if out.is_dir():
-        why = _foreign(out)
+        why = _foreign(out)  # its names are checked, not the user's hidden files
         if why:
             way = ", or continue its training with --resume" if (out / CHECKPOINT).is_file() else ""
             raise ParameterError(f"--out {out}: exists and {why}; train does not overwrite a directory it "
                                  f"did not write (choose another --out or move it away{way})")
+    try:
         old = [out / n for n in MODEL_FILES if (out / n).is_file()]
         if old and replace:
             log(f"replacing the model in {out} (written by this pipeline, unchanged)")
             for p in old:
                 p.unlink()
-    try:
         out.mkdir(parents=True, exist_ok=True)
         record_outputs(out)  # also proves the directory writable
     except OSError as exc:
@@ -458,6 +458,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     """
     torch.set_num_threads(threads)
     out = Path(out_dir)
+    check_not_init(out, init)
     t = set_up(entry, cfg, setup_distributed(device), log, init)
     claim_on_rank0(out, t.dist, resume=resume, replace=True, log=log)
     if resume:
@@ -512,6 +513,13 @@ def _written(out: Path, write: Callable[[], Any]) -> None:
     except OSError as exc:
         raise PipelineError(f"{out}: cannot write the model directory "
                             f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+
+
+def check_not_init(out: Path, init: Start | None) -> None:
+    """A fine-tune writes a new directory: its origin must stay there to be checked."""
+    if init is not None and os.path.realpath(out) == os.path.realpath(init.directory):
+        raise ParameterError(f"--out {out} is the --init model itself; a fine-tune writes a new model "
+                             f"directory (choose another --out)")
 
 
 def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
@@ -712,6 +720,7 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     if start:
         ds, kept = match_classes(ds, start, log)
     valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
+    check_not_init(Path(out_dir), start)
     claim_on_rank0(out_dir, dist, resume=resume, replace=False, log=log)
     entry, report = ensure_chunks(ds, cfg, settings, valid=valid, log=log)
     log(report.summary())

@@ -413,3 +413,13 @@ def test_fine_tune_keeps_the_start_when_no_epoch_improves(source, tmp_path):
     a, b = load_file(model / "model.safetensors"), load_file(tmp_path / "ft" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert _config(tmp_path / "ft")["metrics"]["epoch"] == 0
+
+
+def test_fine_tune_into_the_starting_model_is_refused(source, capsys):
+    model, new, cache = source
+    before = _digests(model)
+    capsys.readouterr()
+    assert _main("--cache-dir", cache, "train", new, "--init", model, "--out", model) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the --init model itself" in err[0]
+    assert _digests(model) == before
