@@ -200,6 +200,8 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
         best, report = train_dataset(dataset, out_dir, app.config, app.settings, valid_spec=valid_spec,
                                      init=init_dir, resume=resume, explicit=_explicit(app), log=_log(app))
     except KeyboardInterrupt:
+        if not os.path.isfile(os.path.join(out_dir, "checkpoint.pt")):
+            raise  # before the first epoch: main's line (cache entries kept)
         click.echo(f"interrupted: the last finished epoch is in {out_dir}/checkpoint.pt; "
                    f"continue with --resume", err=True)
         sys.exit(130)
