@@ -210,7 +210,8 @@ def _foreign(out: Path) -> str | None:
             continue
         if owned.get(p.name) == (st.st_size, st.st_mtime_ns) and p.is_file() and not p.is_symlink():
             continue
-        return f"{p.name} {'changed since the pipeline wrote it' if p.name in owned else 'was not written by the pipeline'}"
+        why = "changed since the pipeline wrote it" if p.name in owned else "was not written by the pipeline"
+        return f"{p.name} {why}"
     return None
 
 
@@ -724,7 +725,8 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     claim_on_rank0(out_dir, dist, resume=resume, replace=False, log=log)
     entry, report = ensure_chunks(ds, cfg, settings, valid=valid, log=log)
     log(report.summary())
-    record: dict[str, Any] = {"dataset": str(dataset_spec), "valid_dataset": None if valid_spec is None else str(valid_spec)}
+    record: dict[str, Any] = {"dataset": str(dataset_spec),
+                              "valid_dataset": None if valid_spec is None else str(valid_spec)}
     if start and kept and start.config.get("predict_per_class"):  # its tuned post-processing, per class
         record["predict_per_class"] = start.config["predict_per_class"]
     best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
