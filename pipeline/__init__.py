@@ -9,11 +9,11 @@ __version__ = "0.1.0"
 from .errors import AudioLoadError, CacheError, LabelError, ParameterError, PipelineError  # noqa: E402
 
 __all__ = ["PipelineError", "ParameterError", "AudioLoadError", "LabelError", "CacheError",
-           "__version__", "load_model", "Model", "Segment", "load_audio",
+           "__version__", "load_model", "fine_tune", "Model", "Segment", "load_audio",
            "stft", "power", "mel", "logmel", "mfcc", "fbank"]
 
 # the public API, imported on first use so that ``import pipeline`` stays cheap
-_LAZY = {"load_model": "api", "Model": "api", "Segment": "labels", "load_audio": "audio",
+_LAZY = {"load_model": "api", "fine_tune": "api", "Model": "api", "Segment": "labels", "load_audio": "audio",
          **{kind: "features" for kind in ("stft", "power", "mel", "logmel", "mfcc", "fbank")}}
 
 

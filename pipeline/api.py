@@ -5,6 +5,7 @@
     scores = vad.scores(y, sr)                    # (n_frames, n_classes), at vad.fps
     for seg in vad.segments("meeting.flac"):      # the CLI's numbers, segment for segment
         print(seg.onset, seg.offset, seg.label)
+    pipeline.fine_tune("my_recordings/", "models/vad", "models/vad-mine")   # train --init
 
 Arrays are computed directly (nothing cached); paths go through the same stages as the command
 line, cached in ``cache_dir`` when one is given (``cache_dir=None``: decoded and computed here,
@@ -119,3 +120,25 @@ def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,
     ``median_filter=0.1``, ...), as ``--set predict.KEY=VALUE`` does on the command line.
     """
     return Model(directory, device=device, threads=threads, cache_dir=cache_dir, **predict)
+
+
+def fine_tune(dataset: str | Path, model_dir: str | Path, out_dir: str | Path, *, valid: str | Path | None = None,
+              sets: tuple[str, ...] | list[str] = (), cache_dir: str | Path | None = None, device: str = "cpu",
+              threads: int = 1, log=print) -> dict[str, Any]:
+    """Fine-tune ``model_dir`` on a labelled DATASET into the new model directory ``out_dir``, as
+    ``python -m pipeline train DATASET --init MODEL_DIR --out OUT_DIR`` does: the model's own
+    settings, a tenth of its learning rate, early stopping on ``valid`` or the chunk split.
+
+    ``sets`` are ``--set`` expressions (``"train.epochs=5"``). Features and chunks go through the
+    cache (``cache_dir``, else ``$PIPELINE_CACHE_DIR`` or ``.pipeline-cache``). Returns the best
+    epoch's figures (epoch 0: the model as it was).
+    """
+    from .config import build_config
+    from .runner import Settings
+    from .train import train_dataset
+
+    cfg, _, given = build_config(None, list(sets))
+    settings = Settings(cache_dir=None if cache_dir is None else str(cache_dir), jobs=threads, device=device)
+    best, _ = train_dataset(dataset, out_dir, cfg, settings, valid_spec=valid, init=model_dir,
+                            explicit={name: "sets" for name in given}, log=log)
+    return best

@@ -181,30 +181,29 @@ def chunk(app: App, dataset, valid_spec):
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write (a new one, or one this pipeline wrote and nobody changed).")
 @click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
+@click.option("--init", "init_dir", default=None, metavar="MODEL_DIR",
+              help="Fine-tune this model: its weights and settings, a tenth of its learning rate.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt after an interruption.")
 @click.pass_obj
-def train(app: App, dataset, out_dir, valid_spec, resume):
-    """Fit a frame model on DATASET and write it to --out (works under torchrun too)."""
+def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
+    """Fit a frame model on DATASET and write it to --out (works under torchrun too); with --init,
+    fine-tune MODEL_DIR on it (its features, chunking, network and post-processing)."""
     import os
 
-    from .chunks import ensure_chunks
-    from .dataset import load_dataset
-    from .train import fit
+    from .train import train_dataset
 
     if int(os.environ.get("RANK", "0")) > 0:
         app.settings = replace(app.settings, verbosity=-1)
     app = resolve_device(app)
-    ds = load_dataset(dataset)
-    valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
-    entry, report = ensure_chunks(ds, app.config, app.settings, valid=valid, log=_log(app))
-    app.echo(report.summary())
     try:
-        best = fit(entry, app.config, out_dir, device=app.settings.device, resume=resume,
-                   threads=app.settings.jobs, log=_log(app),
-                   record={"dataset": str(dataset), "valid_dataset": valid_spec})
+        best, report = train_dataset(dataset, out_dir, app.config, app.settings, valid_spec=valid_spec,
+                                     init=init_dir, resume=resume, explicit=_explicit(app), log=_log(app))
     except KeyboardInterrupt:
+        if not os.path.isfile(os.path.join(out_dir, "checkpoint.pt")):
+            raise  # before the first epoch: main's line (cache entries kept)
         click.echo(f"interrupted: the last finished epoch is in {out_dir}/checkpoint.pt; "
                    f"continue with --resume", err=True)
         sys.exit(130)
@@ -213,6 +212,18 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
     app.echo(f"model written to {out_dir} (best epoch: {shown})")
     if report.failed:
         sys.exit(1)
+
+
+def _explicit(app: App) -> dict[str, str]:
+    """The settings the user gave, ``"section.key"`` -> where (``--set`` or the config file)."""
+    from .config import SECTIONS, load_toml
+
+    names = {}
+    if app.config_file:
+        for section, table in load_toml(app.config_file).items():
+            if section in SECTIONS and isinstance(table, dict):
+                names.update({f"{section}.{key}": app.config_file for key in table})
+    return {**names, **{name: "--set" for name in app.given}}
 
 
 # ----------------------------------------------------------------------------- predict / evaluate

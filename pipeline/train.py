@@ -3,7 +3,17 @@
 The model directory holds ``config.json`` (task, classes, every upstream config, stage versions,
 the training data's keys, final metrics), ``model.safetensors`` (the best epoch by validation
 loss), ``checkpoint.pt`` (the last epoch, for ``--resume``; weights-only loadable),
-``history.csv`` and ``loss.png``.
+``history.csv`` and ``loss.png``, and ``.pipeline-outputs``, the record of what it wrote (size
+and mtime of each file, the format of :mod:`pipeline.outputs`).
+
+``--out`` follows predict's ownership rule: an existing directory is refused unless ``--resume``
+continues its checkpoint, or every file in it is one this pipeline wrote and left unchanged (then
+the old model's files are removed and it is replaced). Under torchrun rank 0 decides and tells
+the others; no other rank touches the directory.
+
+Fine-tuning (``init``, :func:`start_from`) starts from another model directory's weights and its
+settings (features, chunking, network, post-processing), at a tenth of its learning rate unless
+``train.lr`` is given; the origin (directory, weights' sha256) goes into ``config.json``.
 
 Optimisation: AdamW, gradient clipping, linear warm-up then cosine decay per step, early stopping
 on the validation loss. A fixed ``train.seed`` gives the same model on the same machine.
@@ -14,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 import time
@@ -23,14 +34,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .config import Config, TrainConfig
-from .errors import ParameterError, PipelineError
+from .config import SECTIONS, Config, TrainConfig, key_fields, section_from_dict
+from .errors import ModelError, ParameterError, PipelineError
 from .metrics import frame_metrics
+from .modeldir import CONFIG_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, read_model_config, write_beside
 from .nets import FrameModel, save_model
+from .outputs import RECORD
 from .stage import STAGES
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.csv"
+LOSS_PLOT = "loss.png"
+# every file training writes into a model directory (model.onnx: the export at the end of fit)
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT, HISTORY, LOSS_PLOT, "model.onnx")
+INIT_LR_FACTOR = 0.1  # fine-tuning: the starting model's learning rate times this, unless given
 
 
 # ------------------------------------------------------------------ distributed set-up
@@ -149,6 +166,196 @@ def check_training_data(arrays, meta: dict, cfg: Config) -> tuple[np.ndarray, np
     return train_idx, valid_idx
 
 
+# ------------------------------------------------------------------ the model directory (--out)
+
+
+def _recorded(out: Path) -> dict[str, tuple[int, int]]:
+    """``{name: (size, mtime_ns)}`` of the files the record in ``out`` says the pipeline wrote."""
+    owned: dict[str, tuple[int, int]] = {}
+    try:
+        lines = (out / RECORD).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return owned
+    for line in lines:
+        try:
+            row = json.loads(line)
+            owned[row["path"]] = (int(row["size"]), int(row["mtime_ns"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line: that file is simply not ours
+    return owned
+
+
+def record_outputs(out: Path) -> None:
+    """Rewrite ``out``'s record with the size and mtime of every model file now in it."""
+    rows = []
+    for name in MODEL_FILES:
+        try:
+            st = (out / name).stat()
+        except FileNotFoundError:
+            continue
+        rows.append(json.dumps({"path": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}) + "\n")
+    write_beside(out / RECORD, lambda p: Path(p).write_text("".join(rows), encoding="utf-8"))
+
+
+def _foreign(out: Path) -> str | None:
+    """The first entry of ``out`` that the pipeline did not write or that changed since, with why
+    (hidden names are the pipeline's record and temporaries, or a user's: never written)."""
+    owned = _recorded(out)
+    for p in sorted(out.iterdir()):
+        if p.name.startswith("."):
+            continue
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if owned.get(p.name) == (st.st_size, st.st_mtime_ns) and p.is_file() and not p.is_symlink():
+            continue
+        why = "changed since the pipeline wrote it" if p.name in owned else "was not written by the pipeline"
+        return f"{p.name} {why}"
+    return None
+
+
+def claim_model_dir(out: str | Path, *, resume: bool, replace: bool, log: Callable[[str], None] = print) -> None:
+    """Check that training may write the model directory ``out``, and create it.
+
+    Allowed: a new or empty directory; with ``resume``, one holding ``checkpoint.pt``; otherwise
+    only a directory every (non-hidden) file of which this pipeline wrote and left unchanged,
+    whose model files are then removed when ``replace`` (so no file of the old model survives
+    beside the new one).
+
+    Raises
+    ------
+    ParameterError
+        The directory holds something else, or cannot be written (one line naming it and the
+        way out).
+    """
+    out = Path(out)
+    if resume and (out / CHECKPOINT).is_file():
+        return
+    if out.is_dir():
+        why = _foreign(out)  # its names are checked, not the user's hidden files
+        if why:
+            way = ", or continue its training with --resume" if (out / CHECKPOINT).is_file() else ""
+            raise ParameterError(f"--out {out}: exists and {why}; train does not overwrite a directory it "
+                                 f"did not write (choose another --out or move it away{way})")
+    try:
+        old = [out / n for n in MODEL_FILES if (out / n).is_file()]
+        if old and replace:
+            log(f"replacing the model in {out} (written by this pipeline, unchanged)")
+            for p in old:
+                p.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        record_outputs(out)  # also proves the directory writable
+    except OSError as exc:
+        raise ParameterError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def claim_on_rank0(out: str | Path, dist: Dist, *, resume: bool, replace: bool,
+                   log: Callable[[str], None] = print) -> None:
+    """:func:`claim_model_dir` on rank 0 only, its verdict sent to every rank (all raise the same
+    error, or none does); the other ranks never touch the directory."""
+    error = None
+    if dist.main:
+        try:
+            claim_model_dir(out, resume=resume, replace=replace, log=log)
+        except ParameterError as exc:
+            error = str(exc)
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        box = [error]
+        tdist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error:
+        raise ParameterError(error)
+
+
+# ------------------------------------------------------------------ fine-tuning: where a run starts
+
+# ``model`` settings a fine-tune may change: everything else is the network's shape or meaning
+FREE_MODEL_KEYS = ("dropout",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """A fine-tune's starting point: a model directory, its ``config.json``, and the run's
+    settings (the model's own, with what the user gave on top)."""
+
+    directory: Path
+    config: dict[str, Any]
+    cfg: Config
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"]) if self.cfg.model.task == "classify" else []
+
+    def weights(self) -> Path:
+        path = self.directory / WEIGHTS_FILE
+        return path if path.is_file() else self.directory / LEGACY_WEIGHTS_FILE
+
+
+def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | None = None,
+               log: Callable[[str], None] = print) -> Start:
+    """The settings of a fine-tune of ``model_dir``: its load, features, chunk, model, train and
+    predict tables, then the settings the user gave (``explicit``: ``"section.key"`` -> where it
+    was given, e.g. ``"--set"``; their values are ``cfg``'s). The learning rate is the model's
+    times :data:`INIT_LR_FACTOR` unless ``train.lr`` is given.
+
+    Raises
+    ------
+    ModelError
+        ``model_dir`` is not a readable model directory.
+    ParameterError
+        A given load/features setting differs from the model's (the network reads only its own
+        features), or a model setting other than :data:`FREE_MODEL_KEYS` does (its shape).
+    """
+    directory = Path(model_dir)
+    where = f"{directory}/{CONFIG_FILE}"
+    config = read_model_config(directory)
+    for table in ("load", "features", "model"):
+        if not isinstance(config.get(table), dict):
+            raise ModelError(f"{where}: needs a {table!r} table (the settings the model was trained with)")
+    classes = config.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        raise ModelError(f"{where}: needs 'classes', a list of class names (got {classes!r})")
+    parts = {}
+    for name, klass in SECTIONS.items():
+        table = config.get(name) if isinstance(config.get(name), dict) else {}
+        if name in ("chunk", "train", "predict"):  # not the network's: a newer pipeline's keys may be gone
+            table = {k: v for k, v in table.items() if k in {f.name for f in dataclasses.fields(klass)}}
+        parts[name] = section_from_dict(klass, name, table, source=where)
+    trained = dict(parts)  # the model's own, before the user's settings
+    for name in sorted(explicit or {}):
+        section, key = name.split(".", 1)
+        value, was = getattr(getattr(cfg, section), key), getattr(trained[section], key)
+        fixed = (section in ("load", "features") and key in key_fields(trained[section])) or \
+            (section == "model" and key not in FREE_MODEL_KEYS)
+        if fixed and value != was:
+            raise ParameterError(
+                f"{explicit[name]} {name}={value!r}: {directory} was trained with {name}={was!r}; a fine-tune "
+                f"keeps the model's {'features' if section != 'model' else 'network'} (leave the setting out, "
+                f"or train from scratch without --init)")
+        parts[section] = dataclasses.replace(parts[section], **{key: value})
+    if "train.lr" not in (explicit or {}):
+        lr = trained["train"].lr * INIT_LR_FACTOR
+        parts["train"] = dataclasses.replace(parts["train"], lr=lr)
+        log(f"fine-tuning {directory} at learning rate {lr:g} (its {trained['train'].lr:g} x {INIT_LR_FACTOR:g}; "
+            f"--set train.lr=... to change it)")
+    return Start(directory, config, Config(**parts))
+
+
+def match_classes(ds, start: Start, log: Callable[[str], None] = print):
+    """The dataset with the starting model's class order when it has the same classes; else as
+    it is, and a one-line warning that the output layer is replaced. Returns ``(dataset, kept)``."""
+    if start.cfg.model.task != "classify":
+        return ds, True
+    if set(ds.classes) == set(start.classes):
+        return dataclasses.replace(ds, classes=tuple(start.classes)), True
+    log(f"WARNING: {ds.origin}: its classes {list(ds.classes)} differ from {start.directory}'s {start.classes}: "
+        f"the output layer is replaced (new, for {len(ds.classes)} class(es)); the rest starts from {start.directory}")
+    return ds, False
+
+
 # ------------------------------------------------------------------ the loop
 
 
@@ -196,7 +403,7 @@ def _write_history(out: Path, history: list[dict]) -> None:
     ax.legend(loc="upper right")
     ax.set_title(out.name)
     fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
+    fig.savefig(out / LOSS_PLOT, dpi=100)
     plt.close(fig)
 
 
@@ -220,26 +427,31 @@ class Trainer:
     best: float = float("inf")
     bad_epochs: int = 0
     history: list = dataclasses.field(default_factory=list)
+    head_kept: bool = True  # fine-tune: whether the output layer came from the starting model
+    start: dict | None = None  # fine-tune: the validation figures before any step ("epoch 0")
 
     def state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "epoch": epoch, "best": self.best,
-                "bad_epochs": self.bad_epochs, "history": self.history}
+                "bad_epochs": self.bad_epochs, "history": self.history, "start": self.start}
 
 
 def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
-        threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None) -> dict[str, Any]:
+        threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None,
+        init: Start | None = None) -> dict[str, Any]:
     """Train on a chunk cache entry and write the model directory.
 
     Parameters
     ----------
     entry : cache.Entry of stage "chunk"
     cfg : Config
-    out_dir : model directory (created)
+    out_dir : model directory (created; an existing one only as :func:`claim_model_dir` allows)
     resume : continue from ``out_dir/checkpoint.pt`` if it exists
     threads : torch CPU threads (``-j``); small recurrent nets run fastest on one, and more
         threads than free cores slow them down many times
     record : extra fields for ``config.json`` (dataset description)
+    init : fine-tune: start from this model (:func:`start_from`); its validation figures before
+        any step are "epoch 0", kept if no epoch improves on them
 
     Returns
     -------
@@ -247,15 +459,27 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     """
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    t = set_up(entry, cfg, setup_distributed(device), log)
+    check_not_init(out, init)
+    t = set_up(entry, cfg, setup_distributed(device), log, init)
+    claim_on_rank0(out, t.dist, resume=resume, replace=True, log=log)
     if resume:
         resume_from(t, out / CHECKPOINT, log)
+    record = dict(record or {})
+    if init is not None:
+        record["init"] = init_record(init, t)
+    if init is not None and t.start_epoch == 1:  # every rank: early stopping starts from it
+        t.start = {"epoch": 0, **{k: round(v, 6) for k, v in evaluate_chunks(
+            t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device).items()}}
+        t.best = t.start["valid_loss"]
     if t.dist.main:
-        out.mkdir(parents=True, exist_ok=True)
         log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
             f"{' bidirectional' if cfg.model.bidirectional else ''} ({t.model.n_parameters():,} parameters) "
             f"on {len(t.train_idx)} chunks, validating on {len(t.valid_idx)}, {t.dist.world} process(es), "
             f"{t.dist.device}")
+        if t.start and t.start_epoch == 1:
+            log(f"epoch   0  (from {init.directory})  valid {t.start['valid_loss']:.4f}"
+                + (f"  F1 {t.start['valid_f1']:.3f}" if "valid_f1" in t.start else ""))
+            _written(out, lambda: save_model(t.model, out, model_record(cfg, entry.meta, entry.key, record, t.start)))
     for epoch in range(t.start_epoch, cfg.train.epochs + 1):
         if t.bad_epochs >= cfg.train.patience:
             break
@@ -263,30 +487,68 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         if t.dist.main:
             _log_epoch(log, row, improved)
             if improved:
-                save_model(t.model, out, model_record(cfg, entry.meta, entry.key, dict(record or {}), row))
-            _save_checkpoint(out / CHECKPOINT, t.state(epoch))
-            _write_history(out, t.history)
-    best_row = min(t.history, key=lambda r: r["valid_loss"]) if t.history else {}
+                _written(out, lambda: save_model(t.model, out, model_record(cfg, entry.meta, entry.key, record, row)))
+            _written(out, lambda: (_save_checkpoint(out / CHECKPOINT, t.state(epoch)), _write_history(out, t.history)))
+    rows = ([t.start] if t.start else []) + t.history  # a tie keeps the start, as early stopping does
+    best_row = min(rows, key=lambda r: r["valid_loss"]) if rows else {}
     if t.dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
         tdist.destroy_process_group()
-    if t.dist.main and not (out / "model.safetensors").is_file():
+    if t.dist.main and not (out / WEIGHTS_FILE).is_file():
         raise PipelineError(f"{out}: training ended without a model (no epoch ran)")
+    if t.dist.main and best_row.get("epoch") == 0:
+        log(f"no epoch improved on {init.directory}'s validation loss {t.start['valid_loss']:.4f}: "
+            f"{out} holds its weights as they were")
+    if t.dist.main:
+        _written(out, lambda: record_outputs(out))
     return best_row
 
 
-def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None]) -> Trainer:
-    """Check the chunks, build the model (with the training split's normalisation), the optimiser
-    and the warm-up + cosine schedule; wrap the model in DDP under torchrun."""
+def _written(out: Path, write: Callable[[], Any]) -> None:
+    """Run a write into the model directory, and record it; an OS error is one line naming it."""
+    try:
+        write()
+        record_outputs(out)
+    except OSError as exc:
+        raise PipelineError(f"{out}: cannot write the model directory "
+                            f"({exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''})") from None
+
+
+def check_not_init(out: Path, init: Start | None) -> None:
+    """A fine-tune writes a new directory: its origin must stay there to be checked."""
+    if init is not None and os.path.realpath(out) == os.path.realpath(init.directory):
+        raise ParameterError(f"--out {out} is the --init model itself; a fine-tune writes a new model "
+                             f"directory (choose another --out)")
+
+
+def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
+    """What ``config.json`` says of a fine-tune's origin: the directory, its weights' sha256,
+    its classes, whether the output layer was kept, the learning rate, the figures before."""
+    from .cache import file_digest
+
+    weights = init.weights()
+    return {"directory": str(init.directory), "weights": weights.name, "sha256": file_digest(weights),
+            "classes": init.classes, "output_layer": "kept" if t.head_kept else "replaced",
+            "lr": init.cfg.train.lr}
+
+
+def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Start | None = None) -> Trainer:
+    """Check the chunks, build the model (with the training split's normalisation, or ``init``'s
+    weights and normalisation), the optimiser and the warm-up + cosine schedule; wrap the model
+    in DDP under torchrun."""
     arrays, meta = entry.arrays, entry.meta
     train_idx, valid_idx = check_training_data(arrays, meta, cfg)
     if np.array_equal(train_idx, valid_idx) and dist.main:
         log("note: no validation files; validating on the training chunks")
     torch.manual_seed(cfg.train.seed)
     model = FrameModel(cfg.model, n_features=meta["n_bins"], n_outputs=max(1, len(meta["classes"])))
-    model.set_normalization(np.array(arrays["mean"]), np.array(arrays["std"]))
+    head_kept = True
+    if init is None:
+        model.set_normalization(np.array(arrays["mean"]), np.array(arrays["std"]))
+    else:
+        head_kept = load_start(model, init, meta["classes"])
     model.to(dist.device)
     net: torch.nn.Module = model
     if dist.world > 1:
@@ -304,7 +566,27 @@ def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None]) -> Traine
         opt, _lr_lambda(tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch))
     use_amp = tc.amp and dist.device.startswith("cuda")
     return Trainer(model, net, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), dist, arrays,
-                   train_idx, valid_idx, per_rank, use_amp)
+                   train_idx, valid_idx, per_rank, use_amp, head_kept=head_kept)
+
+
+def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
+    """Copy ``init``'s weights and normalisation into ``model`` (built for the run's classes):
+    all of them when the classes are the model's, all but the output layer otherwise (it keeps
+    its fresh, seeded initialisation). Returns whether the output layer was kept."""
+    from .nets import load_model
+
+    start, _ = load_model(init.directory)
+    if start.n_features != model.n_features:
+        raise ParameterError(f"{init.directory}: its network reads {start.n_features} features per frame, "
+                             f"these chunks have {model.n_features} (features.kind / n_mels / n_fft / n_mfcc differ)")
+    state = start.state_dict()
+    kept = model.cfg.task != "classify" or list(classes) == init.classes
+    if not kept:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(state, strict=kept)
+    if unexpected or any(not k.startswith("head.") for k in missing):  # strict=False lets only the head go
+        raise ModelError(f"{init.weights()}: weights do not fit the network ({missing or unexpected})")
+    return kept
 
 
 def resume_from(t: Trainer, ckpt_path: Path, log: Callable[[str], None]) -> None:
@@ -318,7 +600,7 @@ def resume_from(t: Trainer, ckpt_path: Path, log: Callable[[str], None]) -> None
     t.opt.load_state_dict(state["optimizer"])
     t.sched.load_state_dict(state["scheduler"])
     t.start_epoch, t.best, t.bad_epochs = state["epoch"] + 1, state["best"], state["bad_epochs"]
-    t.history = state["history"]
+    t.history, t.start = state["history"], state.get("start")
     if t.dist.main:
         log(f"resuming from {ckpt_path} after epoch {state['epoch']}")
 
@@ -409,3 +691,48 @@ def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics:
                           "hours": round(meta["duration"] / 3600, 4)},
         "metrics": metrics,
     }
+
+
+# ------------------------------------------------------------------ the whole job
+
+
+def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, settings, *,
+                  valid_spec: str | Path | None = None, init: str | Path | None = None, resume: bool = False,
+                  explicit: dict[str, str] | None = None, log: Callable[[str], None] = print):
+    """``train DATASET --out DIR [--valid V] [--init MODEL_DIR] [--resume]``: check ``--out``
+    (before any work), chunk the dataset (cached) and fit; with ``init``, fine-tune that model
+    (:func:`start_from`, :func:`match_classes`). Under torchrun only rank 0 logs.
+
+    Returns
+    -------
+    best : dict of the best epoch's figures
+    report : runner.Report of the features run (its ``failed`` list names the files left out)
+    """
+    from .chunks import ensure_chunks
+    from .dataset import load_dataset
+
+    dist = setup_distributed(settings.device)
+    if not dist.main:
+        log = _silent
+    start = start_from(init, cfg, explicit, log=log) if init is not None else None
+    cfg = start.cfg if start else cfg
+    ds = load_dataset(dataset_spec)
+    kept = True
+    if start:
+        ds, kept = match_classes(ds, start, log)
+    valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
+    check_not_init(Path(out_dir), start)
+    claim_on_rank0(out_dir, dist, resume=resume, replace=False, log=log)
+    entry, report = ensure_chunks(ds, cfg, settings, valid=valid, log=log)
+    log(report.summary())
+    record: dict[str, Any] = {"dataset": str(dataset_spec),
+                              "valid_dataset": None if valid_spec is None else str(valid_spec)}
+    if start and kept and start.config.get("predict_per_class"):  # its tuned post-processing, per class
+        record["predict_per_class"] = start.config["predict_per_class"]
+    best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
+               threads=settings.jobs, log=log, record=record, init=start)
+    return best, report
+
+
+def _silent(msg: str) -> None:
+    pass

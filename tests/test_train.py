@@ -148,6 +148,30 @@ def test_torchrun_two_processes(tones, tmp_path):
     assert json.loads((tmp_path / "m" / "config.json").read_text())["metrics"]["epoch"] == int(best["epoch"])
 
 
+@pytest.mark.slow
+def test_torchrun_out_is_claimed_by_rank_0_alone(tones, tmp_path):
+    ds_path, cache = tones
+    out = tmp_path / "m"
+    cmd, env = _cli("--set", "train.epochs=1", "train", str(ds_path), "--out", str(out), cache=cache, cwd=tmp_path)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+    def run():
+        return subprocess.run(torchrun + cmd[1:], env={**env, "OMP_NUM_THREADS": "1"}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+    first = run()
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    again = run()  # its own unchanged model: replaced, by one rank
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert (again.stdout + again.stderr).count("replacing the model in") == 1
+    assert load_model(out)[1]["training_data"]["files"] == 12
+    (out / "notes.txt").write_text("mine\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = run()  # every rank stops, none writes
+    assert refused.returncode != 0
+    assert "notes.txt was not written by the pipeline" in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_spec_augment_masks_whole_bands_and_spans_to_the_mean():
     from pipeline.config import TrainConfig
     from pipeline.train import spec_augment
@@ -192,3 +216,210 @@ def test_stacked_bidirectional_classifier_learns(tones, tmp_path):
     assert best["valid_f1"] > chance_f1(entry) + 0.1 and best["valid_f1"] > 0.85, best
     model, config = load_model(tmp_path / "model")
     assert config["model"]["stack"] == 2 and model.rnn.input_size == 2 * 32
+
+
+# ------------------------------------------------------------------ --out: what train may overwrite
+
+
+def _main(*args) -> int:
+    from pipeline.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def _train_cli(tones, out, *extra, epochs=1):
+    ds_path, cache = tones
+    sets = [a for s in SMALL + [f"train.epochs={epochs}"] for a in ("--set", s)]
+    return _main("--cache-dir", cache, *sets, "train", ds_path, "--out", out, *extra)
+
+
+def _digests(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_train_refuses_a_directory_it_did_not_write(tones, tmp_path, capsys):
+    torch.set_num_threads(1)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "own model"}\n')
+    (mine / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    before = _digests(mine)
+    capsys.readouterr()
+    assert _train_cli(tones, mine) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"Error: --out {mine}: exists and config.json was not written")
+    assert "choose another --out" in err[0]
+    assert _digests(mine) == before  # not one byte written, not even the record
+    # the library refuses too, before any epoch
+    cfg, _, _ = build_config(None, SMALL)
+    entry, _ = ensure_chunks(load_dataset(tones[0]), cfg, Settings(cache_dir=str(tones[1])))
+    with pytest.raises(ParameterError, match="was not written by the pipeline"):
+        fit(entry, cfg, mine, log=lambda m: None)
+    assert _digests(mine) == before
+
+
+def test_train_replaces_its_own_unchanged_model_and_nothing_else(tones, tmp_path, capsys):
+    torch.set_num_threads(1)
+    from pipeline.train import record_outputs
+
+    out = tmp_path / "m"
+    assert _train_cli(tones, out, epochs=2) == 0
+    if not (out / "model.onnx").exists():  # what the export at the end of fit adds, recorded alike
+        (out / "model.onnx").write_bytes(b"onnx")
+        record_outputs(out)
+    capsys.readouterr()
+    assert _train_cli(tones, out, epochs=1) == 0  # unchanged and ours: replaced
+    assert "replacing the model in" in capsys.readouterr().out
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1"]
+    assert not (out / "model.onnx").exists() or (out / "model.onnx").read_bytes() != b"onnx"  # no stale file
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    # a file the user changed: refused, also when only the record says so
+    with open(out / "config.json", "a") as fh:
+        fh.write(" ")
+    before = _digests(out)
+    capsys.readouterr()
+    assert _train_cli(tones, out, epochs=2) == 2
+    err = capsys.readouterr().err
+    assert "config.json changed since the pipeline wrote it" in err and "--resume" in err
+    assert _digests(out) == before
+    # --resume continues the checkpoint in place, whatever else is there
+    assert _train_cli(tones, out, "--resume", epochs=2) == 0
+    assert [r["epoch"] for r in csv.DictReader(open(out / "history.csv"))] == ["1", "2"]
+    assert _train_cli(tones, out, epochs=1) == 0  # rewritten by the pipeline: its own again
+
+
+def test_train_out_that_cannot_be_written_is_one_line_exit_2(tones, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert _train_cli(tones, tmp_path / "file" / "m") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Error: --out {tmp_path / 'file' / 'm'}: cannot write there (Not a directory)"]
+    if os.geteuid() != 0:  # root writes whatever the mode
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        try:
+            assert _train_cli(tones, ro / "m") == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "cannot write there (Permission denied)" in err[0]
+        finally:
+            ro.chmod(0o755)
+
+
+# ------------------------------------------------------------------ fine-tuning (train --init)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A small trained tone model (8 clips of 5 s), its chunk cache, and new tone recordings."""
+    from synth import train_tone_model
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("source")
+    _, model = train_tone_model(root, SMALL + ["train.epochs=6"])
+    new = tone_dataset(root / "new", n=8, seconds=5.0, seed=7)
+    return model, new, root / "cache"
+
+
+def _config(d: Path) -> dict:
+    return json.loads((d / "config.json").read_text())
+
+
+def test_fine_tune_starts_from_the_model_and_records_where(source, tmp_path, capsys):
+    import hashlib
+
+    torch.set_num_threads(1)
+    model, new, cache = source
+    capsys.readouterr()
+    # the model's own settings: nothing repeated but the length of this run
+    assert _main("--cache-dir", cache, "--set", "train.epochs=2", "train", new, "--init", model,
+                 "--out", tmp_path / "ft") == 0
+    out = capsys.readouterr().out
+    assert "fine-tuning" in out and "learning rate 0.001 (its 0.01 x 0.1" in out and "epoch   0" in out
+    sets = [a for s in SMALL + ["train.epochs=2"] for a in ("--set", s)]
+    assert _main("--cache-dir", cache, *sets, "train", new, "--out", tmp_path / "scratch") == 0
+    ft, scratch = (list(csv.DictReader(open(tmp_path / d / "history.csv"))) for d in ("ft", "scratch"))
+    assert float(ft[0]["train_loss"]) < 0.5 * float(scratch[0]["train_loss"]), (ft[0], scratch[0])
+    assert float(ft[0]["valid_loss"]) < float(scratch[0]["valid_loss"])
+    src, got = _config(model), _config(tmp_path / "ft")
+    for table in ("load", "features", "chunk", "model", "predict"):
+        assert got[table] == src[table], table
+    assert got["features"]["n_mels"] == 32 and got["train"]["lr"] == pytest.approx(src["train"]["lr"] / 10)
+    assert got["init"] == {"directory": str(model), "weights": "model.safetensors",
+                           "sha256": hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest(),
+                           "classes": ["tone"], "output_layer": "kept", "lr": pytest.approx(0.001)}
+    assert got["metrics"]["epoch"] in (1, 2) and got["dataset"] == str(new)
+    # tune works on it as on any model, and keeps the origin
+    assert _main("--cache-dir", cache, "tune", new, "--model", tmp_path / "ft", "--out", tmp_path / "tuned") == 0
+    tuned = _config(tmp_path / "tuned")
+    assert tuned["init"] == got["init"] and tuned["tuned_from"] == str(tmp_path / "ft")
+
+
+def test_fine_tune_on_other_classes_replaces_the_output_layer(source, tmp_path):
+    import pipeline
+    from pipeline.train import Dist, match_classes, set_up, start_from
+
+    torch.set_num_threads(1)
+    model, _, cache = source
+    beeps = tone_dataset(tmp_path / "beeps", n=6, seconds=5.0, seed=11, label="beep")
+    lines: list[str] = []
+    best = pipeline.fine_tune(beeps, model, tmp_path / "ft", sets=["train.epochs=1"], cache_dir=cache,
+                              log=lines.append)
+    warned = [m for m in lines if "output layer is replaced" in m]
+    assert len(warned) == 1 and warned[0].startswith("WARNING:") and "['beep']" in warned[0] and "['tone']" in warned[0]
+    got = _config(tmp_path / "ft")
+    assert got["classes"] == ["beep"] and got["init"]["output_layer"] == "replaced" and best["epoch"] in (0, 1)
+    # before any step: every weight and the normalisation from the model, the output layer new
+    start = start_from(model, build_config(None)[0], log=lambda m: None)
+    ds, kept = match_classes(load_dataset(beeps), start, log=lambda m: None)
+    assert not kept
+    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
+    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
+    src, _ = load_model(model)
+    for k, v in src.state_dict().items():
+        same = torch.equal(t.model.state_dict()[k], v)
+        assert same != k.startswith("head."), k
+    # the same classes in the model's order keep it
+    tones_ds, kept = match_classes(load_dataset(source[1]), start, log=lambda m: None)
+    assert kept and tones_ds.classes == ("tone",)
+
+
+@pytest.mark.parametrize("setting", ["features.n_mels=64", "features.hop_length=320", "model.hidden=48",
+                                     "model.cell=lstm"])
+def test_fine_tune_refuses_settings_the_network_cannot_take(source, tmp_path, capsys, setting):
+    model, new, cache = source
+    capsys.readouterr()
+    assert _main("--cache-dir", cache, "--set", setting, "train", new, "--init", model, "--out", tmp_path / "ft") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    name = setting.split("=")[0]
+    assert len(err) == 1 and err[0].startswith(f"Error: --set {name}=") and f"was trained with {name}=" in err[0], err
+    assert not (tmp_path / "ft").exists()  # nothing trained, nothing written
+
+
+def test_fine_tune_keeps_the_start_when_no_epoch_improves(source, tmp_path):
+    import pipeline
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    model, new, cache = source
+    lines: list[str] = []
+    best = pipeline.fine_tune(new, model, tmp_path / "ft", sets=["train.lr=1e-12", "train.epochs=2",
+                                                                 "train.patience=1"], cache_dir=cache, log=lines.append)
+    assert best["epoch"] == 0 and any("no epoch improved" in m for m in lines), lines
+    a, b = load_file(model / "model.safetensors"), load_file(tmp_path / "ft" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _config(tmp_path / "ft")["metrics"]["epoch"] == 0
+
+
+def test_fine_tune_into_the_starting_model_is_refused(source, capsys):
+    model, new, cache = source
+    before = _digests(model)
+    capsys.readouterr()
+    assert _main("--cache-dir", cache, "train", new, "--init", model, "--out", model) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the --init model itself" in err[0]
+    assert _digests(model) == before
