@@ -69,7 +69,7 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     Only ``config.json`` is read now; the weights when a score must be computed."""
     from .config import ModelConfig, section_from_dict
     from .errors import ModelError
-    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, read_model_config
+    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config
     from .predict import config_for_model
 
     where = f"{model_dir}/config.json"
@@ -85,6 +85,7 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
         digest = settings.cache().fingerprint(weights)
     except OSError:
         raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}") from None
+    check_weights(model_dir, weights.name, digest, mconf)  # refused before any work
     return ScoringModel(LazyNetwork(Path(model_dir), model_cfg), mconf, Path(model_dir), digest), run_cfg
 
 
