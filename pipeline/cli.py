@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import click
 
-from .config import Config, build_config
+from .config import ENGINES, Config, build_config
 from .errors import ParameterError, PipelineError
 from .stage import STAGES, file_stages
 
@@ -54,7 +54,10 @@ def _fail_usage(msg: str) -> None:
               help="Override one config value (repeatable); wins over the config file.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes for per-file stages.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
-              help="Where features and networks run.")
+              help="Where features and networks run (cuda: torch).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto",
+              help="The network's engine: onnx (ONNX Runtime, no torch), torch; auto: onnx where the "
+                   "model has model.onnx and --device is cpu.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               help="local worker processes, or a Dask cluster.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786); without it a local cluster.")
@@ -64,7 +67,7 @@ def _fail_usage(msg: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final summary.")
 @click.version_option(package_name="audio-seq-pipeline")
 @click.pass_context
-def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, scheduler, shard, verbose, quiet):
+def cli(ctx, config_file, cache_dir, overrides, jobs, device, engine, executor, scheduler, shard, verbose, quiet):
     """Cached audio sequence pipeline: decode, spectrograms, chunks, recurrent frame models."""
     import time
 
@@ -83,7 +86,7 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, schedule
         _fail_usage(str(exc))
     run = dict(extra.get("run", {}))
     settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
-                        executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
+                        engine=engine, executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
     ctx.obj = App(config, settings, run, config_file, given, shard, t0)
 
 
@@ -92,6 +95,12 @@ def resolve_device(app: App) -> App:
     only where a command needs it)."""
     if app.settings.device == "cpu":
         return app
+    from .engine import require_torch, torch_available
+
+    if app.settings.device == "auto" and not torch_available():
+        app.settings = replace(app.settings, device="cpu")  # no torch, so no CUDA through it
+        return app
+    require_torch(f"--device {app.settings.device}")
     import torch
 
     if app.settings.device == "cuda" and not torch.cuda.is_available():
@@ -187,6 +196,9 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
     """Fit a frame model on DATASET and write it to --out (works under torchrun too)."""
     import os
 
+    from .engine import require_torch
+
+    require_torch("train")
     from .chunks import ensure_chunks
     from .dataset import load_dataset
     from .train import fit
@@ -211,6 +223,21 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
     app.echo(f"model written to {out_dir} (best epoch: {shown})")
     if report.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.pass_obj
+def export(app: App, model_dir):
+    """Add model.onnx to MODEL_DIR (checked against torch; its sha256 recorded in config.json), so
+    that inference runs on ONNX Runtime without torch."""
+    from .engine import require_torch
+
+    require_torch("export")
+    from .export import export_onnx
+
+    path = export_onnx(model_dir)
+    app.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 # ----------------------------------------------------------------------------- predict / evaluate
@@ -499,13 +526,11 @@ def stream(app: App, model_dir, rate, header):
     latency that the model's post-processing implies."""
     import time
 
-    import torch
-
     from .stream import mono_blocks, open_streamer
 
-    torch.set_num_threads(app.settings.jobs)
     app = resolve_device(app)
-    streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device)
+    streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device,
+                             engine=app.settings.engine, threads=app.settings.jobs)
     src = sys.stdin.buffer  # read1: whatever has arrived, so segments follow the audio closely
     sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel)
     if app.settings.verbosity > 0:

@@ -408,18 +408,12 @@ def stream_chunks(model: FrameModel, chunks):
     state carried, so a caller never needs the whole sequence in memory. Concatenated, they are
     ``model(x)[0]`` of the whole sequence: ``t' = t`` without a look-ahead; a model with
     ``cfg.delay = d`` yields ``d`` frames fewer at first and, after the last chunk, the last ``d``
-    (it reads the end frames then)."""
-    state, skip, batch = None, model.cfg.delay, None
+    (it reads the end frames then). The loop is :func:`pipeline.engine.stream_chunks`, which the
+    inference engines run on arrays."""
+    from .engine import stream_chunks as loop
+
     with torch.no_grad():
-        for xc in chunks:
-            out, state = model.step(xc, state)
-            batch = xc.shape[0]
-            drop = min(skip, out.shape[1])  # a look-ahead model's first outputs precede frame 0
-            skip -= drop
-            yield out[:, drop:]
-        if model.cfg.delay and batch is not None:  # the end: the last `delay` frames' outputs
-            out, _ = model.step(model.end_frames(batch, model.cfg.delay), state)
-            yield out[:, skip:]
+        yield from loop(model, chunks)
 
 
 # -- model directories -----------------------------------------------------------------------

@@ -274,6 +274,10 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         tdist.destroy_process_group()
     if t.dist.main and not (out / "model.safetensors").is_file():
         raise PipelineError(f"{out}: training ended without a model (no epoch ran)")
+    if t.dist.main:  # the best epoch's network for ONNX Runtime, its sha256 beside the weights'
+        from .export import export_onnx
+
+        export_onnx(out)
     return best_row
 
 
