@@ -1,7 +1,7 @@
 """A small Python API over the jobs, for notebooks and other programs.
 
     import pipeline
-    vad = pipeline.load_model("models/vad")
+    vad = pipeline.load_model("vad")              # a shipped model by name, or a directory
     scores = vad.scores(y, sr)                    # (n_frames, n_classes), at vad.fps
     for seg in vad.segments("meeting.flac"):      # the CLI's numbers, segment for segment
         print(seg.onset, seg.offset, seg.label)
@@ -37,7 +37,7 @@ class Model:
             cfg = cfg.replace(predict=section_from_dict(type(cfg.predict), "predict", predict))
         self._scoring, self.config = open_model(directory, cfg, self.settings,
                                                 given=[f"predict.{k}" for k in predict])
-        self.directory = Path(directory)
+        self.directory = self._scoring.directory
         self._cached = cache_dir is not None
 
     @property
@@ -110,8 +110,9 @@ class Model:
 
 def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,
                cache_dir: str | Path | None = None, engine: str = "auto", **predict: Any) -> Model:
-    """Load a model directory for scoring in Python (weights only, verified against their sha256,
-    nothing executed from files).
+    """Load a model directory, or a shipped model by name (``"vad"``, ``"vad-stream"``; an
+    existing path of that name wins), for scoring in Python (weights only, verified against their
+    sha256, nothing executed from files).
 
     ``engine``: ``"onnx"`` (ONNX Runtime; the default where the model has ``model.onnx`` and
     ``device="cpu"``: torch is then never imported) or ``"torch"``. ``predict`` keywords override

@@ -23,6 +23,25 @@ FILE_STAGE_NAMES = tuple(file_stages(context_free=False))
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
+class ModelDirType(click.ParamType):
+    """``--model``: a model directory, or the name of a shipped model (``vad``, ``vad-stream``);
+    an existing path wins over a name."""
+
+    name = "MODEL_DIR"
+
+    def convert(self, value, param, ctx):
+        from .modeldir import resolve_model_dir, shipped_models
+
+        path = resolve_model_dir(value)
+        if not path.is_dir():
+            names = ", ".join(shipped_models()) or "none installed"
+            self.fail(f"{value!r} is neither a model directory nor a shipped model ({names})", param, ctx)
+        return str(path)
+
+
+MODEL_DIR = ModelDirType()
+
+
 @dataclass
 class App:
     """What every command gets: the layered config and the run settings."""
@@ -226,7 +245,7 @@ def train(app: App, dataset, out_dir, valid_spec, resume):
 
 
 @cli.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("model_dir", type=MODEL_DIR)
 @click.pass_obj
 def export(app: App, model_dir):
     """Add model.onnx to MODEL_DIR (checked against torch; its sha256 recorded in config.json), so
@@ -260,7 +279,7 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "formats", default="", help="Extra formats beside .tsv: rttm,audacity,json,textgrid,npy.")
 @click.option("--plot", is_flag=True, help="Also a PNG per file (spectrogram, scores, segments).")
@@ -273,7 +292,7 @@ def predict(app: App, inputs, model_dir, out_dir, formats, plot, ref_spec):
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--ref", "ref_spec", default=None, help="Reference DATASET drawn under the predictions.")
 @click.pass_obj
@@ -326,7 +345,7 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--metric", type=click.Choice(["frame_f1", "event_f1", "psds1", "detection_error_rate", "segment_f1"]),
               default="frame_f1", show_default=True, help="Objective of each class's search.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -410,7 +429,7 @@ def cache_ls(app: App, long_):
 
 @cache.command("status")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_dir", default=None, type=MODEL_DIR,
               help="Judge by this model's settings (its features; with --stage predict, its scores).")
 @click.option("--stage", "upto", type=click.Choice(FILE_STAGE_NAMES), default=None,
               help="Last stage to check [default: predict with --model, else features].")
@@ -514,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR,
               help="A unidirectional model directory (models/vad-stream).")
 @click.option("--rate", type=click.IntRange(min=1), default=None,
               help="Read raw 16-bit little-endian mono PCM at this rate (Hz) instead of a WAV stream.")

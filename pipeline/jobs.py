@@ -73,8 +73,10 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     Only ``config.json`` is read now; the weights when a score must be computed."""
     from .config import ModelConfig, section_from_dict
     from .errors import ModelError
-    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config
+    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config, resolve_model_dir
     from .predict import config_for_model
+
+    model_dir = resolve_model_dir(model_dir)  # a path, or a shipped model's name
 
     where = f"{model_dir}/config.json"
     mconf = read_model_config(model_dir)

@@ -107,3 +107,24 @@ def check_weights(directory: str | Path, name: str, digest: str | None = None,
         raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the {expected[:12]}... that "
                          f"config.json records: the weights were changed or damaged; refusing to load them")
     return path
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"  # the shipped models (in a clone: ../models)
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with the package (``vad``, ``vad-stream``, ...)."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def resolve_model_dir(spec: str | Path) -> Path:
+    """A model directory from a path or the name of a shipped model: an existing path wins (a
+    folder ``vad`` in the working directory is that folder), then a shipped name; anything else
+    comes back as given, for the reader to report as not found."""
+    path = Path(spec)
+    if path.exists() or path.name != str(spec):  # a path, or something with a folder in it
+        return path
+    shipped = SHIPPED_DIR / str(spec)
+    return shipped if (shipped / CONFIG_FILE).is_file() else path

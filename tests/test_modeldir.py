@@ -100,3 +100,29 @@ def test_hashes_are_recorded_and_checked(tmp_path):
     (tmp_path / WEIGHTS_FILE).write_bytes(b"weightz")
     with pytest.raises(ModelError, match="does not match"):
         check_weights(tmp_path, WEIGHTS_FILE)
+
+
+def test_shipped_models_by_name_and_a_path_wins(tmp_path, monkeypatch):
+    from pipeline.modeldir import resolve_model_dir, shipped_models
+
+    assert {"vad", "vad-stream"} <= set(shipped_models())
+    monkeypatch.chdir(tmp_path)
+    assert (resolve_model_dir("vad") / CONFIG_FILE).read_bytes() == (ROOT / "models" / "vad" / CONFIG_FILE).read_bytes()
+    assert resolve_model_dir("nosuch") == Path("nosuch")
+    assert resolve_model_dir("models/vad") == Path("models/vad")  # a path is never a name
+    (tmp_path / "vad").mkdir()
+    assert resolve_model_dir("vad") == Path("vad")  # an existing folder of that name wins
+
+
+def test_cli_and_api_take_a_shipped_models_name(tmp_path):
+    sample = str(ROOT / "data" / "samples" / "music_clip_00012.flac")
+    code = ("import sys, pipeline\nfrom pipeline.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nm = pipeline.load_model('vad-stream')\n"
+            "print(m.directory.name, len(m.segments(sys.argv[-5])))\n")
+    r = subprocess.run([sys.executable, "-c", code, "--cache-dir", "c", "predict", sample, "--model", "vad",
+                        "--out", "o"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.split()[-2] == "vad-stream", r.stderr
+    assert (tmp_path / "o" / "music_clip_00012.tsv").is_file()
+    r = subprocess.run([sys.executable, "-m", "pipeline", "predict", sample, "--model", "vad2", "--out", "o"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "'vad2' is neither a model directory nor a shipped model (vad, vad-stream" in r.stderr
