@@ -234,3 +234,25 @@ def test_without_torch_inference_works_and_torch_commands_name_the_extra(tmp_pat
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 5 and all("pip install 'audio-seq-pipeline[train]'" in e for e in errors), r.stderr
     assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------ bench/gpu.py without a GPU
+
+
+def test_gpu_bench_without_a_gpu_measures_nothing_and_compares_scores(tmp_path, capsys, monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gpu.main(["--hours", "0.01", "--files", "1"])
+    assert "no CUDA device here: nothing measured" in capsys.readouterr().out
+    for name, shift in (("a", 0.0), ("b", 3e-6)):
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / "x.scores.npy", np.full((5, 1), 0.5 + shift, dtype=np.float32))
+        np.save(tmp_path / name / "y.scores.npy", np.zeros((0, 1), dtype=np.float32))
+    assert gpu.largest_difference(tmp_path / "a", tmp_path / "b", ["x", "y"]) == pytest.approx(3e-6, rel=1e-2)
+    np.save(tmp_path / "b" / "x.scores.npy", np.zeros((4, 1), dtype=np.float32))
+    with pytest.raises(SystemExit, match="shape"):
+        gpu.largest_difference(tmp_path / "a", tmp_path / "b", ["x"])
