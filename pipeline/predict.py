@@ -5,6 +5,10 @@ features key, the model's weights digest and the stitching settings). Turning sc
 segments (:mod:`pipeline.postprocess`) is cheap and never cached: retuning thresholds never
 reruns the network.
 
+The network runs through an engine on numpy arrays (:mod:`pipeline.engine`): ONNX Runtime where
+the model has ``model.onnx`` (torch is then never imported), else torch; both give the same scores
+to about 1e-6, so the engine stays out of the cache key, as the device does.
+
 Two ways to run a model over a long file:
 
 - unidirectional models run **statefully**: chunk after chunk, carrying the recurrent state, which
@@ -85,8 +89,8 @@ def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ scores
-# The network runs through an engine (pipeline.engine: ONNX Runtime or torch) on numpy arrays;
-# the functions here take an engine network, a lazily opened model directory or a torch FrameModel.
+# ``model`` below: an engine network, a lazily opened model directory (jobs.LazyNetwork) or a
+# torch FrameModel (engine.as_network turns each into an engine network)
 
 
 def _outputs(net, x: np.ndarray, out: np.ndarray) -> np.ndarray:
