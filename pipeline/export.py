@@ -115,15 +115,16 @@ def example_inputs(model: FrameModel, batch: int, frames: int, *, seed: int = 0)
 
 
 def export_graph(model: FrameModel, path: str | Path) -> None:
-    """Trace ``model`` (in eval mode) into an ONNX file at ``path``; dynamic batch and time."""
-    wrapper, inputs, outputs = graph_of(model)
+    """Trace ``model`` (in eval mode: no dropout in the graph) into an ONNX file at ``path``;
+    dynamic batch and time. The model is left in the mode it was in."""
+    training = model.training
+    wrapper, inputs, outputs = graph_of(model)  # eval(): the exporter restores the wrapper's mode
+    # afterwards, so a wrapper left in training mode would switch dropout back on in the model
     axes = {"x": {0: "batch", 1: "frames"}, "scores": {0: "batch", 1: "frames"}}
     for name in inputs[1:]:  # context (B, 4, F); h, c (layers, B, hidden)
         batch_axis = 0 if name == "context" else 1
         axes[name] = axes[f"{name}_out"] = {batch_axis: "batch"}
     args = tuple(torch.from_numpy(a) for a in example_inputs(model, 2, 37))
-    training = model.training
-    model.eval()  # the exporter restores the wrapper's mode afterwards: it must be eval already
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # the legacy exporter is chosen (dynamo fixes the time axis); its tracer warns of

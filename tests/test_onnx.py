@@ -102,9 +102,14 @@ def test_step_graph_streams_in_any_chunk_length(tmp_path, chunk):
 
 
 def test_export_leaves_the_model_in_its_mode_and_refuses_a_changed_graph(tmp_path):
-    model, d = _exported(tmp_path / "m", conv_channels=2)
-    loaded, _ = load_model(d)
-    assert not loaded.training
+    from pipeline.export import export_graph
+
+    model, d = _exported(tmp_path / "m", conv_channels=2, dropout=0.5)
+    model.train()
+    export_graph(model, tmp_path / "again.onnx")
+    assert model.training and model.rnn.training  # dropout stays on for a model being trained
+    model.eval()
+    assert check_graph(model, tmp_path / "again.onnx") < 1e-4  # and none in the graph
     graph = bytearray((d / ONNX_FILE).read_bytes())
     graph[len(graph) // 2] ^= 0xFF
     (d / ONNX_FILE).write_bytes(bytes(graph))
@@ -205,13 +210,15 @@ def test_inference_from_model_onnx_never_imports_torch(tmp_path):
             [*c, "predict", str(SAMPLES), "--model", str(ROOT / "models" / "vad-stream"), "--out",
              str(tmp_path / "o2")],
             [*c, "evaluate", "--pred", str(tmp_path / "o"), "--ref", str(SAMPLES)],
+            [*c, "plot", str(SAMPLES / "music_clip_00012.flac"), "--model", "vad", "--out", str(tmp_path / "p")],
             [*c, "tune", str(SAMPLES), "--model", str(ROOT / "models" / "vad-stream"), "--out", str(tmp_path / "t")],
             ["stream", "--model", str(ROOT / "models" / "vad-stream")],
             [*c, "--config", str(tmp_path / "run.toml"), "run"]]
     r = _probe(tmp_path, runs, block_torch=False)
     assert r.returncode == 0, r.stderr
-    assert "codes [0, 0, 0, 0, 0, 0]" in r.stdout and "torch False" in r.stdout, r.stdout + r.stderr
+    assert "codes [0, 0, 0, 0, 0, 0, 0]" in r.stdout and "torch False" in r.stdout, r.stdout + r.stderr
     assert any((tmp_path / "o").glob("*.tsv")) and (tmp_path / "t" / ONNX_FILE).is_file()
+    assert (tmp_path / "p" / "music_clip_00012.png").is_file()
 
 
 def test_without_torch_inference_works_and_torch_commands_name_the_extra(tmp_path):
