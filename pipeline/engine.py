@@ -66,10 +66,11 @@ def choose_engine(directory: str | Path, engine: str = "auto", device: str = "cp
     if engine == "onnx" and not has_onnx:
         raise ModelError(f"{directory}: --engine onnx needs {ONNX_FILE} "
                          f"(python -m pipeline export {directory} writes it)")
+    on_cpu = device == "cpu" or (device == "auto" and not torch_available())  # auto: no torch, no CUDA
     if engine == "auto":
-        engine = "onnx" if has_onnx and device == "cpu" else "torch"
+        engine = "onnx" if has_onnx and on_cpu else "torch"
     if engine == "torch":
-        require_torch("--device cuda" if device != "cpu" else
+        require_torch(f"--device {device}" if not on_cpu else
                       "--engine torch" if has_onnx else f"{directory} (a model without {ONNX_FILE})")
     return engine
 

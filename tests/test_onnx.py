@@ -16,7 +16,7 @@ import torch
 
 from pipeline.config import ModelConfig, PredictConfig, build_config
 from pipeline.engine import OnnxNetwork, TorchNetwork, as_network, stream_chunks
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, ParameterError
 from pipeline.export import check_graph, export_onnx
 from pipeline.modeldir import ONNX_FILE, read_model_config
 from pipeline.nets import FrameModel, load_model, save_model
@@ -263,3 +263,17 @@ def test_gpu_bench_without_a_gpu_measures_nothing_and_compares_scores(tmp_path, 
     np.save(tmp_path / "b" / "x.scores.npy", np.zeros((4, 1), dtype=np.float32))
     with pytest.raises(SystemExit, match="shape"):
         gpu.largest_difference(tmp_path / "a", tmp_path / "b", ["x"])
+
+
+def test_engine_choice(tmp_path):
+    from pipeline.engine import choose_engine
+
+    vad = ROOT / "models" / "vad"
+    assert choose_engine(vad) == "onnx" and choose_engine(vad, "torch") == "torch"
+    assert choose_engine(vad, device="cuda") == "torch"  # a GPU runs torch unless --engine onnx
+    (tmp_path / "config.json").write_text("{}")
+    assert choose_engine(tmp_path) == "torch"  # no model.onnx
+    with pytest.raises(ModelError, match="--engine onnx needs model.onnx .*pipeline export"):
+        choose_engine(tmp_path, "onnx")
+    with pytest.raises(ParameterError, match="--engine 'tf' must be one of auto, onnx, torch"):
+        choose_engine(vad, "tf")
