@@ -86,14 +86,15 @@ def open_network(directory: str | Path, config: dict[str, Any], cfg, *, engine: 
     return TorchNetwork(model, device=device, threads=threads)
 
 
-def as_network(model, device: str = "cpu"):
+def as_network(model, device: str = "cpu", threads: int | None = None):
     """An engine network for what a caller holds: a network as it is, a lazily opened model
-    directory opened, a torch ``FrameModel`` wrapped."""
+    directory opened, a torch ``FrameModel`` wrapped (on ``device``, with ``threads`` torch
+    threads when given)."""
     if isinstance(model, (OnnxNetwork, TorchNetwork)):
         return model
     if hasattr(model, "network"):  # jobs.LazyNetwork
         return model.network()
-    return TorchNetwork(model, device=device)
+    return TorchNetwork(model, device=device, threads=threads)
 
 
 # ------------------------------------------------------------------ the stateful loop

@@ -266,7 +266,7 @@ def compute_batched(pcfg: PredictConfig, inputs: list, *, model, device: str = "
     ``FrameModel``."""
     from .engine import as_network
 
-    model = as_network(model, device)
+    model = as_network(model, device, threads)
     lengths = [int(up[0].meta["n_frames"]) for up in inputs]
     for group in length_batches(list(range(len(inputs))), lengths, files_per_batch):
         entries = [inputs[i][0] for i in group]
