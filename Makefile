@@ -11,17 +11,18 @@ DEPS   := setup.cfg pyproject.toml constraints.txt
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# the main job draws plots, so the plot extra is part of the base install
+# the main job draws plots, so the plot extra is part of the base install; inference runs on
+# onnxruntime, so torch (the train extra: training, export, --engine torch, --device cuda) is not
 $(VENV)/.installed: $(DEPS) | $(BIN)/python
 	$(PIP) -e '.[plot]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) -e '.[test,dask,plot]'
+	$(PIP) -e '.[test,dask,plot,train]'
 	touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed
-	$(PIP) -e '.[bench,vad-bench,plot]'
+	$(PIP) -e '.[bench,vad-bench,plot,train]'
 	touch $@
 
 ## run: the main job on the embedded defaults (sample audio in data/, model in models/)

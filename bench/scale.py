@@ -6,8 +6,9 @@ Generates 16-bit 16 kHz FLAC recordings (speech-like harmonic bursts over a quie
 so FLAC compresses them about as it does speech), then, each as a whole fresh process with one
 thread unless said otherwise:
 
-- ``predict`` with the shipped model (models/vad) on one file of each length: wall seconds, x real
-  time, peak RSS, and the bytes the run left in the cache against the FLAC's bytes;
+- ``predict`` with the shipped model (models/vad, on ONNX Runtime: the default engine) on one
+  file of each length: wall seconds, x real time, peak RSS, and the bytes the run left in the
+  cache against the FLAC's bytes;
 - ``features`` on the same 2 h (24 files of 5 min) with ``-j 1``, ``-j 2`` and the Dask executor
   with two local workers;
 - silero-vad ONNX (``get_speech_timestamps``, default settings, one thread) on the 1-hour file as a

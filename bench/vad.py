@@ -12,14 +12,15 @@ sources for the breakdowns). ``--model`` may be given several times: each model 
 
 - **ours**: the whole path of one file in-process, ``pipeline.audio.load_audio`` (the model's
   load settings) -> ``pipeline.features.features_of`` (``spectrogram`` + the storage dtype, with the
-  model's features settings from ``config.json``) -> ``pipeline.predict.score_files`` ->
+  model's features settings from ``config.json``) -> ``pipeline.predict.score_files`` (the network
+  on predict's default engine: ONNX Runtime where the model has ``model.onnx``) ->
   ``pipeline.predict.segments`` with the model's tuned predict settings
   (``pipeline.predict.config_for_model``). No cache is involved.
 - **ours N/batch**: the same, but N files per ``score_files`` call (``pipeline.predict.FILES_PER_BATCH``) (decode and features still
   per file), as ``predict`` on the command line batches them: a recurrent network at batch 1 is
   bound by per-time-step overhead, so this row shows what batching buys.
 - **ours CLI (cold)**: ``python -m pipeline -q -j THREADS --cache-dir <empty> predict <split dir>
-  --model M --out <tmp>`` as a subprocess: interpreter and torch start-up, model loading,
+  --model M --out <tmp>`` as a subprocess: interpreter start-up, model loading,
   fingerprints and cache writes included. Its segments are read back from the ``.tsv`` files,
   scored like the rest and compared with the in-process ones.
 - **silero-vad** TorchScript and ONNX (the model files shipped inside the ``silero-vad`` wheel;
@@ -170,24 +171,24 @@ def _decode16(path: Path) -> np.ndarray:
 
 
 def system_ours(model_dir: Path, threads: int, name: str = "ours") -> System:
-    import torch
-
     from pipeline import features
     from pipeline.audio import load_audio
-    from pipeline.config import Config
+    from pipeline.config import Config, ModelConfig, section_from_dict
+    from pipeline.engine import open_network
     from pipeline.labels import Segment
-    from pipeline.nets import load_model
+    from pipeline.modeldir import read_model_config
     from pipeline.predict import config_for_model, score_files, segments
 
     t0 = time.perf_counter()
-    model, mconf = load_model(model_dir)
+    mconf = read_model_config(model_dir)  # the network on predict's engine (ONNX Runtime where it can)
+    model = open_network(model_dir, mconf, section_from_dict(ModelConfig, "model", mconf["model"]),
+                         threads=threads)
     cfg = config_for_model(mconf, Config())
     classes = list(mconf["classes"])
     if LABEL not in classes:
         raise SystemExit(f"{model_dir}: the model's classes {classes} have no {LABEL!r}")
     lc, fc, pc = cfg.load, cfg.features, cfg.predict
     fps = features.fps(fc, lc.sr)
-    torch.set_num_threads(threads)
 
     def decode(path: Path) -> np.ndarray:
         return load_audio(path, sr=lc.sr, mono=lc.mono, channel=lc.channel,

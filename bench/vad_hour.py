@@ -1,23 +1,26 @@
 """Speed on one hour of real audio: our whole ``predict`` path beside silero-vad ONNX, same run.
 
     python bench/vad_hour.py [--model models/vad] [--corpus /work/corpus/real] [--split dev]
-                             [--hours 1] [--threads 1] [--repeat 2] [--keep PATH] [--json PATH]
+                             [--clips DIR] [--engine auto] [--hours 1] [--threads 1] [--repeat 2]
+                             [--keep PATH] [--json PATH]
 
-The recording is the split's clips (``<corpus>/<split>.tsv``, sorted) laid end to end and looped
-until it lasts ``--hours``, written once as 16-bit 16 kHz FLAC (``--keep`` keeps it and reuses it);
+The recording is the split's clips (``<corpus>/<split>.tsv``, sorted), or with ``--clips DIR`` the
+FLAC files of a folder with a DCASE ``.tsv`` beside each (``../shared/benchmarks/speech-v1``, 20
+minutes: three times over for an hour; for timing only, never for choosing settings), laid end to
+end and looped until it lasts ``--hours``, written once as 16-bit 16 kHz FLAC (``--keep`` keeps it and reuses it);
 its reference is the clips' labels shifted by each clip's start. Then, with ``--threads`` threads for every
 system (torch, BLAS pools, onnxruntime's session):
 
 - **in-process**, after one untimed warm-up on the first clip:
-  - *ours*: ``python -m pipeline predict HOUR.flac --model M --out <tmp>`` called in-process
-    (``pipeline.cli.main``) with an empty cache each time: decode, features, network, overlap-add,
-    post-processing, the cache writes and the output file; torch already imported;
+  - *ours*: ``python -m pipeline --engine ENGINE predict HOUR.flac --model M --out <tmp>`` called
+    in-process (``pipeline.cli.main``) with an empty cache each time: decode, features, network
+    (ONNX Runtime by default), overlap-add, post-processing, the cache writes and the output file;
   - *silero-vad ONNX*: ``pipeline.audio.load_audio`` (soundfile) then
     ``get_speech_timestamps(wav, model, sampling_rate=16000, return_seconds=True)`` with its
     defaults (the session rebuilt with ``intra_op_num_threads=THREADS``, as ``bench/vad.py``);
   the best of ``--repeat`` runs of each, and the ratio;
-- **whole processes** (interpreter, imports, model loading included): the same command as a fresh
-  ``python -m pipeline -q -j THREADS`` process with an empty cache, and ``bench/scale.py``'s
+- **whole processes** (interpreter, imports, model loading included; wall time and peak RSS): the
+  same command as a fresh ``python -m pipeline -q -j THREADS`` process with an empty cache, and ``bench/scale.py``'s
   silero-vad process (a fresh interpreter that imports silero-vad, loads its ONNX model, reads
   the file with soundfile and calls ``get_speech_timestamps``); ``OMP_NUM_THREADS=THREADS`` for
   both, timed by ``bench/scale.py``'s ``timed``; ``--repeat`` runs of each, alternated, the best
@@ -83,14 +86,30 @@ def scores(segs: list, ref: list, n_samples: int) -> dict:
     return {k: float(m[k]) for k in ("precision", "recall", "f1")}
 
 
-def ours_in_process(model: Path, audio: Path, threads: int, tmp: Path, tag: str) -> tuple[float, list]:
+def folder_clips(folder: Path) -> list:
+    """Clips from a folder of FLAC files, each with its DCASE ``.tsv`` beside it (``speech`` rows)."""
+    from pipeline.audio import load_audio
+    from pipeline.labels import read_dcase
+
+    clips = []
+    for f in sorted(folder.glob("*.flac")):
+        segs = [s for v in read_dcase(f.with_suffix(".tsv"), default_name=f.name).values() for s in v
+                if s.label == bv.LABEL]
+        clips.append(bv.Clip(f.name, f, segs, n_samples=len(load_audio(f, sr=SR))))
+    if not clips:
+        raise SystemExit(f"{folder}: no .flac files")
+    return clips
+
+
+def ours_in_process(model: Path, audio: Path, threads: int, tmp: Path, tag: str,
+                    engine: str = "auto") -> tuple[float, list]:
     from pipeline.cli import main as cli_main
     from pipeline.labels import read_dcase
 
     out = tmp / f"out-{tag}"
     t0 = time.perf_counter()
     try:
-        cli_main(["-q", "-j", str(threads), "--cache-dir", str(tmp / f"cache-{tag}"), "predict", str(audio),
+        cli_main(["-q", "-j", str(threads), "--engine", engine, "--cache-dir", str(tmp / f"cache-{tag}"), "predict", str(audio),
                   "--model", str(model), "--out", str(out)])
     except SystemExit as exc:  # main exits only when something failed
         raise SystemExit(f"ours: predict exited {exc.code}") from None
@@ -105,6 +124,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", type=Path, default=ROOT / "models" / "vad")
     p.add_argument("--corpus", type=Path, default=Path(os.environ.get("VAD_CORPUS", "/work/corpus/real")))
     p.add_argument("--split", default="dev")
+    p.add_argument("--clips", type=Path, default=None,
+                   help="a folder of FLAC + .tsv clips instead of the corpus (e.g. ../shared/benchmarks/speech-v1)")
+    p.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
     p.add_argument("--hours", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=2, help="runs of each, in-process and as whole processes; the best counts")
@@ -118,7 +140,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    clips, _ = bv.load_clips(a.corpus, a.split, None)
+    clips = folder_clips(a.clips) if a.clips else bv.load_clips(a.corpus, a.split, None)[0]
+    source = str(a.clips) if a.clips else f"{a.corpus}/{a.split}.tsv"
     with tempfile.TemporaryDirectory(prefix="vadhour-") as tmp:
         tmp = Path(tmp)
         audio = a.keep or tmp / f"{a.split}_{a.hours:g}h.flac"
@@ -131,17 +154,18 @@ def main(argv=None) -> int:
 
         n_samples = sf.info(str(audio)).frames
         hours = n_samples / SR / 3600
-        res = {"settings": {"model": str(a.model), "audio": f"{a.corpus}/{a.split}.tsv looped to {hours:g} h",
-                            "threads": a.threads, "repeat": a.repeat, "torch": torch.__version__}}
+        res = {"settings": {"model": str(a.model), "audio": f"{source} looped to {hours:g} h",
+                            "engine": a.engine, "threads": a.threads, "repeat": a.repeat,
+                            "torch": torch.__version__}}
         silero = bv.system_silero(True, a.threads)  # sets torch's threads to 1 on import: set again
         torch.set_num_threads(a.threads)
         with threadpool_limits(limits=a.threads):
-            ours_in_process(a.model, clips[0].path, a.threads, tmp, "warm")  # imports, first-call set-up
+            ours_in_process(a.model, clips[0].path, a.threads, tmp, "warm", a.engine)  # imports, first-call set-up
             silero.infer(silero.decode(clips[0].path))
             runs = {"ours": [], "silero-vad onnx": []}
             for r in range(a.repeat):
                 print(f"run {r + 1}/{a.repeat} ...", file=sys.stderr, flush=True)
-                sec, segs_ours = ours_in_process(a.model, audio, a.threads, tmp, f"r{r}")
+                sec, segs_ours = ours_in_process(a.model, audio, a.threads, tmp, f"r{r}", a.engine)
                 runs["ours"].append(sec)
                 t0 = time.perf_counter()
                 segs_silero = silero.infer(silero.decode(audio))
@@ -157,7 +181,7 @@ def main(argv=None) -> int:
         for r in range(a.repeat):
             print(f"process {r + 1}/{a.repeat} ...", file=sys.stderr, flush=True)
             procs["ours"].append(timed(
-                [sys.executable, "-m", "pipeline", "-q", "-j", str(a.threads), "--cache-dir",
+                [sys.executable, "-m", "pipeline", "-q", "-j", str(a.threads), "--engine", a.engine, "--cache-dir",
                  str(tmp / f"cache-proc{r}"), "predict", str(audio), "--model", str(a.model),
                  "--out", str(tmp / f"out-proc{r}")], env))
             procs["silero-vad onnx"].append(timed(silero_script(audio, a.threads), env))
@@ -165,7 +189,7 @@ def main(argv=None) -> int:
                                        "walls": [x["wall"] for x in v]}
                                 for name, v in procs.items()}
     ip, wp = res["in_process"], res["whole_process"]
-    print(f"{hours:g} h of {a.corpus.name}/{a.split} audio, {a.threads} thread(s), model {a.model}")
+    print(f"{hours:g} h of {source} audio, {a.threads} thread(s), model {a.model}, engine {a.engine}")
     print(f"{'':28} {'seconds':>8} {'x real time':>12} {'P':>6} {'R':>6} {'F1':>6}")
     for name, r in ip.items():
         s = r["scores"]
@@ -173,7 +197,7 @@ def main(argv=None) -> int:
               f"{s['recall']:6.3f} {s['f1']:6.3f}")
     for name, r in wp.items():
         print(f"{name + ', whole process':28} {r['wall']:8.2f} {hours * 3600 / r['wall']:12,.0f}"
-              + ("" if r["rc"] == 0 else f"  FAILED: {r['err']}")
+              f"  peak RSS {r['rss']:.0f} MiB" + ("" if r["rc"] == 0 else f"  FAILED: {r['err']}")
               + f"  (runs: {', '.join(f'{w:.2f}' for w in r['walls'])} s)")
     print(f"ours / silero-vad ONNX: in-process {ip['silero-vad onnx']['seconds'] / ip['ours']['seconds']:.1f}x "
           f"faster, whole process {wp['silero-vad onnx']['wall'] / wp['ours']['wall']:.1f}x faster")

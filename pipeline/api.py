@@ -1,7 +1,7 @@
 """A small Python API over the jobs, for notebooks and other programs.
 
     import pipeline
-    vad = pipeline.load_model("models/vad")
+    vad = pipeline.load_model("vad")              # a shipped model by name, or a directory
     scores = vad.scores(y, sr)                    # (n_frames, n_classes), at vad.fps
     for seg in vad.segments("meeting.flac"):      # the CLI's numbers, segment for segment
         print(seg.onset, seg.offset, seg.label)
@@ -26,19 +26,19 @@ class Model:
     """A trained model with the settings it was trained and tuned with; see :func:`load_model`."""
 
     def __init__(self, directory: str | Path, *, device: str = "cpu", threads: int = 1,
-                 cache_dir: str | Path | None = None, **predict: Any):
+                 cache_dir: str | Path | None = None, engine: str = "auto", **predict: Any):
         from .config import section_from_dict
         from .jobs import open_model
         from .runner import Settings
 
         self.settings = Settings(cache_dir=str(cache_dir) if cache_dir is not None else None, jobs=threads,
-                                 device=device)
+                                 device=device, engine=engine)
         cfg = Config()
         if predict:  # keyword overrides of the model's post-processing, as --set predict.KEY=...
             cfg = cfg.replace(predict=section_from_dict(type(cfg.predict), "predict", predict))
         self._scoring, self.config = open_model(directory, cfg, self.settings,
                                                 given=[f"predict.{k}" for k in predict])
-        self.directory = Path(directory)
+        self.directory = self._scoring.directory
         self._cached = cache_dir is not None
 
     @property
@@ -62,16 +62,13 @@ class Model:
         return self._score_waveform(np.ascontiguousarray(y, dtype=np.float32))
 
     def _score_waveform(self, y: np.ndarray) -> np.ndarray:
-        import torch
-
         from .features import features_of
         from .predict import score_files
 
         arrays, meta = features_of(y, self.config.load.sr, self.config.features)
-        torch.set_num_threads(max(1, self.settings.jobs))
-        model = self._scoring.model.to(self.settings.device).eval()
         S = np.asarray(arrays["S"], dtype=np.float32)
-        return score_files(model, [S], fps=meta["fps"], pcfg=self.config.predict, device=self.settings.device)[0]
+        return score_files(self._scoring.model, [S], fps=meta["fps"], pcfg=self.config.predict,
+                           device=self.settings.device)[0]
 
     def file_scores(self, path: str | Path, *, with_duration: bool = False):
         """Frame scores of an audio file (through the cache when the model has one); with
@@ -113,13 +110,17 @@ class Model:
 
 
 def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,
-               cache_dir: str | Path | None = None, **predict: Any) -> Model:
-    """Load a model directory for scoring in Python (weights only, nothing executed from files).
+               cache_dir: str | Path | None = None, engine: str = "auto", **predict: Any) -> Model:
+    """Load a model directory, or a shipped model by name (``"vad"``, ``"vad-stream"``; an
+    existing path of that name wins), for scoring in Python (weights only, verified against their
+    sha256, nothing executed from files).
 
-    ``predict`` keywords override the model's post-processing (``threshold=0.7``,
-    ``median_filter=0.1``, ...), as ``--set predict.KEY=VALUE`` does on the command line.
+    ``engine``: ``"onnx"`` (ONNX Runtime; the default where the model has ``model.onnx`` and
+    ``device="cpu"``: torch is then never imported) or ``"torch"``. ``predict`` keywords override
+    the model's post-processing (``threshold=0.7``, ``median_filter=0.1``, ...), as ``--set
+    predict.KEY=VALUE`` does on the command line.
     """
-    return Model(directory, device=device, threads=threads, cache_dir=cache_dir, **predict)
+    return Model(directory, device=device, threads=threads, cache_dir=cache_dir, engine=engine, **predict)
 
 
 def fine_tune(dataset: str | Path, model_dir: str | Path, out_dir: str | Path, *, valid: str | Path | None = None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import click
 
-from .config import Config, build_config
+from .config import ENGINES, Config, build_config
 from .errors import ParameterError, PipelineError
 from .progress import plural
 from .stage import STAGES, file_stages
@@ -23,6 +23,25 @@ from .stage import STAGES, file_stages
 STAGE_NAMES = tuple(STAGES)
 FILE_STAGE_NAMES = tuple(file_stages(context_free=False))
 CTX = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+class ModelDirType(click.ParamType):
+    """``--model``: a model directory, or the name of a shipped model (``vad``, ``vad-stream``);
+    an existing path wins over a name."""
+
+    name = "MODEL_DIR"
+
+    def convert(self, value, param, ctx):
+        from .modeldir import resolve_model_dir, shipped_models
+
+        path = resolve_model_dir(value)
+        if not path.is_dir():
+            names = ", ".join(shipped_models()) or "none installed"
+            self.fail(f"{value!r} is neither a model directory nor a shipped model ({names})", param, ctx)
+        return str(path)
+
+
+MODEL_DIR = ModelDirType()
 
 
 @dataclass
@@ -56,7 +75,10 @@ def _fail_usage(msg: str) -> None:
               help="Override one config value (repeatable); wins over the config file.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, help="Worker processes for per-file stages.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
-              help="Where features and networks run.")
+              help="Where features and networks run (cuda: torch).")
+@click.option("--engine", type=click.Choice(ENGINES), default="auto",
+              help="The network's engine: onnx (ONNX Runtime, no torch), torch; auto: onnx where the "
+                   "model has model.onnx and --device is cpu.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
               help="local worker processes, or a Dask cluster.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786); without it a local cluster.")
@@ -66,7 +88,7 @@ def _fail_usage(msg: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final summary.")
 @click.version_option(package_name="audio-seq-pipeline")
 @click.pass_context
-def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, scheduler, shard, verbose, quiet):
+def cli(ctx, config_file, cache_dir, overrides, jobs, device, engine, executor, scheduler, shard, verbose, quiet):
     """Cached audio sequence pipeline: decode, spectrograms, chunks, recurrent frame models."""
     import time
 
@@ -85,7 +107,7 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, executor, schedule
         _fail_usage(str(exc))
     run = dict(extra.get("run", {}))
     settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
-                        executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
+                        engine=engine, executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
     ctx.obj = App(config, settings, run, config_file, given, shard, t0)
 
 
@@ -94,6 +116,12 @@ def resolve_device(app: App) -> App:
     only where a command needs it)."""
     if app.settings.device == "cpu":
         return app
+    from .engine import require_torch, torch_available
+
+    if app.settings.device == "auto" and not torch_available():
+        app.settings = replace(app.settings, device="cpu")  # no torch, so no CUDA through it
+        return app
+    require_torch(f"--device {app.settings.device}")
     import torch
 
     if app.settings.device == "cuda" and not torch.cuda.is_available():
@@ -184,7 +212,7 @@ def chunk(app: App, dataset, valid_spec):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (a new one, or one this pipeline wrote and nobody changed).")
 @click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
-@click.option("--init", "init_dir", default=None, metavar="MODEL_DIR",
+@click.option("--init", "init_dir", default=None, type=MODEL_DIR,
               help="Fine-tune this model: its weights and settings, a tenth of its learning rate.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt after an interruption.")
 @click.pass_obj
@@ -193,6 +221,9 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
     fine-tune MODEL_DIR on it (its features, chunking, network and post-processing)."""
     import os
 
+    from .engine import require_torch
+
+    require_torch("train")
     from .train import train_dataset
 
     if int(os.environ.get("RANK", "0")) > 0:
@@ -226,6 +257,21 @@ def _explicit(app: App) -> dict[str, str]:
     return {**names, **{name: "--set" for name in app.given}}
 
 
+@cli.command()
+@click.argument("model_dir", type=MODEL_DIR)
+@click.pass_obj
+def export(app: App, model_dir):
+    """Add model.onnx to MODEL_DIR (checked against torch; its sha256 recorded in config.json), so
+    that inference runs on ONNX Runtime without torch."""
+    from .engine import require_torch
+
+    require_torch("export")
+    from .export import export_onnx
+
+    path = export_onnx(model_dir)
+    app.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 # ----------------------------------------------------------------------------- predict / evaluate
 
 
@@ -246,7 +292,7 @@ def _predict(app: App, inputs, model_dir, out_dir, formats: str, plot: bool, ref
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--format", "formats", default="", help="Extra formats beside .tsv: rttm,audacity,json,textgrid,npy.")
 @click.option("--plot", is_flag=True, help="Also a PNG per file (spectrogram, scores, segments).")
@@ -259,7 +305,7 @@ def predict(app: App, inputs, model_dir, out_dir, formats, plot, ref_spec):
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--ref", "ref_spec", default=None, help="Reference DATASET drawn under the predictions.")
 @click.pass_obj
@@ -316,7 +362,7 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
 
 @cli.command()
 @click.argument("dataset")
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR)
 @click.option("--metric", type=click.Choice(["frame_f1", "event_f1", "psds1", "detection_error_rate", "segment_f1"]),
               default="frame_f1", show_default=True, help="Objective of each class's search.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -421,7 +467,7 @@ def _status_model(app: App, model_dir: str | None) -> tuple[str | None, str]:
 
 @cache.command("status")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "model_dir", default=None, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_dir", default=None, type=MODEL_DIR,
               help="Judge by this model's settings (its features; with --stage predict, its scores) "
                    "[default: the [run] table's model, else run's default model when no --config or "
                    "--set load/features is given and it exists here].")
@@ -535,7 +581,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--model", "model_dir", required=True, type=MODEL_DIR,
               help="A unidirectional model directory (models/vad-stream).")
 @click.option("--rate", type=click.IntRange(min=1), default=None,
               help="Read raw 16-bit little-endian mono PCM at this rate (Hz) instead of a WAV stream.")
@@ -547,13 +593,11 @@ def stream(app: App, model_dir, rate, header):
     latency that the model's post-processing implies."""
     import time
 
-    import torch
-
     from .stream import mono_blocks, open_streamer
 
-    torch.set_num_threads(app.settings.jobs)
     app = resolve_device(app)
-    streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device)
+    streamer = open_streamer(model_dir, app.config, app.given, device=app.settings.device,
+                             engine=app.settings.engine, threads=app.settings.jobs)
     src = sys.stdin.buffer  # read1: whatever has arrived, so segments follow the audio closely
     sr, blocks = mono_blocks(getattr(src, "read1", src.read), rate=rate, channel=streamer.cfg.load.channel,
                              warn=lambda msg: click.echo(f"WARNING {msg}", err=True))  # exit 0, as predict

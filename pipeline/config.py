@@ -28,6 +28,7 @@ else:  # pragma: no cover
 FEATURE_KINDS = ("stft", "power", "mel", "logmel", "mfcc", "fbank")
 CELLS = ("rnn", "lstm", "gru")
 TASKS = ("classify", "forecast")
+ENGINES = ("auto", "onnx", "torch")  # --engine: the network's (pipeline.engine); a run setting, not a key
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 WINDOWS = ("hamming", "triangular", "hann", "boxcar")  # overlap-add weights (pipeline.stitch)
 
@@ -254,7 +255,7 @@ class PredictConfig:
     chunk_step: float = scores(4.0)
     window: str = scores("hamming")
     stateful: bool = scores(True)  # unidirectional models carry the state across chunks
-    batch_size: int = nokey(128)  # chunks per network call, at most predict.CALL_FRAMES frames in all
+    batch_size: int = nokey(128)  # chunks per network call, at most the engine's call_frames frames in all
 
     def __post_init__(self) -> None:
         _in_range("predict", "threshold", self.threshold, 0.0, 1.0)

@@ -122,6 +122,13 @@ def _dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
     return np.ascontiguousarray(d, dtype=np.float32)
 
 
+def _require_torchaudio() -> None:
+    """Kaldi filterbanks are torchaudio's: name the extra that brings it when it is absent."""
+    from .engine import require_torch
+
+    require_torch("features.kind='fbank' (Kaldi filterbanks through torchaudio)")
+
+
 def _kaldi_banks(cfg: FeaturesConfig, sr: int, padded: int) -> np.ndarray:
     from torchaudio.compliance import kaldi
 
@@ -164,6 +171,7 @@ def spectrogram(y: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.ndarray:
         raise ParameterError(f"features need a mono signal, got shape {y.shape} (set load.mono=true)")
     y = np.ascontiguousarray(y, dtype=np.float32)
     if cfg.kind == "fbank":
+        _require_torchaudio()
         return _fbank_torch([y], sr=sr, cfg=cfg, device="cpu")[0]
     n_out = n_frames(len(y), cfg.hop_length)
     frames = _frames(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length,
@@ -180,6 +188,7 @@ def frame_features(frames: np.ndarray, *, sr: int, cfg: FeaturesConfig) -> np.nd
     """Features of frames of the centre-padded signal [shape=(n, frame_length(cfg))]: each frame's
     row depends on that frame alone, so any split of a signal into frames gives the same rows."""
     if cfg.kind == "fbank":
+        _require_torchaudio()
         import torch
 
         return _fbank_frames(torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[None],

@@ -21,25 +21,29 @@ from .runner import Report, Settings, ensure_entry, run_files
 
 
 class LazyNetwork:
-    """A model directory's network, loaded (weights only) on first use: its ``cfg`` comes from
-    ``config.json`` at once, which is all that planning and cache keys need, so a run whose scores
-    are all cached never imports torch. Anything else (calling it, ``.to``, ...) loads it."""
+    """A model directory's network, opened (weights verified, nothing executed) on first use on
+    the run's engine (ONNX Runtime where the model has ``model.onnx``, else torch): its ``cfg``
+    comes from ``config.json`` at once, which is all that planning and cache keys need, so a run
+    whose scores are all cached never opens it. Anything else (``step``, ``whole``, ...) opens it."""
 
-    def __init__(self, directory: Path, cfg):
+    def __init__(self, directory: Path, cfg, config: dict | None = None, settings: Settings | None = None):
         self.directory, self.cfg, self._net = Path(directory), cfg, None
+        self._config, self._settings = config, settings or Settings()
 
-    def load(self):
+    def network(self):
+        """The engine network (:mod:`pipeline.engine`), opened once."""
         if self._net is None:
-            from .nets import load_model
+            from .engine import open_network
+            from .modeldir import read_model_config
 
-            self._net, _ = load_model(self.directory)
+            s = self._settings
+            config = self._config if self._config is not None else read_model_config(self.directory)
+            self._net = open_network(self.directory, config, self.cfg, engine=s.engine, device=s.device,
+                                     threads=s.jobs)
         return self._net
 
     def __getattr__(self, name: str):  # only for what the instance does not hold itself
-        return getattr(self.load(), name)
-
-    def __call__(self, *args, **kwargs):
-        return self.load()(*args, **kwargs)
+        return getattr(self.network(), name)
 
 
 @dataclass
@@ -47,7 +51,7 @@ class ScoringModel:
     """A model loaded for runs: the network (loaded on first use), its ``config.json``, and its
     weights' digest (which enters the keys of the scores it computes)."""
 
-    model: Any  # LazyNetwork, or a loaded nets.FrameModel
+    model: Any  # LazyNetwork, an engine network, or a torch nets.FrameModel
     config: dict[str, Any]
     directory: Path
     digest: str
@@ -69,8 +73,10 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     Only ``config.json`` is read now; the weights when a score must be computed."""
     from .config import ModelConfig, section_from_dict
     from .errors import ModelError
-    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, read_model_config
+    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config, resolve_model_dir
     from .predict import config_for_model
+
+    model_dir = resolve_model_dir(model_dir)  # a path, or a shipped model's name
 
     where = f"{model_dir}/config.json"
     mconf = read_model_config(model_dir)
@@ -85,15 +91,20 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
         digest = settings.cache().fingerprint(weights)
     except OSError:
         raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}") from None
-    return ScoringModel(LazyNetwork(Path(model_dir), model_cfg), mconf, Path(model_dir), digest), run_cfg
+    check_weights(model_dir, weights.name, digest, mconf)  # refused before any work
+    from .engine import choose_engine
+
+    choose_engine(model_dir, settings.engine, settings.device)  # a missing engine is refused before any work
+    return ScoringModel(LazyNetwork(Path(model_dir), model_cfg, mconf, settings), mconf, Path(model_dir),
+                        digest), run_cfg
 
 
 def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, settings: Settings, *,
                   problems: Iterable[str] = (), cache=None) -> Report:
     """Frame scores of every source (stage ``predict``, cached), features computed as needed.
 
-    Misses are scored in this process, several files per network call, on ``settings.device``
-    (``-j`` sets the torch threads and the feature workers).
+    Misses are scored in this process, several files per network call, on ``settings.engine``
+    and ``settings.device`` (``-j`` sets the engine's threads and the feature workers).
     """
     return run_files(sources, cfg, settings, upto="predict", problems=problems, cache=cache,
                      context={"model": model, "model_digest": model_digest})

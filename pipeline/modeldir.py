@@ -1,7 +1,7 @@
 """A model directory's files, without torch: its names, reading and updating ``config.json``,
-and the one atomic writer (``nets`` writes the weights through it). Planning a run with a model
-(its settings, its cache keys) needs only this, so a run whose scores are all cached never
-imports torch."""
+the weights' integrity (a sha256 per weights file in ``config.json``), and the one atomic writer
+(``nets`` writes the weights through it). Planning a run with a model (its settings, its cache
+keys) needs only this, so a run whose scores are all cached never imports torch."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,9 @@ from .errors import ModelError
 
 WEIGHTS_FILE = "model.safetensors"
 LEGACY_WEIGHTS_FILE = "model.pt"
+ONNX_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
+HASHES = "sha256"  # config.json's table: weights file name -> sha256 of its bytes
 
 
 def _umask() -> int:
@@ -60,3 +62,69 @@ def update_model_config(directory: str | Path, changes: Mapping[str, Any]) -> Pa
     return path
 
 
+
+
+def record_hashes(directory: str | Path, names: tuple[str, ...] = (WEIGHTS_FILE, ONNX_FILE)) -> dict[str, str]:
+    """Write the sha256 of each of ``names`` present in ``directory`` into ``config.json``'s
+    ``sha256`` table (entries of absent files are dropped); returns the table."""
+    from .cache import file_digest
+
+    directory = Path(directory)
+    table = {name: file_digest(directory / name) for name in names if (directory / name).is_file()}
+    update_model_config(directory, {HASHES: table})
+    return table
+
+
+def check_weights(directory: str | Path, name: str, digest: str | None = None,
+                  config: Mapping[str, Any] | None = None) -> Path:
+    """The path of weights file ``name`` once its bytes match the sha256 that ``config.json``
+    records (``digest``: the file's sha256 when the caller has it already).
+
+    A model directory from before the hashes (no ``sha256`` table) is read unchecked; once the
+    table exists, every weights file read must be in it and match.
+
+    Raises
+    ------
+    ModelError
+        The file's bytes differ from the recorded hash (damaged or replaced), or the table does
+        not name it.
+    """
+    from .cache import file_digest
+
+    path = Path(directory) / name
+    table = (read_model_config(directory) if config is None else config).get(HASHES)
+    if table is None:
+        return path
+    expected = table.get(name) if isinstance(table, dict) else None
+    if not isinstance(expected, str):
+        raise ModelError(f"{path}: config.json records no sha256 for it; refusing unverified weights "
+                         f"(python -m pipeline export {directory} rewrites model.onnx and the hashes)")
+    try:
+        actual = digest or file_digest(path)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
+    if actual != expected:
+        raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the {expected[:12]}... that "
+                         f"config.json records: the weights were changed or damaged; refusing to load them")
+    return path
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"  # the shipped models (in a clone: ../models)
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with the package (``vad``, ``vad-stream``, ...)."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def resolve_model_dir(spec: str | Path) -> Path:
+    """A model directory from a path or the name of a shipped model: an existing path wins (a
+    folder ``vad`` in the working directory is that folder), then a shipped name; anything else
+    comes back as given, for the reader to report as not found."""
+    path = Path(spec)
+    if path.exists() or path.name != str(spec):  # a path, or something with a folder in it
+        return path
+    shipped = SHIPPED_DIR / str(spec)
+    return shipped if (shipped / CONFIG_FILE).is_file() else path

@@ -24,8 +24,8 @@ from torch import nn
 from .config import ModelConfig, require_positive_int, section_from_dict
 from .errors import ModelError, ParameterError
 
-from .modeldir import (CONFIG_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, write_beside,  # noqa: F401  (the names nets has always exported)
-                       read_model_config, update_model_config)
+from .modeldir import (CONFIG_FILE, HASHES, LEGACY_WEIGHTS_FILE, ONNX_FILE, WEIGHTS_FILE,  # noqa: F401  (the names nets has always exported)
+                       check_weights, read_model_config, update_model_config, write_beside)
 
 _KERNEL = 3  # conv front end: kernel size along time and frequency
 _CONV_LAYERS = 2
@@ -408,18 +408,12 @@ def stream_chunks(model: FrameModel, chunks):
     state carried, so a caller never needs the whole sequence in memory. Concatenated, they are
     ``model(x)[0]`` of the whole sequence: ``t' = t`` without a look-ahead; a model with
     ``cfg.delay = d`` yields ``d`` frames fewer at first and, after the last chunk, the last ``d``
-    (it reads the end frames then)."""
-    state, skip, batch = None, model.cfg.delay, None
+    (it reads the end frames then). The loop is :func:`pipeline.engine.stream_chunks`, which the
+    inference engines run on arrays."""
+    from .engine import stream_chunks as loop
+
     with torch.no_grad():
-        for xc in chunks:
-            out, state = model.step(xc, state)
-            batch = xc.shape[0]
-            drop = min(skip, out.shape[1])  # a look-ahead model's first outputs precede frame 0
-            skip -= drop
-            yield out[:, drop:]
-        if model.cfg.delay and batch is not None:  # the end: the last `delay` frames' outputs
-            out, _ = model.step(model.end_frames(batch, model.cfg.delay), state)
-            yield out[:, skip:]
+        yield from loop(model, chunks)
 
 
 # -- model directories -----------------------------------------------------------------------
@@ -452,6 +446,13 @@ def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[st
         raise ParameterError(f"config_dict is not JSON-serialisable ({exc})") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     write_beside(directory / WEIGHTS_FILE, lambda p: save_file(tensors, p))
+    # an earlier model.onnx here is another network's now: its hash leaves the table, and the
+    # file goes (export or the end of training writes the new one)
+    (directory / ONNX_FILE).unlink(missing_ok=True)
+    from .cache import file_digest
+
+    record[HASHES] = {WEIGHTS_FILE: file_digest(directory / WEIGHTS_FILE)}
+    text = json.dumps(record, indent=2, sort_keys=True)
     write_beside(directory / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
     return directory
 
@@ -473,8 +474,9 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
     Raises
     ------
     ModelError (a ParameterError)
-        Missing or malformed files, weights that are not plain tensors, or weights that do not
-        fit the configuration. The message names the file.
+        Missing or malformed files, weights whose sha256 differs from the one ``config.json``
+        records, weights that are not plain tensors, or weights that do not fit the
+        configuration. The message names the file.
     """
     from safetensors.torch import load_file
 
@@ -492,6 +494,8 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
 
     weights = directory / WEIGHTS_FILE
     legacy = directory / LEGACY_WEIGHTS_FILE
+    if weights.exists() or legacy.exists():
+        check_weights(directory, WEIGHTS_FILE if weights.exists() else LEGACY_WEIGHTS_FILE, config=config)
     if weights.exists():
         try:
             state = load_file(str(weights), device="cpu")

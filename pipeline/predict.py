@@ -5,6 +5,10 @@ features key, the model's weights digest and the stitching settings). Turning sc
 segments (:mod:`pipeline.postprocess`) is cheap and never cached: retuning thresholds never
 reruns the network.
 
+The network runs through an engine on numpy arrays (:mod:`pipeline.engine`): ONNX Runtime where
+the model has ``model.onnx`` (torch is then never imported), else torch; both give the same scores
+to about 1e-6, so the engine stays out of the cache key, as the device does.
+
 Two ways to run a model over a long file:
 
 - unidirectional models run **statefully**: chunk after chunk, carrying the recurrent state, which
@@ -20,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fields, score_fields,
@@ -29,20 +31,12 @@ from .config import (Config, FeaturesConfig, LoadConfig, PredictConfig, key_fiel
 from .errors import ModelError, ParameterError
 from .labels import Segment
 
-if TYPE_CHECKING:  # torch is imported where a network runs: planning and cached runs never need it
-    import torch
-
-    from .nets import FrameModel
 from .postprocess import scores_to_segments
 from .stitch import chunk_starts, overlap_add
 
 FILES_PER_BATCH = 64  # files whose chunks share network calls (a recurrent net is bound by
                       # per-time-step overhead at small batches)
 FRAMES_PER_BATCH = 4_000_000  # padded frames held at once (1 GiB of 64-bin float32)
-CALL_FRAMES = 65_536  # frames per network call of overlapping chunks: a recurrence is bound by
-                      # per-step overhead at small batches (64 chunks: 0.7x the GRU time of 16 on
-                      # an hour) while its activations grow with it (64 chunks: +110 MiB peak RSS,
-                      # 16: +50 MiB; the conv front end runs over nets.FRONT_FRAMES at a time)
 
 
 # ------------------------------------------------------------------ configuration from the model
@@ -81,7 +75,7 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, given: Iterable[
     return cfg.replace(load=load, features=feats, predict=predict)
 
 
-def runs_stateful(model: FrameModel, pcfg: PredictConfig) -> bool:
+def runs_stateful(model, pcfg: PredictConfig) -> bool:
     """Whether the scores come from one stateful pass (unidirectional model, ``stateful``), not
     from overlapping chunks."""
     return not model.cfg.bidirectional and pcfg.stateful
@@ -95,19 +89,20 @@ def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ scores
+# ``model`` below: an engine network, a lazily opened model directory (jobs.LazyNetwork) or a
+# torch FrameModel (engine.as_network turns each into an engine network)
 
 
-def _outputs(model: FrameModel, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Network outputs -> per-frame scores: probabilities (classify) or prediction error (forecast)."""
-    import torch
+def _outputs(net, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Engine scores -> per-frame scores: probabilities (classify) or prediction error (forecast)."""
+    if net.cfg.task == "classify":
+        return out
+    from .engine import frame_error
 
-    if model.cfg.task == "classify":
-        return model.probabilities(out)
-    err = model.frame_error(x, out)  # (B, T), NaN for the first `horizon` frames
-    return torch.nan_to_num(err, nan=0.0)[..., None]
+    return frame_error(net, x, out)  # (B, T, 1)
 
 
-def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
+def score_stateful(model, feats: list[np.ndarray], *, chunk_frames: int, device: str = "cpu") -> list[np.ndarray]:
     """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores.
 
     Only one chunk of features per file is in memory at a time (a shorter file's padding comes
@@ -115,20 +110,20 @@ def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames:
     it would read after the file alone); the forecast task compares each
     frame with a later one, so it takes the whole sequence at once.
     """
-    import torch
+    from .engine import as_network, stream_chunks
 
-    from .nets import stream, stream_chunks
-
+    net = as_network(model, device)
     longest = max(len(S) for S in feats)
-    if model.cfg.task != "classify":
+    if net.cfg.task != "classify":
         x = np.zeros((len(feats), longest, feats[0].shape[1]), dtype=np.float32)
         for i, S in enumerate(feats):
             x[i, : len(S)] = S[0: len(S)]
-        xt = torch.from_numpy(x).to(device)  # (B, T, F)
-        scores = _outputs(model, xt, stream(model, xt, chunk_frames=chunk_frames)).float().cpu().numpy()
+        out = np.concatenate(list(stream_chunks(net, (x[:, s: s + chunk_frames]
+                                                      for s in range(0, longest, chunk_frames)))), axis=1)
+        scores = _outputs(net, x, out)
         return [np.ascontiguousarray(scores[i, : len(S)]) for i, S in enumerate(feats)]
 
-    end = model.end_frames(1, 1)[0, 0].cpu().numpy()  # a look-ahead model reads these after a file
+    end = net.end_frames(1, 1)[0, 0]  # a look-ahead model reads these after a file
 
     def chunks():
         for start in range(0, longest, chunk_frames):
@@ -137,25 +132,16 @@ def _score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames:
                 part = S[start: start + chunk_frames]
                 xc[i, : len(part)] = part
                 xc[i, len(part):] = end
-            yield torch.from_numpy(xc).to(device)  # (B, t, F)
-    out = np.zeros((len(feats), longest, model.n_outputs), dtype=np.float32)
+            yield xc  # (B, t, F)
+    out = np.zeros((len(feats), longest, net.n_outputs), dtype=np.float32)
     start = 0
-    for o in stream_chunks(model, chunks()):
-        out[:, start: start + o.shape[1]] = model.probabilities(o).float().cpu().numpy()
+    for o in stream_chunks(net, chunks()):
+        out[:, start: start + o.shape[1]] = o
         start += o.shape[1]
     return [np.ascontiguousarray(out[i, : len(S)]) for i, S in enumerate(feats)]
 
 
 SINGLE_CHUNK_SLACK = 1.25  # a file up to this many chunk lengths runs as one chunk
-
-
-def score_stateful(model: FrameModel, feats: list[np.ndarray], *, chunk_frames: int, device: str) -> list[np.ndarray]:
-    """Several files in one batch, chunk by chunk with the state carried: exact one-pass scores
-    (see :func:`_score_stateful`)."""
-    import torch
-
-    with torch.no_grad():
-        return _score_stateful(model, feats, chunk_frames=chunk_frames, device=device)
 
 
 def single_chunk(n_frames: int, frames: int) -> bool:
@@ -176,16 +162,17 @@ def chunk_plan(n_frames: int, *, frames: int, hop: int) -> np.ndarray:
     return np.unique(starts)
 
 
-def _score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
-                  batch_size: int, device: str) -> list[np.ndarray]:
+def score_overlap(model, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
+                  batch_size: int, device: str = "cpu") -> list[np.ndarray]:
     """Overlapping chunks from all files, batched, then weighted overlap-add per file.
 
     A file of at most ``SINGLE_CHUNK_SLACK`` chunk lengths is one chunk of its own length; such
     files are batched with others of the same length (no padding: a backward recurrence must not
-    see any).
+    see any). A call holds at most the engine's ``call_frames`` frames (bounded activations).
     """
-    import torch
+    from .engine import as_network
 
+    net = as_network(model, device)
     jobs: dict[int, list[tuple[int, int]]] = {}  # chunk length -> [(file, start)]
     single = [single_chunk(len(S), frames) for S in feats]
     for i, S in enumerate(feats):
@@ -195,12 +182,11 @@ def _score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, h
             jobs.setdefault(frames, []).extend((i, int(s)) for s in chunk_plan(len(S), frames=frames, hop=hop))
     results: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in range(len(feats))}
     for length, group_all in jobs.items():
-        per_call = max(1, min(batch_size, CALL_FRAMES // max(1, length)))  # bounded activations
+        per_call = max(1, min(batch_size, net.call_frames // max(1, length)))
         for b in range(0, len(group_all), per_call):
             group = group_all[b: b + per_call]
-            x = np.stack([feats[i][s: s + length] for i, s in group]).astype(np.float32, copy=False)
-            x = torch.from_numpy(x).to(device)  # (B, length, F)
-            sc = _outputs(model, x, model(x)[0]).float().cpu().numpy()  # (B, length, C)
+            x = np.stack([feats[i][s: s + length] for i, s in group]).astype(np.float32, copy=False)  # (B, length, F)
+            sc = _outputs(net, x, net.whole(x))  # (B, length, C)
             for (i, s), chunk in zip(group, sc):
                 results[i].append((s, chunk))
     out = []
@@ -214,18 +200,7 @@ def _score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, h
     return out
 
 
-def score_overlap(model: FrameModel, feats: list[np.ndarray], *, frames: int, hop: int, window: str,
-                  batch_size: int, device: str) -> list[np.ndarray]:
-    """Overlapping chunks from all files, batched, then weighted overlap-add per file (see
-    :func:`_score_overlap`)."""
-    import torch
-
-    with torch.no_grad():
-        return _score_overlap(model, feats, frames=frames, hop=hop, window=window, batch_size=batch_size,
-                              device=device)
-
-
-def score_files(model: FrameModel, feats: list[np.ndarray], *, fps: float, pcfg: PredictConfig,
+def score_files(model, feats: list[np.ndarray], *, fps: float, pcfg: PredictConfig,
                 device: str = "cpu") -> list[np.ndarray]:
     """Frame scores [shape=(n_frames, C)] for each spectrogram, by the model's way of running."""
     frames = max(1, int(round(pcfg.chunk_duration * fps)))
@@ -283,14 +258,15 @@ def length_batches(items: list, lengths: list[int], max_files: int = FILES_PER_B
         yield [items[j] for j in group]
 
 
-def compute_batched(pcfg: PredictConfig, inputs: list, *, model: FrameModel, device: str = "cpu",
+def compute_batched(pcfg: PredictConfig, inputs: list, *, model, device: str = "cpu",
                     threads: int = 1, files_per_batch: int = FILES_PER_BATCH, **_):
     """Stage ``predict``: frame scores of many features entries, several files per network call
-    (files of similar length together); yields ``(i, ({"scores": ...}, meta))`` per input."""
-    import torch
+    (files of similar length together); yields ``(i, ({"scores": ...}, meta))`` per input.
+    ``model``: the run's network (``jobs.LazyNetwork``: opened on its engine now), or a torch
+    ``FrameModel``."""
+    from .engine import as_network
 
-    torch.set_num_threads(max(1, threads))
-    model.to(device).eval()
+    model = as_network(model, device, threads)
     lengths = [int(up[0].meta["n_frames"]) for up in inputs]
     for group in length_batches(list(range(len(inputs))), lengths, files_per_batch):
         entries = [inputs[i][0] for i in group]

@@ -36,6 +36,7 @@ class Settings:
     cache_dir: str | None = None
     jobs: int = 1
     device: str = "cpu"
+    engine: str = "auto"  # the network's: onnx (ONNX Runtime) where the model has model.onnx, else torch
     executor: str = "local"
     scheduler: str | None = None
     verbosity: int = 0  # -1 quiet, 0 normal, 1 verbose (tracebacks)

@@ -382,7 +382,7 @@ class Streamer:
 
     Parameters
     ----------
-    model : nets.FrameModel
+    model : engine network (:mod:`pipeline.engine`) or nets.FrameModel
         Unidirectional, ``task="classify"``.
     classes : list of str
     cfg : Config
@@ -407,7 +407,9 @@ class Streamer:
                                  "which a stream cannot reproduce; use predict.stateful=true")
         if not cfg.load.mono and cfg.load.channel < 0:
             raise ParameterError("stream needs a mono signal (load.mono=true or load.channel)")
-        self.model, self.cfg, self.device = model.to(device).eval(), cfg, device
+        from .engine import as_network
+
+        self.model, self.cfg, self.device = as_network(model, device), cfg, device
         self.classes, self.per_class = list(classes), per_class
         self.sr = cfg.load.sr
         self.fps = features_fps(cfg.features, self.sr)
@@ -427,11 +429,9 @@ class Streamer:
         """Frame scores [shape=(n, n_classes)] of mono float32 sample blocks at ``sr``, as they become
         available (the rows of predict's stateful pass over the whole signal). Returns (through
         ``StopIteration.value``) the number of samples at the model's rate."""
-        import torch
-
         from .audio import resample_blocks
+        from .engine import stream_chunks
         from .features import finish, spectrogram_blocks
-        from .nets import stream_chunks
 
         feats = self.cfg.features
         rows_iter = spectrogram_blocks(
@@ -447,9 +447,9 @@ class Streamer:
                     done["n"] = stop.value
                     return
                 S = finish(rows, feats, self.sr, 0.0)[0]["S"]
-                yield torch.from_numpy(np.asarray(S, dtype=np.float32))[None].to(self.device)
+                yield np.asarray(S, dtype=np.float32)[None]
         for out in stream_chunks(self.model, chunks()):  # the state carried, as predict's stateful pass
-            yield self.model.probabilities(out)[0].float().cpu().numpy()  # (n, C)
+            yield out[0]  # (n, C) probabilities
         return done["n"]
 
     def segments(self, blocks: Iterable[np.ndarray], *, sr: int) -> Iterator[Segment]:
@@ -471,15 +471,17 @@ class Streamer:
         yield from post.finish(duration=n_samples / self.sr)  # as predict cuts segments at the file's end
 
 
-def open_streamer(model_dir, cfg: Config, given: Iterable[str] = (), *, device: str = "cpu") -> Streamer:
-    """Load a model directory for streaming: its features and tuned post-processing, with the
-    command line's ``--set predict.*`` overrides (``given``), as ``predict`` builds them."""
-    from .nets import load_model
-    from .predict import config_for_model
+def open_streamer(model_dir, cfg: Config, given: Iterable[str] = (), *, device: str = "cpu",
+                  engine: str = "auto", threads: int = 1) -> Streamer:
+    """Load a model directory for streaming on its engine (ONNX Runtime where it has
+    ``model.onnx``): its features and tuned post-processing, with the command line's ``--set
+    predict.*`` overrides (``given``), as ``predict`` builds them."""
+    from .jobs import open_model
+    from .runner import Settings
 
-    model, mconf = load_model(model_dir)
-    run_cfg = config_for_model(mconf, cfg, given, where=f"{model_dir}/config.json")
-    return Streamer(model, mconf["classes"], run_cfg, per_class=mconf.get("predict_per_class"), device=device)
+    scoring, run_cfg = open_model(model_dir, cfg, Settings(device=device, engine=engine, jobs=threads), given)
+    return Streamer(scoring.model.network(), scoring.classes, run_cfg,
+                    per_class=scoring.config.get("predict_per_class"), device=device)
 
 
 def mono_blocks(read: Callable[[int], bytes], *, rate: int | None, channel: int = -1,

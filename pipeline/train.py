@@ -501,7 +501,10 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if t.dist.main and best_row.get("epoch") == 0:
         log(f"no epoch improved on {init.directory}'s validation loss {t.start['valid_loss']:.4f}: "
             f"{out} holds its weights as they were")
-    if t.dist.main:
+    if t.dist.main:  # the best epoch's network for ONNX Runtime, its sha256 beside the weights'
+        from .export import export_onnx
+
+        export_onnx(out)
         _written(out, lambda: record_outputs(out))
     return best_row
 

@@ -170,7 +170,7 @@ def write_tuned(model_dir: str | Path, found: dict, record_note: str, *, value: 
 
 
 def _update_config(path: Path, found: dict, note: str, *, value: float, metric: str, source) -> None:
-    from .nets import read_model_config, update_model_config
+    from .modeldir import read_model_config, update_model_config
 
     record = read_model_config(path.parent)
     old = {"predict": record.get("predict"), "predict_per_class": record.get("predict_per_class")}
@@ -219,12 +219,12 @@ def tune_model(model_dir: str | Path, dataset_spec: str, cfg: Config, settings, 
                in_place: bool = False) -> dict:
     """Score the dataset with the model (cached), search per class, write the model directory."""
     from .dataset import load_dataset
-    from .nets import load_model
+    from .modeldir import read_model_config
 
     if metric not in METRICS:
         raise ParameterError(f"--metric {metric!r} must be one of {', '.join(METRICS)}")
     _target(Path(model_dir), out_dir, in_place)  # refuse before any work
-    _, mconf = load_model(model_dir)
+    mconf = read_model_config(model_dir)  # the weights: verified and opened by _scores_of's open_model
     classes = list(mconf["classes"])
     ds = load_dataset(dataset_spec, classes=classes)
     scores, refs, durations, fps, cfg, _ = _scores_of(ds, model_dir, cfg, settings, overrides, log)

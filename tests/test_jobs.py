@@ -118,9 +118,10 @@ def test_a_run_whose_scores_are_all_cached_never_imports_torch(tmp_path):
             str(tmp_path / "o")]
     code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    assert not e.code, e.code\nprint('torch' in sys.modules)\n")
-    first = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
-    assert first.returncode == 0 and first.stdout.strip().endswith("True"), first.stderr
-    again = subprocess.run([sys.executable, "-c", code, "--set", "predict.threshold=0.8", *args],
+    first = subprocess.run([sys.executable, "-c", code, "--engine", "torch", *args], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert first.returncode == 0 and first.stdout.strip().endswith("True"), first.stderr  # the probe sees torch
+    again = subprocess.run([sys.executable, "-c", code, "--engine", "torch", "--set", "predict.threshold=0.8", *args],
                            capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0 and again.stdout.strip().endswith("False"), again.stderr
     assert "0 computed, 4 cached" in again.stdout + again.stderr

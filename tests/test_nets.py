@@ -1,6 +1,7 @@
 """FrameModel: shapes, streaming == one pass, causality, masked losses, safe save / load."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -340,6 +341,8 @@ def test_save_load_round_trip(tmp_path, x, cfg):
     save_model(model, tmp_path / "m", {"classes": ["a", "b", "c"], "model": {"stale": 1}})
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     record = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert record["sha256"] == {"model.safetensors": hashlib.sha256((tmp_path / "m" / "model.safetensors")
+                                                                    .read_bytes()).hexdigest()}
     assert record["classes"] == ["a", "b", "c"] and record["n_features"] == N_FEATURES
     assert record["model"]["cell"] == cfg["cell"] and "stale" not in record["model"]
 
@@ -351,9 +354,17 @@ def test_save_load_round_trip(tmp_path, x, cfg):
     assert torch.equal(loaded.std, model.std)
 
 
+def _before_hashes(directory):
+    """A model directory as written before config.json recorded the weights' sha256."""
+    config = json.loads((directory / "config.json").read_text())
+    del config["sha256"]
+    (directory / "config.json").write_text(json.dumps(config))
+
+
 def test_load_legacy_weights_only_checkpoint(tmp_path, x):
     model = make_model(seed=2, conv_channels=2)
     save_model(model, tmp_path, {})
+    _before_hashes(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save({"state_dict": model.state_dict()}, tmp_path / "model.pt")
     loaded, _ = load_model(tmp_path)
@@ -401,6 +412,7 @@ def test_malicious_weights_are_never_executed(tmp_path, target, writer):
 
     directory = tmp_path / "model"
     save_model(make_model(), directory, {})
+    _before_hashes(directory)  # the weights-only reading itself is under test, not the hash check
     (directory / "model.safetensors").unlink()
     marker = tmp_path / "pwned"
     payload = {"state_dict": _Evil(marker)}

@@ -59,6 +59,7 @@ def test_classifier_learns_well_above_chance(tones, tmp_path, cell):
     assert best["valid_f1"] > 0.85
     model, config = load_model(tmp_path / "model")
     assert config["classes"] == ["tone"] and config["model"]["cell"] == cell
+    assert set(config["sha256"]) == {"model.safetensors", "model.onnx"}  # train exports the graph
     assert config["features"]["n_mels"] == 32 and config["training_data"]["files"] == 12
     hist = list(csv.DictReader(open(tmp_path / "model" / "history.csv")))
     assert len(hist) == 8 and float(hist[-1]["train_loss"]) < float(hist[0]["train_loss"])
