@@ -366,7 +366,7 @@ def evaluate(app: App, pred_dir, ref_spec, tier, uem, as_json, per_file, ci, rep
 @click.option("--metric", type=click.Choice(["frame_f1", "event_f1", "psds1", "detection_error_rate", "segment_f1"]),
               default="frame_f1", show_default=True, help="Objective of each class's search.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="New model directory [default: MODEL_DIR-tuned].")
+              help="New model directory [default: MODEL_DIR-tuned; for a shipped model named, NAME-tuned here].")
 @click.option("--in-place", is_flag=True, help="Overwrite MODEL_DIR's config.json instead (old settings kept).")
 @click.pass_obj
 def tune(app: App, dataset, model_dir, metric, out_dir, in_place):

@@ -139,9 +139,16 @@ def small_set_warnings(scores: dict[str, np.ndarray], refs: dict[str, list], *, 
 
 def _target(model_dir: Path, out_dir, in_place: bool) -> Path:
     """The directory to write: the model's (``in_place``), else a new one (refused if it exists)."""
+    from .modeldir import SHIPPED_DIR
+
+    shipped = model_dir.parent == SHIPPED_DIR  # named by its shipped name: never write inside the package
     if in_place:
+        if shipped:
+            raise ParameterError(f"--in-place: {model_dir.name} is a shipped model (inside the package); "
+                                 f"tune writes a copy (--out, default ./{model_dir.name}-tuned)")
         return model_dir
-    target = Path(out_dir) if out_dir else model_dir.with_name(model_dir.name + "-tuned")
+    default = Path(model_dir.name + "-tuned") if shipped else model_dir.with_name(model_dir.name + "-tuned")
+    target = Path(out_dir) if out_dir else default
     if target.exists():
         raise ParameterError(f"--out {target}: exists; tune writes a new model directory "
                              f"(choose another --out, remove it, or use --in-place)")

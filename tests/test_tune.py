@@ -127,3 +127,18 @@ def test_tuned_psds1_is_what_evaluate_gives_the_tuned_models_predictions(tmp_pat
         assert r.exit_code == 0, r.output
         got = evaluate_dir(out, samples)["psds"]["psds1"]["overall"]
         assert got == pytest.approx(want, abs=5e-5 if want == before else 1e-6), model
+
+
+def test_a_shipped_model_named_is_tuned_into_the_working_directory(tmp_path, monkeypatch):
+    """`tune --model vad` (a name) never writes inside the package: the copy goes to ./vad-tuned,
+    and --in-place on a name is refused in one line."""
+    monkeypatch.chdir(tmp_path)
+    shipped = ROOT / "pipeline" / "models" / "vad" / "config.json"
+    before = shipped.read_bytes()
+    args = ["--cache-dir", str(tmp_path / "c"), "tune", str(ROOT / "data" / "samples"), "--model", "vad"]
+    r = CliRunner().invoke(cli, args + ["--in-place"])
+    assert isinstance(r.exception, ParameterError) and "vad is a shipped model" in str(r.exception)  # exit 2
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "vad-tuned" / "config.json").is_file()
+    assert not (ROOT / "pipeline" / "models" / "vad-tuned").exists() and shipped.read_bytes() == before
