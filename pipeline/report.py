@@ -246,14 +246,18 @@ def _called(g, name: str, duration: float) -> str:
     return f"no reference {what}; " + ", ".join(shares)
 
 
-def _files(report: dict, g, plots: dict[str, tuple[str, bytes]]) -> str:
-    """One card per file, worst first; ``plots``: a file's plot as (link, PNG bytes)."""
+def _files(report: dict, g, plots: dict[str, tuple[str, Path]]) -> str:
+    """One card per file, worst first; ``plots``: a file's plot as (link, path of the PNG), read
+    for its card only (a run's plots are never all in memory at once)."""
     cards = []
     for name, r in sorted(report["per_file"].items(), key=_badness):
         duration = g.durations.get(name) or max([1.0] + [s.offset for s in g.refs.get(name, [])])
         thumb, strip_style = "", ""
-        if name in plots:
-            href, data = plots[name]
+        try:
+            href, data = (plots[name][0], plots[name][1].read_bytes()) if name in plots else (None, None)
+        except OSError:  # gone since it was copied: the card without its plot
+            data = None
+        if data is not None:
             thumb = f'<a href="{_e(href)}"><img alt="plot of {_e(name)}" src="{_thumbnail(data)}"></a>'
             axis = png_time_axis(data)
             if axis is not None:  # the strip spans exactly the plot's time axis, over the same seconds
@@ -272,7 +276,7 @@ def _files(report: dict, g, plots: dict[str, tuple[str, bytes]]) -> str:
     return f'<div class="files">{"".join(cards)}</div>'
 
 
-def render(report: dict, g, plots: dict[str, tuple[str, bytes]] | None = None) -> str:
+def render(report: dict, g, plots: dict[str, tuple[str, Path]] | None = None) -> str:
     """The page's HTML for an evaluation report and the gathered files (:func:`evaluate.gather`)."""
     s = report["settings"]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -292,8 +296,8 @@ def write_report(out_dir: str | Path, report: dict, g) -> Path:
     """Write ``out_dir/index.html`` and a copy of each file's plot under ``out_dir/plots/``
     (through :class:`pipeline.outputs.OutputDir`: never over a file the pipeline did not write),
     linked relative to ``out_dir``, so the folder works wherever it is moved; return the page's
-    path."""
-    from .outputs import OutputDir
+    path. A plot that cannot be copied is a line in ``report["warnings"]`` and a card without it."""
+    from .outputs import OutputDir, OutputError
 
     out = OutputDir(out_dir, option="--report")
     pred_dir = Path(report["settings"].get("pred", "."))
@@ -306,8 +310,12 @@ def write_report(out_dir: str | Path, report: dict, g) -> Path:
             rel = PurePosixPath(png.relative_to(pred_dir).with_suffix("").as_posix())
         except ValueError:
             rel = PurePosixPath(png.stem)
-        target = out.write(out.path("plots" / rel, ".png"), lambda p, src=png: shutil.copyfile(src, p))
-        plots[name] = (quote(target.relative_to(out.root).as_posix()), target.read_bytes())
+        try:
+            target = out.write(out.path("plots" / rel, ".png"), lambda p, src=png: shutil.copyfile(src, p))
+        except OutputError as exc:
+            report.setdefault("warnings", []).append(f"plot of {name} left out of the report ({exc})")
+            continue
+        plots[name] = (quote(target.relative_to(out.root).as_posix()), target)
     text = render(report, g, plots)
     return out.write(out.path(PurePosixPath("index"), ".html"),
                      lambda p: p.write_text(text, encoding="utf-8"))

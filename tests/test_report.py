@@ -138,3 +138,17 @@ def test_a_clip_without_reference_speech_shows_how_much_was_called(tmp_path):
     card = page.split('<div class="name">b</div>')[1].split('<div class="file">')[0]
     assert "frame F1" not in card and "no reference speech; 25.0 % of frames called speech" in card
     assert "frame F1 1.000" in page.split('<div class="name">a</div>')[1]
+
+
+def test_a_plot_that_cannot_be_copied_is_a_warning_and_a_card_without_it(plotted, tmp_path):
+    rep = tmp_path / "rep"
+    (rep / "plots").mkdir(parents=True)
+    (rep / "plots" / "noise_clip_00030.png").write_bytes(b"my own picture")  # not the pipeline's to replace
+    r = CliRunner().invoke(cli, ["evaluate", "--pred", str(plotted / "pred"), "--ref", str(plotted / "ref"),
+                                 "--report", str(rep)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    warning = [line for line in r.output.splitlines() if "left out of the report" in line]
+    assert len(warning) == 1 and "noise_clip_00030" in warning[0] and "not written by the pipeline" in warning[0]
+    page = (rep / "index.html").read_text()
+    assert "noise_clip_00030" in page and "<img" not in page
+    assert (rep / "plots" / "noise_clip_00030.png").read_bytes() == b"my own picture"
