@@ -33,32 +33,16 @@ Deliberate differences from sed_eval 0.2.1, and what they do to the numbers:
 - counts: ``fp`` and ``fn`` include substituted events or classes (sed_eval's event-based overall
   ``Nfp``/``Nfn`` exclude them; those are ``insertions`` and ``deletions`` here).
 
-The public names are importable from here (``from pipeline.metrics import evaluate_files``); each
-family's module is imported on first use, so importing the package costs nothing (no numpy).
+The public names are importable from here (``from pipeline.metrics import evaluate_files``).
 """
+from .counts import EPS
+from .dataset import bootstrap_ci, evaluate_files
+from .detection import HIST_EDGES, boundary_pairs, boundary_summary, detection_error
+from .events import event_metrics, segment_metrics
+from .frame import average_precision, curves, frame_metrics, roc_auc
+from .psds_roc import PSDS1, PSDS2, PSDS_CELLS, psds, score_timestamps
+
 __all__ = ["EPS", "frame_metrics", "roc_auc", "curves", "average_precision", "segment_metrics",
            "event_metrics", "detection_error", "boundary_pairs", "boundary_summary", "HIST_EDGES",
            "psds", "score_timestamps", "PSDS1", "PSDS2", "PSDS_CELLS", "evaluate_files",
            "bootstrap_ci"]
-
-# public name -> the family's module that defines it
-_LAZY = {"EPS": "counts",
-         **{name: "frame" for name in ("frame_metrics", "roc_auc", "curves", "average_precision")},
-         **{name: "events" for name in ("segment_metrics", "event_metrics")},
-         **{name: "detection" for name in ("detection_error", "boundary_pairs", "boundary_summary",
-                                           "HIST_EDGES")},
-         **{name: "psds_roc" for name in ("psds", "score_timestamps", "PSDS1", "PSDS2",
-                                          "PSDS_CELLS")},
-         **{name: "dataset" for name in ("evaluate_files", "bootstrap_ci")}}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'pipeline.metrics' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
