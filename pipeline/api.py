@@ -28,11 +28,12 @@ class Model:
     def __init__(self, directory: str | Path, *, device: str = "cpu", threads: int = 1,
                  cache_dir: str | Path | None = None, engine: str = "auto", **predict: Any):
         from .config import section_from_dict
+        from .engine import resolve_device
         from .jobs import open_model
         from .runner import Settings
 
         self.settings = Settings(cache_dir=str(cache_dir) if cache_dir is not None else None, jobs=threads,
-                                 device=device, engine=engine)
+                                 device=resolve_device(device), engine=engine)
         cfg = Config()
         if predict:  # keyword overrides of the model's post-processing, as --set predict.KEY=...
             cfg = cfg.replace(predict=section_from_dict(type(cfg.predict), "predict", predict))

@@ -114,21 +114,9 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, engine, executor, 
 def resolve_device(app: App) -> App:
     """Turn ``--device auto`` into cuda or cpu, and check that ``cuda`` exists (imports torch, so
     only where a command needs it)."""
-    if app.settings.device == "cpu":
-        return app
-    from .engine import require_torch, torch_available
+    from .engine import resolve_device as resolve
 
-    if app.settings.device == "auto" and not torch_available():
-        app.settings = replace(app.settings, device="cpu")  # no torch, so no CUDA through it
-        return app
-    require_torch(f"--device {app.settings.device}")
-    import torch
-
-    if app.settings.device == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("--device cuda: no CUDA device is available here (torch.cuda.is_available() "
-                             "is False); use --device cpu or auto")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    app.settings = replace(app.settings, device=device)
+    app.settings = replace(app.settings, device=resolve(app.settings.device))
     return app
 
 

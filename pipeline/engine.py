@@ -51,9 +51,33 @@ def require_torch(what: str) -> None:
         raise ParameterError(f"{what} needs torch, which is not installed: {TORCH_EXTRA}")
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for a requested device: ``auto`` is ``cuda`` where torch sees a GPU,
+    else ``cpu`` (without torch: ``cpu``, torch not imported); ``cpu`` never imports torch.
+
+    Raises
+    ------
+    ParameterError
+        An unknown device, or ``cuda`` where torch is absent or sees no GPU.
+    """
+    if device == "cpu":
+        return device
+    if device not in ("auto", "cuda"):
+        raise ParameterError(f"--device {device!r} must be one of auto, cpu, cuda")
+    if device == "auto" and not torch_available():
+        return "cpu"  # no torch, so no CUDA through it
+    require_torch(f"--device {device}")
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("--device cuda: no CUDA device is available here (torch.cuda.is_available() "
+                             "is False); use --device cpu or auto")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def choose_engine(directory: str | Path, engine: str = "auto", device: str = "cpu") -> str:
     """``onnx`` or ``torch`` for a model directory: ``auto`` is ONNX Runtime where the model has
-    ``model.onnx`` and runs on the CPU, else torch.
+    ``model.onnx`` and runs on the CPU, else torch (``device``: as :func:`resolve_device` gives).
 
     Raises
     ------
@@ -66,7 +90,7 @@ def choose_engine(directory: str | Path, engine: str = "auto", device: str = "cp
     if engine == "onnx" and not has_onnx:
         raise ModelError(f"{directory}: --engine onnx needs {ONNX_FILE} "
                          f"(python -m pipeline export {directory} writes it)")
-    on_cpu = device == "cpu" or (device == "auto" and not torch_available())  # auto: no torch, no CUDA
+    on_cpu = (resolve_device(device) if device == "auto" else device) == "cpu"
     if engine == "auto":
         engine = "onnx" if has_onnx and on_cpu else "torch"
     if engine == "torch":
@@ -78,6 +102,7 @@ def choose_engine(directory: str | Path, engine: str = "auto", device: str = "cp
 def open_network(directory: str | Path, config: dict[str, Any], cfg, *, engine: str = "auto",
                  device: str = "cpu", threads: int = 1):
     """A model directory's network on the chosen engine (weights verified, nothing executed)."""
+    device = resolve_device(device)
     if choose_engine(directory, engine, device) == "onnx":
         return OnnxNetwork(directory, config, cfg, device=device, threads=threads)
     from .nets import load_model
@@ -137,7 +162,18 @@ def frame_error(net, x: np.ndarray, out: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ ONNX Runtime
 
 
-class OnnxNetwork:
+class _Network:
+    """What both engines share."""
+
+    mean: np.ndarray
+    n_features: int
+
+    def end_frames(self, batch: int, n: int) -> np.ndarray:
+        """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
+        return np.broadcast_to(self.mean, (batch, n, self.n_features))  # (B, n, F)
+
+
+class OnnxNetwork(_Network):
     """``model.onnx`` on ONNX Runtime (see :mod:`pipeline.export` for the two graphs)."""
 
     call_frames = ONNX_CALL_FRAMES
@@ -178,10 +214,6 @@ class OnnxNetwork:
         if self.inputs != want:
             raise ModelError(f"{path}: graph inputs {self.inputs} do not fit config.json's model "
                              f"(expected {want}); python -m pipeline export {directory} rewrites it")
-
-    def end_frames(self, batch: int, n: int) -> np.ndarray:
-        """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
-        return np.broadcast_to(self.mean, (batch, n, self.n_features))  # (B, n, F)
 
     def _zero_state(self, batch: int) -> list[np.ndarray]:
         """The start of an input: zeros of the graph's state shapes (context (B, 4, F) of
@@ -230,7 +262,7 @@ class OnnxNetwork:
 # ------------------------------------------------------------------ torch
 
 
-class TorchNetwork:
+class TorchNetwork(_Network):
     """A ``nets.FrameModel`` behind the same array calls (``--engine torch``, ``--device cuda``)."""
 
     call_frames = TORCH_CALL_FRAMES
@@ -251,12 +283,7 @@ class TorchNetwork:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
     def _scores(self, out) -> np.ndarray:
-        if self.cfg.task == "classify":
-            out = self.model.probabilities(out)
-        return out.float().cpu().numpy()
-
-    def end_frames(self, batch: int, n: int) -> np.ndarray:
-        return np.broadcast_to(self.mean, (batch, n, self.n_features))  # (B, n, F)
+        return self.model.scores(out).float().cpu().numpy()
 
     def step(self, x: np.ndarray, state=None) -> tuple[np.ndarray, Any]:
         import torch

@@ -73,7 +73,9 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     Only ``config.json`` is read now; the weights when a score must be computed."""
     from .config import ModelConfig, section_from_dict
     from .errors import ModelError
-    from .modeldir import LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config, resolve_model_dir
+    from .cache import file_digest
+    from .modeldir import (LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config, resolve_model_dir,
+                           weights_file)
     from .predict import config_for_model
 
     model_dir = resolve_model_dir(model_dir)  # a path, or a shipped model's name
@@ -84,13 +86,15 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
         raise ModelError(f"{where}: needs a 'model' table")
     model_cfg = section_from_dict(ModelConfig, "model", mconf["model"], source=where)
     run_cfg = config_for_model(mconf, cfg, given, where=where)
-    weights = Path(model_dir) / WEIGHTS_FILE
-    if not weights.exists():
-        weights = Path(model_dir) / LEGACY_WEIGHTS_FILE
-    try:
-        digest = settings.cache().fingerprint(weights)
-    except OSError:
-        raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}") from None
+    weights = weights_file(model_dir)
+    if not weights.is_file():  # nor a FIFO or a folder by that name, which hashing would block on
+        raise ModelError(f"{model_dir}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
+    cache = settings.cache()
+    try:  # the cache memoises the digest where it exists; with nothing cached (stream) the file is
+        # hashed, as check_weights would anyway, and no cache folder is created
+        digest = cache.fingerprint(weights) if cache.root.is_dir() else file_digest(weights)
+    except OSError as exc:
+        raise ModelError(f"{weights}: cannot read the weights ({exc.strerror or exc})") from None
     check_weights(model_dir, weights.name, digest, mconf)  # refused before any work
     from .engine import choose_engine
 
@@ -150,7 +154,8 @@ def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes
     scores = np.asarray(entry["scores"])
     duration = float(entry.meta["duration"])
     segs = segments(scores, classes=classes, fps=fps, pcfg=cfg.predict, per_class=per_class, duration=duration)
-    medians = dict(zip(classes, class_settings(per_class, classes, cfg.predict)["median_filter"]))
+    chosen = class_settings(per_class, classes, cfg.predict)  # as segments() used them
+    medians = dict(zip(classes, chosen["median_filter"]))
     write_outputs(out, base, segs, scores, fps=fps, classes=classes, formats=formats, name=src.rel.as_posix(),
                   duration=duration, median_filter=medians)
     if plot:
@@ -161,8 +166,7 @@ def _write_one(out: OutputDir, base, src: Source, r, cache, cfg: Config, classes
             ref = reference.get(src.rel.as_posix(), reference.get(src.path.name))
         # rows read a block at a time: a memory map would count every page of a long file in RSS
         S = ensure_entry(cache, cfg, "features", r.keys, str(src.path)).rows("S")
-        thresholds = class_settings(per_class, classes, cfg.predict)["threshold"]  # as segments() used them
         out.write(out.path(base, ".png"), lambda p: plot_file(
             p, S=S, fps=fps, scores=scores, classes=classes, segments=segs, reference=ref,
-            threshold=thresholds, title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
+            threshold=chosen["threshold"], title=f"{src.rel.as_posix()}  ({len(segs)} segments)",
             kind=cfg.features.kind))

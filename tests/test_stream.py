@@ -317,3 +317,15 @@ def test_shipped_streaming_model_equals_predict(tmp_path):
     r = CliRunner().invoke(cli, ["stream", "--model", str(model_dir)], input=wav.getvalue(), catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert r.stdout == (tmp_path / "o" / (sample.stem + ".tsv")).read_text()
+
+
+def test_stream_needs_no_cache(model, tmp_path, monkeypatch):
+    """Streaming scores as they come: it creates no .pipeline-cache in the working directory."""
+    model_dir, clips, pred = model
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIPELINE_CACHE_DIR", raising=False)
+    data = (clips / "a16k.wav").read_bytes()
+    r = CliRunner().invoke(cli, [*SETS, "stream", "--model", str(model_dir)], input=data, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[1:] == _predicted(pred, "a16k.wav")
+    assert list(tmp_path.iterdir()) == []
