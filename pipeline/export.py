@@ -29,19 +29,14 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .modeldir import ONNX_FILE, record_hashes, write_beside
-from .nets import CONTEXT_FRAMES, FrameModel, load_model
+from .modeldir import ONNX_FILE, WEIGHTS_FILE, record_hashes, write_beside, writing_model_dir
+from .nets import CONTEXT_FRAMES, FrameModel, load_model, save_weights
 
 OPSET = 17
 TOLERANCE = 1e-4  # largest |ORT - torch| score difference accepted at export (measured: ~5e-6)
 # (batch, frames) checked at export, none of them the example's (2, 37): a batch above the front
 # end's old slice size, one frame, and lengths not a multiple of the stack
 CHECK_SHAPES = ((1, 1), (3, 250), (65, 41), (1, 1001))
-
-
-def _scores(model: FrameModel, out: torch.Tensor) -> torch.Tensor:
-    """The head's outputs -> per-frame scores (classify); a forecast's frames as they are."""
-    return model.probabilities(out) if model.cfg.task == "classify" else out
 
 
 class OfflineGraph(nn.Module):
@@ -63,7 +58,7 @@ class OfflineGraph(nn.Module):
         h = h.index_select(1, idx).reshape(B, -1, k * width)
         h, _ = m.rnn(h)  # (B, T / k, 2 hidden)
         out = m.head(h).reshape(B, -1, m.n_outputs)[:, :T]  # (B, T, C)
-        return _scores(m, out)
+        return m.scores(out)
 
 
 class StepGraph(nn.Module):
@@ -84,7 +79,7 @@ class StepGraph(nn.Module):
         if self.has_context:
             h, context = m.front(h, context)  # (B, T, C F'), context (B, CONTEXT_FRAMES, F)
         h, rnn_state = m.rnn(h, rnn_state)  # (B, T, hidden)
-        out = _scores(m, m.head(h))  # (B, T, C)
+        out = m.scores(m.head(h))  # (B, T, C)
         rest = list(rnn_state) if self.lstm else [rnn_state]
         return (out, context, *rest) if self.has_context else (out, *rest)
 
@@ -170,14 +165,28 @@ def check_graph(model: FrameModel, path: str | Path, shapes=CHECK_SHAPES) -> flo
 
 def export_onnx(directory: str | Path) -> Path:
     """Write ``model.onnx`` into a model directory (its weights verified, the graph checked
-    against torch) and record its sha256 in ``config.json``; returns the file's path."""
-    directory = Path(directory)
-    model, _ = load_model(directory)
-    target = directory / ONNX_FILE
+    against torch) and record its sha256 in ``config.json``; returns the file's path.
 
-    def write(tmp: str) -> None:
-        export_graph(model, tmp)
-        check_graph(model, tmp)
-    write_beside(target, write)
-    record_hashes(directory)
+    A legacy directory (``model.pt`` only) gets ``model.safetensors`` too, the same tensors: the
+    engine reads the normalisation from it, and the hashes cover it (``model.pt`` stays, unread).
+
+    Raises
+    ------
+    ParameterError
+        A shipped model named by its name, or a directory that cannot be written.
+    ModelError
+        Weights refused, or a graph that differs from torch.
+    """
+    directory = Path(directory)
+    with writing_model_dir(directory, "export", f"export a copy (cp -r {directory} DIR)"):
+        model, _ = load_model(directory)
+        target = directory / ONNX_FILE
+
+        def write(tmp: str) -> None:
+            export_graph(model, tmp)
+            check_graph(model, tmp)
+        write_beside(target, write)
+        if not (directory / WEIGHTS_FILE).is_file():  # model.pt: weights only, as safetensors
+            write_beside(directory / WEIGHTS_FILE, lambda p: save_weights(model, p))
+        record_hashes(directory)
     return target

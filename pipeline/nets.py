@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +27,8 @@ from .config import ModelConfig, require_positive_int, section_from_dict
 from .errors import ModelError, ParameterError
 
 from .modeldir import (CONFIG_FILE, HASHES, LEGACY_WEIGHTS_FILE, ONNX_FILE, WEIGHTS_FILE,  # noqa: F401  (the names nets has always exported)
-                       check_weights, read_model_config, update_model_config, write_beside)
+                       PREVIOUS_HASHES, _umask, check_weights, read_model_config, record_hashes, update_model_config,
+                       weights_file, write_beside)
 
 _KERNEL = 3  # conv front end: kernel size along time and frequency
 _CONV_LAYERS = 2
@@ -273,6 +276,11 @@ class FrameModel(nn.Module):
             raise ParameterError(f"probabilities() needs model.task='classify', got {self.cfg.task!r}")
         return torch.sigmoid(logits) if self.cfg.multi_label else torch.softmax(logits, dim=-1)
 
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        """The head's outputs -> what inference reports: a classifier's probabilities, a
+        forecaster's predicted frames as they are (the ONNX graphs and the torch engine alike)."""
+        return self.probabilities(out) if self.cfg.task == "classify" else out
+
     # -- losses --------------------------------------------------------------------------------
     def loss(self, out: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None
              ) -> torch.Tensor:
@@ -433,28 +441,45 @@ def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[st
     Path
         The model directory.
     """
-    from safetensors.torch import save_file
+    from .cache import file_digest
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     record = dict(config_dict)
     record.update({"model": dataclasses.asdict(model.cfg), "n_features": model.n_features,
                    "n_outputs": model.n_outputs})
+    target = directory / WEIGHTS_FILE
+    # A kill at any point leaves a loadable directory: the new weights wait under a temporary
+    # name while config.json lists their sha256 and, still accepted, the old file's; then they
+    # are renamed into place, and the old hash leaves the table.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_FILE}.")
+    os.close(fd)
     try:
-        text = json.dumps(record, indent=2, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"config_dict is not JSON-serialisable ({exc})") from None
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_beside(directory / WEIGHTS_FILE, lambda p: save_file(tensors, p))
-    # an earlier model.onnx here is another network's now: its hash leaves the table, and the
-    # file goes (export or the end of training writes the new one)
-    (directory / ONNX_FILE).unlink(missing_ok=True)
-    from .cache import file_digest
-
-    record[HASHES] = {WEIGHTS_FILE: file_digest(directory / WEIGHTS_FILE)}
-    text = json.dumps(record, indent=2, sort_keys=True)
-    write_beside(directory / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
+        save_weights(model, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        record[HASHES] = {WEIGHTS_FILE: file_digest(Path(tmp))}
+        record[PREVIOUS_HASHES] = {WEIGHTS_FILE: file_digest(target)} if target.is_file() else {}
+        try:
+            text = json.dumps(record, indent=2, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"config_dict is not JSON-serialisable ({exc})") from None
+        # an earlier model.onnx here is another network's now: its hash leaves the table, and the
+        # file goes (export or the end of training writes the new one)
+        (directory / ONNX_FILE).unlink(missing_ok=True)
+        write_beside(directory / CONFIG_FILE, lambda p: Path(p).write_text(text + "\n"))
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    record_hashes(directory)
     return directory
+
+
+def save_weights(model: FrameModel, path: str | Path) -> None:
+    """A model's state dict (plain tensors) as a safetensors file at ``path``."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
 def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
@@ -492,26 +517,23 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu"
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{config_path}: needs integer 'n_features' and 'n_outputs' ({exc})") from None
 
-    weights = directory / WEIGHTS_FILE
-    legacy = directory / LEGACY_WEIGHTS_FILE
-    if weights.exists() or legacy.exists():
-        check_weights(directory, WEIGHTS_FILE if weights.exists() else LEGACY_WEIGHTS_FILE, config=config)
-    if weights.exists():
+    weights = weights_file(directory)
+    if not weights.exists():
+        raise ModelError(f"{directory}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
+    check_weights(directory, weights.name, config=config)
+    if weights.name == WEIGHTS_FILE:
         try:
             state = load_file(str(weights), device="cpu")
         except Exception as exc:  # safetensors only parses: nothing in the file can run
             raise ModelError(f"{weights}: not a valid safetensors file ({exc})") from None
-    elif legacy.exists():
+    else:
         try:
-            state = torch.load(legacy, map_location="cpu", weights_only=True)
+            state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:  # the weights-only unpickler refuses anything but tensors
-            raise ModelError(f"{legacy}: not a plain tensor checkpoint "
+            raise ModelError(f"{weights}: not a plain tensor checkpoint "
                                 f"(loaded with weights_only=True): {exc}") from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
-        weights = legacy
-    else:
-        raise ModelError(f"{directory}: no {WEIGHTS_FILE} or {LEGACY_WEIGHTS_FILE}")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{weights}: expected a mapping of names to tensors")
     try:

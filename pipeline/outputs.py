@@ -98,17 +98,20 @@ def assign_bases(items: Iterable[tuple[str, str | Path]], suffixes: Iterable[str
 class OutputDir:
     """The ``--out`` folder of one run: checked writable up front, then files written one by one.
 
-    ``option``: the command-line option that named the folder, for messages (``--report``).
+    ``option``: the command-line option that named the folder, for messages (``--report``);
+    ``create=False``: only read what the record says of an existing folder (:meth:`foreign`),
+    writing nothing into it.
     """
 
-    def __init__(self, root: str | Path, option: str = "--out"):
-        self.root, self.option = Path(root), option
+    def __init__(self, root: str | Path, option: str = "--out", *, create: bool = True):
+        self.root, self.option, self._create = Path(root), option, create
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / RECORD, "a", encoding="utf-8"):
-                pass
-            with open(self.root / LOCK, "a", encoding="utf-8"):
-                pass
+            if create:
+                self.root.mkdir(parents=True, exist_ok=True)
+                with open(self.root / RECORD, "a", encoding="utf-8"):
+                    pass
+                with open(self.root / LOCK, "a", encoding="utf-8"):
+                    pass
         except OSError as exc:
             raise ParameterError(f"{option} {self.root}: cannot write there ({exc.strerror or exc})") from None
         self._real = Path(os.path.realpath(self.root))
@@ -116,7 +119,7 @@ class OutputDir:
         self._read_at: tuple[int, int] = (-1, 0)  # (inode, offset) of the record read so far
         self._this_run: set[Path] = set()
         with self._locked():
-            self._refresh(compact=True)
+            self._refresh(compact=create)
 
     @contextlib.contextmanager
     def _locked(self):
@@ -128,7 +131,7 @@ class OutputDir:
             yield
             return
         try:
-            fh = open(self.root / LOCK, "a+b")
+            fh = open(self.root / LOCK, "a+b" if self._create else "rb")
         except OSError:  # a read-only folder cannot be written into anyway: each write says so
             yield
             return
@@ -231,6 +234,35 @@ class OutputDir:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         return target
+
+    def record(self, target: Path) -> None:
+        """Record a file written into the folder other than by :meth:`write` (a model directory's
+        files, written where they must go: ``nets.save_model``, ``export``) as the pipeline's."""
+        with self._locked():
+            self._refresh()
+            st = target.stat()
+            rel = target.relative_to(self.root).as_posix()
+            self._owned[rel] = (st.st_size, st.st_mtime_ns)
+            self._append_record(rel, st)
+
+    def foreign(self) -> str | None:
+        """The first entry of the folder that the pipeline did not write or that changed since,
+        with why (hidden names are the pipeline's record and temporaries, or a user's: never
+        written); ``None`` when every entry is the pipeline's and unchanged."""
+        with self._locked():
+            self._refresh()
+        for p in sorted(self.root.iterdir()):
+            if p.name.startswith("."):
+                continue
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if self._owned.get(p.name) == (st.st_size, st.st_mtime_ns) and p.is_file() and not p.is_symlink():
+                continue
+            why = "changed since the pipeline wrote it" if p.name in self._owned else "was not written by the pipeline"
+            return f"{p.name} {why}"
+        return None
 
     def _append_record(self, rel: str, st: os.stat_result) -> None:
         line = json.dumps({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}, ensure_ascii=True)

@@ -139,13 +139,11 @@ def small_set_warnings(scores: dict[str, np.ndarray], refs: dict[str, list], *, 
 
 def _target(model_dir: Path, out_dir, in_place: bool) -> Path:
     """The directory to write: the model's (``in_place``), else a new one (refused if it exists)."""
-    from .modeldir import SHIPPED_DIR
+    from .modeldir import check_writable, is_shipped
 
-    shipped = model_dir.parent == SHIPPED_DIR  # named by its shipped name: never write inside the package
+    shipped = is_shipped(model_dir)  # named by its shipped name: never write inside the package
     if in_place:
-        if shipped:
-            raise ParameterError(f"--in-place: {model_dir.name} is a shipped model (inside the package); "
-                                 f"tune writes a copy (--out, default ./{model_dir.name}-tuned)")
+        check_writable(model_dir, "--in-place", f"tune writes a copy (--out, default ./{model_dir.name}-tuned)")
         return model_dir
     default = Path(model_dir.name + "-tuned") if shipped else model_dir.with_name(model_dir.name + "-tuned")
     target = Path(out_dir) if out_dir else default
@@ -160,19 +158,28 @@ def write_tuned(model_dir: str | Path, found: dict, record_note: str, *, value: 
     """Write the tuned settings into ``config.json`` of a copy of the model directory (or of
     the model itself with ``in_place``), the replaced settings appended to ``predict_history``.
     Returns the ``config.json`` written."""
-    from .modeldir import CONFIG_FILE
+    from .modeldir import CONFIG_FILE, writing_model_dir
 
     model_dir = Path(model_dir)
     target = _target(model_dir, out_dir, in_place)
     if not in_place:  # copy beside, then rename: no half model directory under the final name
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        shutil.copytree(model_dir, tmp)
-        _update_config(tmp / CONFIG_FILE, found, record_note, value=value, metric=metric,
-                       source=str(model_dir))
-        os.replace(tmp, target)
+        try:
+            try:
+                shutil.copytree(model_dir, tmp)
+            except OSError as exc:
+                raise ParameterError(f"--out {target}: cannot write there ({exc.strerror or exc})") from None
+            with writing_model_dir(tmp, "--out"):  # a copy of a trained directory: its record goes on
+                _update_config(tmp / CONFIG_FILE, found, record_note, value=value, metric=metric,
+                               source=str(model_dir))
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     else:
-        _update_config(target / CONFIG_FILE, found, record_note, value=value, metric=metric,
-                       source=None)
+        with writing_model_dir(target, "--in-place"):
+            _update_config(target / CONFIG_FILE, found, record_note, value=value, metric=metric,
+                           source=None)
     return target / CONFIG_FILE
 
 

@@ -457,3 +457,35 @@ def test_front_end_in_slices_equals_one_call(bidirectional, monkeypatch):
             monkeypatch.setattr(nets, "FRONT_FRAMES", 20)  # one item at a time
             torch.testing.assert_close(model(more, sliced_state)[0], cont, atol=1e-5, rtol=0)
     torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=0)
+
+
+class _Killed(BaseException):
+    """A kill between two file operations (nothing below catches it)."""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4])
+def test_a_kill_while_saving_leaves_a_loadable_model(tmp_path, monkeypatch, x, kill_at):
+    """Stopped at any rename of save_model, the directory loads: the old network or the new."""
+    import pipeline.modeldir
+
+    old, new = make_model(seed=1, hidden=8), make_model(seed=2, hidden=8)
+    save_model(old, tmp_path, {"epoch": 1})
+    calls, real = [0], os.replace
+
+    def replace(a, b):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            raise _Killed
+        return real(a, b)
+    monkeypatch.setattr(pipeline.modeldir.os, "replace", replace)
+    try:
+        save_model(new, tmp_path, {"epoch": 2})
+    except _Killed:
+        pass
+    monkeypatch.undo()
+    loaded, config = load_model(tmp_path)
+    with torch.no_grad():
+        got = loaded(x)[0]
+        assert torch.equal(got, old(x)[0]) or torch.equal(got, new(x)[0])
+    if calls[0] < kill_at:  # the save finished: the new network, one hash
+        assert torch.equal(got, new(x)[0]) and set(config) >= {"sha256"} and "sha256_replaced" not in config

@@ -277,3 +277,82 @@ def test_engine_choice(tmp_path):
         choose_engine(tmp_path, "onnx")
     with pytest.raises(ParameterError, match="--engine 'tf' must be one of auto, onnx, torch"):
         choose_engine(vad, "tf")
+
+
+def _main(*args) -> int:
+    from pipeline.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def test_export_of_a_legacy_model_pt_directory_loads_on_both_engines(tmp_path):
+    """A directory from before safetensors (model.pt, no hashes) is exported into one that loads:
+    model.safetensors written from the same tensors, both it and model.onnx hashed."""
+    torch.manual_seed(3)
+    model = FrameModel(ModelConfig(hidden=12, layers=1, delay=2), n_features=N_FEATURES, n_outputs=2)
+    rng = np.random.default_rng(3)
+    model.set_normalization(rng.normal(-40, 5, N_FEATURES), rng.uniform(5, 15, N_FEATURES))
+    save_model(model, tmp_path, {"classes": ["a", "b"]})
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["sha256"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").unlink()
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "model.pt")
+    export_onnx(tmp_path)
+    assert set(read_model_config(tmp_path)["sha256"]) == {"model.safetensors", "model.onnx"}
+    loaded, config = load_model(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    onnx = OnnxNetwork(tmp_path, config, loaded.cfg)
+    assert np.array_equal(onnx.mean, model.mean.numpy()) and np.array_equal(onnx.std, model.std.numpy())
+    x = _feats([60])[0][None]
+    assert np.abs(onnx.whole(x) - TorchNetwork(model).whole(x)).max() < 1e-4
+
+
+def test_export_refuses_a_shipped_name_and_an_unwritable_dir_in_one_line(tmp_path, capsys):
+    shipped = ROOT / "pipeline" / "models" / "vad"
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    assert _main("export", "vad") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: export: vad is a shipped model"), err
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    _, d = _exported(tmp_path / "m")
+    (d / "model.onnx").unlink()
+    (d / "model.onnx").mkdir()  # a write that fails with an OS error, for root too
+    assert _main("export", d) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Error: export {d}: cannot write there (Is a directory)"], err
+
+
+def test_export_keeps_a_trained_directory_trains_own(tmp_path):
+    """export rewrites config.json and model.onnx and records them, so train --out still takes
+    the directory as the pipeline's (replace its model) instead of refusing it."""
+    from pipeline.outputs import OutputDir
+    from pipeline.train import claim_model_dir, record_outputs
+
+    _, d = _exported(tmp_path / "m")
+    record_outputs(d)
+    export_onnx(d)
+    assert OutputDir(d).foreign() is None
+    claim_model_dir(d, resume=False, replace=False, log=lambda m: None)  # no error: still ours
+
+
+def test_device_auto_is_resolved_for_the_api_on_either_engine():
+    import pipeline
+    from pipeline.engine import resolve_device
+
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == want and resolve_device("cpu") == "cpu"
+    with pytest.raises(ParameterError, match="--device 'gpu' must be one of auto, cpu, cuda"):
+        resolve_device("gpu")
+    y = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    cpu = pipeline.load_model("vad").scores(y, 16000)
+    for engine in ("auto", "onnx", "torch"):
+        if engine == "onnx" and want == "cuda":
+            continue  # onnxruntime without the CUDA provider: refused, as on the command line
+        m = pipeline.load_model("vad", device="auto", engine=engine)
+        assert m.settings.device == want
+        assert np.abs(m.scores(y, 16000) - cpu).max() < 1e-4
