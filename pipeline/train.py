@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 import time
@@ -37,9 +36,9 @@ import torch
 from .config import SECTIONS, Config, TrainConfig, key_fields, section_from_dict
 from .errors import ModelError, ParameterError, PipelineError
 from .metrics import frame_metrics
-from .modeldir import CONFIG_FILE, LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, read_model_config, write_beside
+from .modeldir import CONFIG_FILE, WEIGHTS_FILE, read_model_config, weights_file
 from .nets import FrameModel, save_model
-from .outputs import RECORD
+from .outputs import OutputDir
 from .stage import STAGES
 
 CHECKPOINT = "checkpoint.pt"
@@ -169,50 +168,13 @@ def check_training_data(arrays, meta: dict, cfg: Config) -> tuple[np.ndarray, np
 # ------------------------------------------------------------------ the model directory (--out)
 
 
-def _recorded(out: Path) -> dict[str, tuple[int, int]]:
-    """``{name: (size, mtime_ns)}`` of the files the record in ``out`` says the pipeline wrote."""
-    owned: dict[str, tuple[int, int]] = {}
-    try:
-        lines = (out / RECORD).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return owned
-    for line in lines:
-        try:
-            row = json.loads(line)
-            owned[row["path"]] = (int(row["size"]), int(row["mtime_ns"]))
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn line: that file is simply not ours
-    return owned
-
-
 def record_outputs(out: Path) -> None:
-    """Rewrite ``out``'s record with the size and mtime of every model file now in it."""
-    rows = []
+    """Record every model file now in ``out`` as the pipeline's (in ``OUT/.pipeline-outputs``,
+    through :class:`pipeline.outputs.OutputDir`, the record's one writer)."""
+    record = OutputDir(out, "--out")
     for name in MODEL_FILES:
-        try:
-            st = (out / name).stat()
-        except FileNotFoundError:
-            continue
-        rows.append(json.dumps({"path": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}) + "\n")
-    write_beside(out / RECORD, lambda p: Path(p).write_text("".join(rows), encoding="utf-8"))
-
-
-def _foreign(out: Path) -> str | None:
-    """The first entry of ``out`` that the pipeline did not write or that changed since, with why
-    (hidden names are the pipeline's record and temporaries, or a user's: never written)."""
-    owned = _recorded(out)
-    for p in sorted(out.iterdir()):
-        if p.name.startswith("."):
-            continue
-        try:
-            st = p.lstat()
-        except OSError:
-            continue
-        if owned.get(p.name) == (st.st_size, st.st_mtime_ns) and p.is_file() and not p.is_symlink():
-            continue
-        why = "changed since the pipeline wrote it" if p.name in owned else "was not written by the pipeline"
-        return f"{p.name} {why}"
-    return None
+        if (out / name).is_file():
+            record.record(out / name)
 
 
 def claim_model_dir(out: str | Path, *, resume: bool, replace: bool, log: Callable[[str], None] = print) -> None:
@@ -233,7 +195,7 @@ def claim_model_dir(out: str | Path, *, resume: bool, replace: bool, log: Callab
     if resume and (out / CHECKPOINT).is_file():
         return
     if out.is_dir():
-        why = _foreign(out)  # its names are checked, not the user's hidden files
+        why = OutputDir(out, "--out", create=False).foreign()  # its names, not the user's hidden files
         if why:
             way = ", or continue its training with --resume" if (out / CHECKPOINT).is_file() else ""
             raise ParameterError(f"--out {out}: exists and {why}; train does not overwrite a directory it "
@@ -290,8 +252,7 @@ class Start:
         return list(self.config["classes"]) if self.cfg.model.task == "classify" else []
 
     def weights(self) -> Path:
-        path = self.directory / WEIGHTS_FILE
-        return path if path.is_file() else self.directory / LEGACY_WEIGHTS_FILE
+        return weights_file(self.directory)
 
 
 def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | None = None,
@@ -438,7 +399,7 @@ class Trainer:
 
 def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
         threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None,
-        init: Start | None = None) -> dict[str, Any]:
+        init: Start | None = None, dist: Dist | None = None) -> dict[str, Any]:
     """Train on a chunk cache entry and write the model directory.
 
     Parameters
@@ -452,6 +413,8 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     record : extra fields for ``config.json`` (dataset description)
     init : fine-tune: start from this model (:func:`start_from`); its validation figures before
         any step are "epoch 0", kept if no epoch improves on them
+    dist : the process group a caller joined already, having checked ``out_dir`` against
+        ``init`` (:func:`train_dataset`); by default both happen here
 
     Returns
     -------
@@ -459,8 +422,12 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     """
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    check_not_init(out, init)
-    t = set_up(entry, cfg, setup_distributed(device), log, init)
+    if dist is None:
+        check_not_init(out, init)
+        dist = setup_distributed(device)
+    t = set_up(entry, cfg, dist, log, init)
+    # the old model's files go only now, when the new one is about to be written (train_dataset
+    # checked the directory before chunking, with replace=False)
     claim_on_rank0(out, t.dist, resume=resume, replace=True, log=log)
     if resume:
         resume_from(t, out / CHECKPOINT, log)
@@ -502,11 +469,21 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         log(f"no epoch improved on {init.directory}'s validation loss {t.start['valid_loss']:.4f}: "
             f"{out} holds its weights as they were")
     if t.dist.main:  # the best epoch's network for ONNX Runtime, its sha256 beside the weights'
+        _export_after_training(out, log)
+        _written(out, lambda: record_outputs(out))
+    return best_row
+
+
+def _export_after_training(out: Path, log: Callable[[str], None]) -> None:
+    """``model.onnx`` for the trained model; a failed export (the graph differs from torch, the
+    ``onnx`` module missing) is a warning: the trained model stays usable with torch."""
+    try:
         from .export import export_onnx
 
         export_onnx(out)
-        _written(out, lambda: record_outputs(out))
-    return best_row
+    except (ParameterError, ImportError) as exc:  # ModelError: a ParameterError
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log(f"WARNING: {out}/model.onnx not written ({why}): run python -m pipeline export {out}")
 
 
 def _written(out: Path, write: Callable[[], Any]) -> None:
@@ -733,7 +710,7 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     if start and kept and start.config.get("predict_per_class"):  # its tuned post-processing, per class
         record["predict_per_class"] = start.config["predict_per_class"]
     best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
-               threads=settings.jobs, log=log, record=record, init=start)
+               threads=settings.jobs, log=log, record=record, init=start, dist=dist)
     return best, report
 
 

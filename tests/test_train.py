@@ -424,3 +424,25 @@ def test_fine_tune_into_the_starting_model_is_refused(source, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is the --init model itself" in err[0]
     assert _digests(model) == before
+
+
+def test_a_failed_export_keeps_the_trained_model(tones, tmp_path, capsys, monkeypatch):
+    """The export at the end of training refused (here: the graph check made impossible to pass):
+    a warning naming the way out, the torch model kept and recorded, exit 0."""
+    torch.set_num_threads(1)
+    import pipeline.export
+
+    monkeypatch.setattr(pipeline.export, "TOLERANCE", -1.0)
+    out = tmp_path / "m"
+    capsys.readouterr()
+    assert _train_cli(tones, out, epochs=1) == 0
+    text = "".join(capsys.readouterr())
+    warning = [line for line in text.splitlines() if "model.onnx not written" in line]
+    assert len(warning) == 1 and warning[0].endswith(f"run python -m pipeline export {out}"), text
+    assert "differs from torch" in warning[0]
+    assert not (out / "model.onnx").exists()
+    _, config = load_model(out)
+    assert set(config["sha256"]) == {"model.safetensors"}
+    monkeypatch.undo()
+    assert _train_cli(tones, out, epochs=1) == 0  # recorded as the pipeline's: replaced, now exported
+    assert (out / "model.onnx").is_file()
