@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import click
 
@@ -55,6 +55,7 @@ class App:
     given: frozenset = frozenset()  # "section.key" names that --set gave
     shard: tuple | None = None  # (i, n) of --shard
     t0: float = 0.0  # when the command started (the summary counts the whole command)
+    explicit: dict = field(default_factory=dict)  # "section.key" -> where the user gave it (file or --set)
 
     def echo(self, msg: str = "", *, err: bool = False) -> None:
         if self.settings.verbosity >= 0 or err:
@@ -102,13 +103,14 @@ def cli(ctx, config_file, cache_dir, overrides, jobs, device, engine, executor, 
         _fail_usage(str(exc))
 
     try:
-        config, extra, given = build_config(config_file, overrides)
+        explicit: dict[str, str] = {}
+        config, extra, given = build_config(config_file, overrides, sources=explicit)
     except ParameterError as exc:
         _fail_usage(str(exc))
     run = dict(extra.get("run", {}))
     settings = Settings(cache_dir=cache_dir or run.pop("cache_dir", None), jobs=jobs, device=device,
                         engine=engine, executor=executor, scheduler=scheduler, verbosity=-1 if quiet else verbose)
-    ctx.obj = App(config, settings, run, config_file, given, shard, t0)
+    ctx.obj = App(config, settings, run, config_file, given, shard, t0, explicit)
 
 
 def resolve_device(app: App) -> App:
@@ -219,7 +221,7 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
     app = resolve_device(app)
     try:
         best, report = train_dataset(dataset, out_dir, app.config, app.settings, valid_spec=valid_spec,
-                                     init=init_dir, resume=resume, explicit=_explicit(app), log=_log(app))
+                                     init=init_dir, resume=resume, explicit=app.explicit, log=_log(app))
     except KeyboardInterrupt:
         if not os.path.isfile(os.path.join(out_dir, "checkpoint.pt")):
             raise  # before the first epoch: main's line (cache entries kept)
@@ -231,18 +233,6 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
     app.echo(f"model written to {out_dir} (best epoch: {shown})")
     if report.failed:
         sys.exit(1)
-
-
-def _explicit(app: App) -> dict[str, str]:
-    """The settings the user gave, ``"section.key"`` -> where (``--set`` or the config file)."""
-    from .config import SECTIONS, load_toml
-
-    names = {}
-    if app.config_file:
-        for section, table in load_toml(app.config_file).items():
-            if section in SECTIONS and isinstance(table, dict):
-                names.update({f"{section}.{key}": app.config_file for key in table})
-    return {**names, **{name: "--set" for name in app.given}}
 
 
 @cli.command()

@@ -407,11 +407,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(config_file: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
-                 base: Config | None = None) -> tuple[Config, dict[str, Any], frozenset[str]]:
+                 base: Config | None = None, sources: dict[str, str] | None = None
+                 ) -> tuple[Config, dict[str, Any], frozenset[str]]:
     """Layer defaults (or ``base``), the TOML file and ``--set`` overrides.
 
     Returns the config, the file's non-stage tables (e.g. ``[run]``) for the caller, and the
     ``"section.key"`` names the overrides set (so nothing needs to parse ``--set`` again).
+    ``sources``, when given, is filled with where each setting the user gave came from:
+    ``"section.key"`` -> the config file's name or ``"--set"`` (the latter wins).
     """
     data: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -440,4 +443,8 @@ def build_config(config_file: str | Path | None = None, overrides: tuple[str, ..
         parts[name] = section_from_dict(klass, name, data.get(name, {}), base=getattr(base, name),
                                         source=src)
     given = frozenset(f"{section}.{key}" for section, key, _ in map(parse_set, overrides))
+    if sources is not None:
+        sources.update({f"{section}.{key}": str(config_file) for section, table in raw.items()
+                        if section in SECTIONS for key in table} if config_file is not None else {})
+        sources.update({name: "--set" for name in given})
     return Config(**parts), extra, given

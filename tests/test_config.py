@@ -64,3 +64,12 @@ def test_parse_set_reads_toml_literals():
     assert parse_set("train.lr=1e-3") == ("train", "lr", 1e-3)
     assert parse_set("features.kind=mfcc") == ("features", "kind", "mfcc")
     assert Config.from_dict(Config().to_dict()) == Config()
+
+
+def test_build_config_says_where_each_given_setting_came_from(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train]\nlr = 0.5\nepochs = 3\n[run]\ninputs = 'x'\n")
+    sources = {}
+    cfg, _, given = build_config(toml, ["train.lr=0.1", "model.hidden=8"], sources=sources)
+    assert sources == {"train.lr": "--set", "train.epochs": str(toml), "model.hidden": "--set"}
+    assert cfg.train.lr == 0.1 and given == {"train.lr", "model.hidden"}
