@@ -131,8 +131,7 @@ def stream_chunks(net, chunks: Iterable) -> Iterator:
     look-ahead ``t' = t``; with ``cfg.delay = d`` the first ``d`` outputs (before frame 0) are
     skipped and, after the last chunk, the last ``d`` come from reading the end frames.
 
-    ``net`` is anything with ``step``, ``end_frames`` and ``cfg``: an engine network (arrays) or
-    a ``nets.FrameModel`` (tensors; :func:`pipeline.nets.stream_chunks`)."""
+    ``net`` is anything with ``step``, ``end_frames`` and ``cfg``: an engine network (arrays)."""
     state, skip, batch = None, net.cfg.delay, None
     for xc in chunks:
         out, state = net.step(xc, state)
@@ -147,7 +146,7 @@ def stream_chunks(net, chunks: Iterable) -> Iterator:
 
 def frame_error(net, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """A forecaster's per-frame score: mean |predicted - actual| of the normalised frame, at the
-    frame predicted (``nets.FrameModel.frame_error``); 0 for the first ``horizon`` frames.
+    frame predicted (the forecast loss, per frame); 0 for the first ``horizon`` frames.
 
     x, out : np.ndarray [shape=(B, T, F)] -> np.ndarray [shape=(B, T, 1)]
     """
@@ -171,6 +170,11 @@ class _Network:
     def end_frames(self, batch: int, n: int) -> np.ndarray:
         """``n`` frames that mark the end of an input for a look-ahead model: the mean frame."""
         return np.broadcast_to(self.mean, (batch, n, self.n_features))  # (B, n, F)
+
+    def _check_stateful(self) -> None:
+        if self.cfg.bidirectional:
+            raise ParameterError("a bidirectional model cannot continue from a state: "
+                                 "run it on whole inputs or on overlapping chunks")
 
 
 class OnnxNetwork(_Network):
@@ -243,9 +247,7 @@ class OnnxNetwork(_Network):
              ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores of one chunk [shape=(B, t, F)] continuing from ``state`` (``None``: zeros, the
         start of an input), and the state after it."""
-        if self.cfg.bidirectional:
-            raise ParameterError("a bidirectional model cannot continue from a state: "
-                                 "run it on whole inputs or on overlapping chunks")
+        self._check_stateful()
         out = self._run(x, state if state is not None else self._zero_state(x.shape[0]))
         return out[0], out[1:]
 
@@ -288,6 +290,7 @@ class TorchNetwork(_Network):
     def step(self, x: np.ndarray, state=None) -> tuple[np.ndarray, Any]:
         import torch
 
+        self._check_stateful()
         with torch.no_grad():
             out, state = self.model.step(self._tensor(x), state)
             return self._scores(out), state

@@ -11,7 +11,7 @@ opset 17) through one of two small wrapper modules, whose batch and time axes st
   [c]``: :meth:`FrameModel.step` with the conv front end's context frames and the recurrent state
   as explicit inputs and outputs, for predict's stateful pass and ``stream``. A whole input is
   one step from a zero state; a look-ahead (``model.delay``) stays with the caller (skip the first
-  ``delay`` outputs, then read the end frames), as :func:`pipeline.nets.stream_chunks` does.
+  ``delay`` outputs, then read the end frames), as :func:`pipeline.engine.stream_chunks` does.
 
 Exporting ``FrameModel`` itself would unroll its Python loops for the example's shape (the front
 end's slices: 64 rows back for a 65-chunk call; the stack padding: a fixed time length), so

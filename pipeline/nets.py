@@ -182,7 +182,7 @@ class FrameModel(nn.Module):
 
         A model with a look-ahead (``cfg.delay = d > 0``) reads ``d`` frames past each frame, so a
         whole input is followed by ``d`` mean frames (zeros once normalised: the end of the input)
-        and returns no state; to run one chunk after another, use :func:`stream_chunks`, which
+        and returns no state; to run one chunk after another, use :func:`pipeline.engine.stream_chunks`, which
         gives the same outputs.
 
         Parameters
@@ -211,7 +211,7 @@ class FrameModel(nn.Module):
             self._check_input(x)  # before the end frames are joined on (step checks the rest)
             if state is not None:
                 raise ParameterError(f"a model with model.delay={d} runs chunk by chunk through "
-                                     "nets.stream_chunks, not from a state")
+                                     "engine.stream_chunks, not from a state")
             x = torch.cat([x, self.end_frames(x.shape[0], d)], dim=1)  # (B, T + d, F)
             return self.step(x)[0][:, d:], None
         return self.step(x, state)
@@ -337,91 +337,9 @@ class FrameModel(nn.Module):
         kept = torch.where(valid, err, torch.zeros_like(err))
         return kept.sum() / valid.sum().clamp(min=1)
 
-    def frame_error(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Forecast anomaly score: per-frame L1 error of predicting that frame.
-
-        ``error[:, t] = mean_f |out[:, t - h, f] - normalize(x)[:, t, f]|``, so a surprising frame
-        scores at its own time. The first ``horizon`` frames have no prediction and are NaN.
-
-        Parameters
-        ----------
-        x : torch.Tensor [shape=(B, T, n_features)] or [shape=(T, n_features)]
-            Un-normalised input.
-        out : torch.Tensor, the same leading shape with ``n_features`` last
-            The model's output on ``x``.
-
-        Returns
-        -------
-        torch.Tensor [shape=(B, T)] or [shape=(T,)]
-        """
-        if self.cfg.task != "forecast":
-            raise ParameterError(f"frame_error() needs model.task='forecast', got {self.cfg.task!r}")
-        h = self.cfg.horizon
-        target = self.normalize(x)  # (B, T, F)
-        err = torch.full(target.shape[:-1], float("nan"), dtype=out.dtype, device=out.device)
-        if target.shape[-2] > h:
-            err[..., h:] = (out[..., :-h, :] - target[..., h:, :]).abs().mean(-1)  # (B, T - h)
-        return err
-
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def stream(model: FrameModel, x: Any, *, chunk_frames: int) -> Any:
-    """Run a unidirectional model chunk by chunk, carrying the state: equals ``model(x)[0]``.
-
-    Runs under ``torch.no_grad()``; the model's train/eval mode is left as it is (call
-    ``model.eval()`` first, otherwise dropout makes every run differ).
-
-    Parameters
-    ----------
-    model : FrameModel
-        A unidirectional model.
-    x : torch.Tensor or np.ndarray [shape=(T, F)] or [shape=(B, T, F)]
-        Un-normalised features.
-    chunk_frames : int > 0
-        Frames per step; it need not divide ``T``.
-
-    Returns
-    -------
-    torch.Tensor or np.ndarray [shape=(T, C)] or [shape=(B, T, C)]
-        Same kind and rank as ``x``.
-
-    Raises
-    ------
-    ParameterError
-        A bidirectional model or a non-positive ``chunk_frames``.
-    """
-    if model.cfg.bidirectional:
-        raise ParameterError("a bidirectional model cannot stream: use overlapping chunks "
-                             "(stitch.overlap_add)")
-    require_positive_int(chunk_frames=chunk_frames)
-    as_numpy = isinstance(x, np.ndarray)
-    xt = torch.as_tensor(x, dtype=model.mean.dtype, device=model.mean.device)
-    single = xt.dim() == 2
-    if single:
-        xt = xt[None]  # (1, T, F)
-    outs = list(stream_chunks(model, (xt[:, s:s + chunk_frames] for s in range(0, xt.shape[1], chunk_frames))))
-    out = (torch.cat(outs, dim=1) if outs
-           else xt.new_zeros(xt.shape[0], 0, model.n_outputs))  # (B, T, C)
-    if single:
-        out = out[0]
-    return out.cpu().numpy() if as_numpy else out
-
-
-def stream_chunks(model: FrameModel, chunks):
-    """The stateful core of :func:`stream`: feed consecutive chunks [shape=(B, t, F)] (tensors on
-    the model's device), yield the outputs [shape=(B, t', C)] that each chunk completes, with the
-    state carried, so a caller never needs the whole sequence in memory. Concatenated, they are
-    ``model(x)[0]`` of the whole sequence: ``t' = t`` without a look-ahead; a model with
-    ``cfg.delay = d`` yields ``d`` frames fewer at first and, after the last chunk, the last ``d``
-    (it reads the end frames then). The loop is :func:`pipeline.engine.stream_chunks`, which the
-    inference engines run on arrays."""
-    from .engine import stream_chunks as loop
-
-    with torch.no_grad():
-        yield from loop(model, chunks)
 
 
 # -- model directories -----------------------------------------------------------------------
