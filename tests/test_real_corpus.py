@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 
 import pytest
 from synth import load_recipe, run_recipe, tree_digests
@@ -175,8 +176,9 @@ def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path)
 @needs_packages
 def test_animal_call_package_is_needed_only_for_extra_animals(monkeypatch, capsys):
     gone = dataclasses.replace(rc.REAL_BY_NAME["tuxpaint"], check="/nonexistent/tuxpaint/animals")
-    monkeypatch.setattr(rc, "REAL_SOURCES",
-                        tuple(gone if s.name == "tuxpaint" else s for s in rc.REAL_SOURCES))
+    recipe = sys.modules[rc.check_sources.__module__]  # the package module that reads it
+    monkeypatch.setattr(recipe, "REAL_SOURCES",
+                        tuple(gone if s.name == "tuxpaint" else s for s in recipe.REAL_SOURCES))
     _, _, real, notes = rc.check_sources([], calls=False)  # a build without --extra-animals
     assert "tuxpaint" not in real and "klettres" in real and not notes
     with pytest.raises(SystemExit) as e:
