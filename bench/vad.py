@@ -157,11 +157,12 @@ def load_clips(corpus: Path, split: str, limit: int | None) -> tuple[list[Clip],
     return clips, bool(metas)
 
 
-def load_benchmark(folder: Path, limit: int | None) -> list[Clip]:
+def load_benchmark(folder: Path, limit: int | None, reference: str = "frames") -> list[Clip]:
     """The clips of a folder laid out like ``speech-v1``: ``meta.csv`` (clip, kind, bg_class,
     snr_db, n_frames, ...), ``<clip>.flac`` or ``.wav``, ``<clip>.frames.npy`` (uint8 at 100 fps,
     primary labels; else ``<clip>.tsv`` rasterised the same way), optional ``<clip>.tight.npy``
-    and ``<clip>.uncertain.npy``."""
+    and ``<clip>.uncertain.npy``. ``reference``: the labels are ``<clip>.<reference>.npy``
+    (another label rule of the same clips; tight and uncertain frames are then not used)."""
     import csv
 
     from pipeline.audio import load_audio
@@ -184,13 +185,15 @@ def load_benchmark(folder: Path, limit: int | None) -> list[Clip]:
         if audio is None:
             raise SystemExit(f"{folder}: clip {name!r} of meta.csv has no {name}.flac or {name}.wav")
         arrays = {}
-        for key in ("frames", "tight", "uncertain"):
-            f = folder / f"{name}.{key}.npy"
+        for key in ("frames", "tight", "uncertain") if reference == "frames" else ("frames",):
+            f = folder / f"{name}.{reference if key == 'frames' else key}.npy"
             if f.is_file():
                 a = np.load(f, allow_pickle=False).astype(bool)
                 if len(a) != n:
                     raise SystemExit(f"{f}: {len(a)} frames, meta.csv says n_frames={n}")
                 arrays[key] = a
+        if "frames" not in arrays and reference != "frames":
+            raise SystemExit(f"{folder}: clip {name!r} has no {name}.{reference}.npy (--reference)")
         if "frames" not in arrays:
             tsv = folder / f"{name}.tsv"
             if not tsv.is_file():
@@ -635,7 +638,7 @@ def report_benchmark(res: dict) -> str:
                        _f((sc["conversation"] or {}).get("f1")),
                        _f((sc["music"] or {}).get("f1")), f"{s['xrt']:.0f}"])
     n_gen = sum(1 for c in st["clips"] if c != "conversation")
-    out = [f"{st['benchmark']}: {st['n_files']} clips ({n_gen} generated scored pooled, "
+    out = [f"{st['benchmark']} (labels <clip>.{st.get('reference', 'frames')}.npy): {st['n_files']} clips ({n_gen} generated scored pooled, "
            f"{st['clips'].count('nonspeech')} without speech, {st['clips'].count('conversation')} "
            f"conversation), {st['audio_seconds'] / 60:.1f} min, frame metrics at 10 ms as its score.py",
            table(head, rows)]
@@ -788,6 +791,9 @@ def main(argv=None) -> int:
     p.add_argument("--benchmark", type=Path, default=None,
                    help="score a folder laid out like speech-v1 (meta.csv, <clip>.flac, "
                         "<clip>.frames.npy) with its score.py's figures, instead of --corpus")
+    p.add_argument("--reference", default="frames",
+                   help="with --benchmark: score against <clip>.REFERENCE.npy (another label "
+                        "rule of the same clips, e.g. 'ours' in a dev_continuous.py build)")
     p.add_argument("--out", type=Path, default=None,
                    help="also write each system's segments here, OUT/<system>/<clip>.tsv")
     p.add_argument("--threads", type=int, default=1, help="torch / onnxruntime / BLAS threads")
@@ -816,7 +822,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     with threadpool_limits(limits=a.threads):
         if a.benchmark:
-            clips, has_meta = load_benchmark(a.benchmark, a.limit), False
+            clips, has_meta = load_benchmark(a.benchmark, a.limit, a.reference), False
             if not clips:
                 raise SystemExit(f"{a.benchmark / 'meta.csv'}: no clips")
             scorer = lambda preds: score_benchmark(preds, clips)  # noqa: E731
@@ -833,6 +839,7 @@ def main(argv=None) -> int:
                "systems": {}, "skipped": []}
         if a.benchmark:
             res["settings"].update(benchmark=str(a.benchmark), corpus=None, split=None,
+                                   reference=a.reference,
                                    clips=[c.bench["row"]["kind"] for c in clips])
         factories = [(n, lambda th, m=m, n=n: system_ours(m, th, n), None) for n, m in zip(ours, a.model)]
         exact = a.benchmark is not None  # silero's boundaries in samples, as speech-v1's peer rows

@@ -29,8 +29,9 @@ def frame_energy_db(y: np.ndarray, hop: int) -> np.ndarray:
     return 10.0 * np.log10((padded.reshape(n, hop) ** 2).mean(axis=1) + 1e-20)
 
 
-def analyse(y: np.ndarray, sr: int) -> Utterance | None:
-    """Trim an utterance to its active frames (+ margin) and label it (see LABEL_RULE)."""
+def label_runs(y: np.ndarray, sr: int) -> tuple[list, np.ndarray, float] | None:
+    """LABEL_RULE on an untrimmed signal: ([(first_frame, end_frame)] runs, the active frames
+    before merging, the threshold re the peak), or None when nothing is active."""
     hop = sr // 100
     e = frame_energy_db(y, hop)
     peak = float(e.max())
@@ -44,14 +45,22 @@ def analyse(y: np.ndarray, sr: int) -> Utterance | None:
     active = e > peak + rel
     runs = [(a, b) for a, b in merge_runs(active, int(round(LABEL_RULE["merge_gap_s"] * 100)))
             if b - a >= int(round(LABEL_RULE["min_segment_s"] * 100))]
-    if not runs:
+    return (runs, active, rel) if runs else None
+
+
+def analyse(y: np.ndarray, sr: int) -> Utterance | None:
+    """Trim an utterance to its active frames (+ margin) and label it (see LABEL_RULE)."""
+    hop = sr // 100
+    found = label_runs(y, sr)
+    if found is None:
         return None
+    runs, active, rel = found
     m = LABEL_RULE["trim_margin_frames"]
-    first, last = max(runs[0][0] - m, 0), min(runs[-1][1] + m, len(e))
+    first, last = max(runs[0][0] - m, 0), min(runs[-1][1] + m, len(active))
     y = y[first * hop:last * hop]
     if len(y) < (last - first) * hop:
         y = np.concatenate([y, np.zeros((last - first) * hop - len(y))])
-    kept = np.zeros(len(e), dtype=bool)
+    kept = np.zeros(len(active), dtype=bool)
     for a, b in runs:
         kept[a:b] = True
     level = float(np.sqrt(np.mean(y.reshape(-1, hop)[(active & kept)[first:last]] ** 2)))
