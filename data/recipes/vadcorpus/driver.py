@@ -96,13 +96,18 @@ def summarize(metas: list[dict], held_line: str, elapsed: float, out: str, say, 
     say(held_line)
 
 
-def write_tsv(path: str, metas: list[dict]) -> None:
+def write_tsv(path: str, metas: list[dict], rows=None) -> None:
+    """DCASE metadata: the clips' ``speech`` segments, plus ``rows(meta)`` -> [(onset, offset,
+    label)] of other classes when given (a clip with no row at all gets an empty one)."""
     lines = ["filename\tonset\toffset\tevent_label"]
     for m in metas:
-        if not m["segments"]:
+        more = rows(m) if rows else []
+        if not m["segments"] and not more:
             lines.append(f"{m['file']}\t\t\t")
         for a, b in m["segments"]:
             lines.append(f"{m['file']}\t{a:.3f}\t{b:.3f}\tspeech")
+        for a, b, label in more:
+            lines.append(f"{m['file']}\t{a:.3f}\t{b:.3f}\t{label}")
     with open(path + ".tmp", "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".tmp", path)

@@ -11,7 +11,7 @@ import numpy as np
 from .common import choice, r3, read_audio, resample, sha256_hex
 from .labels import analyse, frame_energy_db
 from .packages import (HEDGEWARS, HELD_OUT_LANGS, HELD_OUT_PACKS, KLETTRES, KTUBERLING, P_DEV_HELD,
-                       REAL_BY_NAME, file_id, stem)
+                       REAL_BY_NAME, TUXPAINT, file_id, stem)
 
 
 # Screening of speech files (measured per file, see --inventory and the README):
@@ -23,6 +23,9 @@ DROPPED_GROUPS = {
     "ktuberling:gl": "noise floor/hum: median quietest 30 ms at -13 dB re peak",
     "ktuberling:sr": "noise floor: median quietest 30 ms at -18 dB re peak",
     "hedgewars:Singer": "singing (label policy: no singing anywhere in the corpus)",
+    # Tux Paint's spoken descriptions (--continuous-speech), measured on every file
+    "tuxpaint:fr": "noise floor: median quietest 30 ms at -25 dB re peak (633 of 770 files)",
+    "tuxpaint:nl": "noise floor: median quietest 30 ms at -24 dB re peak (66 of 67 files)",
 }
 
 
@@ -44,6 +47,18 @@ HEDGEWARS_NONLEXICAL = ("Laugh", "Hmm", "Jump1", "Jump2", "Jump3", "Ooff1", "Oof
 
 
 WORD_JITTER_DB = (-2.5, 2.5)
+# Tux Paint's spoken stamp descriptions in these languages are the use-like dev split's
+# (usedev.py) and never in training; Danish is also KLettres' and KTuberling's held-out language.
+TUXPAINT_DEV_LANGS = ("da", "el", "lt")
+
+
+def tuxpaint_descriptions() -> dict[str, list[str]]:
+    """language -> Tux Paint's spoken stamp descriptions (``*_desc_<lang>.ogg``; no suffix: en)."""
+    out: dict[str, list[str]] = {}
+    for f in sorted(glob.glob(f"{TUXPAINT}/**/*_desc*.ogg", recursive=True)):
+        lang = os.path.basename(f).rsplit("_desc", 1)[1].split(".")[0].lstrip("_") or "en"
+        out.setdefault(lang, []).append(f)
+    return out
 
 
 def group_lang(source: str, group: str) -> str:
@@ -130,7 +145,7 @@ def real_phrase(rng, split: str, source: str, pools: Pools) -> Phrase | None:
     else:
         g = choice(rng, seen)
     files = groups[g]
-    k = int(rng.integers(1, 4)) if source == "hedgewars" else int(rng.integers(1, 7))
+    k = int(rng.integers(1, 4)) if source in ("hedgewars", "tuxpaint") else int(rng.integers(1, 7))
     hop = pools.sr // 100
     parts, segs, words, t = [], [], [], 0
     for i in range(k):

@@ -18,8 +18,8 @@ from .driver import (check_clip_args, clear_split_dirs, clip_counts, run_clip_jo
 from .gamesounds import (AMBIENCE_SECONDS, EFFECTS_EXCLUDE, OPENCLONK_EXCLUDE_DIRS, VOCAL_LIKE,
                          background_effects, background_files, background_music, extract_archives)
 from .gamespeech import (DROPPED_GROUPS, HEDGEWARS_NONLEXICAL, MAX_WORD_SECONDS,
-                         MIN_FLOOR_MARGIN_DB, Phrase, is_held_group, real_phrase, screen_word,
-                         speech_files)
+                         MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, Phrase, is_held_group,
+                         real_phrase, screen_word, speech_files, tuxpaint_descriptions)
 from .labels import LABEL_RULE, merge_runs
 from .music import make_midi, render_music
 from .noise import background_noise, telephone
@@ -41,6 +41,10 @@ EXIT_MISSING = 3
 # Mixing (weights renormalised over what is present).
 SPEECH_WEIGHTS = {"klettres": 0.15, "ktuberling": 0.20, "hedgewars": 0.20, "asterisk": 0.20,
                   "tts": 0.25}
+# --continuous-speech, train only: Tux Paint's spoken descriptions (real voices in a dozen
+# languages) join, isolated letters (KLettres) weigh a third, sentences (Asterisk) more
+CONTINUOUS_WEIGHTS = {"klettres": 0.05, "ktuberling": 0.15, "hedgewars": 0.20, "asterisk": 0.25,
+                      "tts": 0.15, "tuxpaint": 0.20}
 
 
 BACKGROUND_WEIGHTS = {"music": 0.30, "effects": 0.20, "ambience": 0.08, "midi": 0.08,
@@ -166,9 +170,10 @@ class Pools:
     versions: dict = field(default_factory=dict)
     vocal_like: bool = False  # events and beds narrowed to animal calls (vocal_like_pools)
     calls: dict = field(default_factory=dict)         # split -> [(package, path, seconds)]
+    continuous: bool = False  # --continuous-speech: train phrases weighted by CONTINUOUS_WEIGHTS
 
 
-def build_pools(vc_sources, voices, real, sr, cache) -> Pools:
+def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False) -> Pools:
     import soundfile as sf
     vpools = synthetic.build_pools(vc_sources, voices, sr, cache)
     versions = dict(vpools.versions)
@@ -207,6 +212,17 @@ def build_pools(vc_sources, voices, real, sr, cache) -> Pools:
         p.calls["train"] = [("tuxpaint", f, float(sf.info(f).duration)) for f in
                             sorted(glob.glob(f"{TUXPAINT}/animals/**/*.ogg", recursive=True))
                             if "_desc" not in stem(f)]
+    if continuous:  # Tux Paint's spoken descriptions, train only, without usedev's languages
+        p.continuous = True
+        p.words["dev"]["tuxpaint"] = {}
+        p.words["train"]["tuxpaint"] = {}
+        for lang, files in tuxpaint_descriptions().items():
+            key = f"tuxpaint:{lang}"
+            if key in DROPPED_GROUPS:
+                dropped.append(f"{key}: {DROPPED_GROUPS[key]}")
+            elif lang not in TUXPAINT_DEV_LANGS:  # the alphabet stamps say one letter: out
+                p.words["train"]["tuxpaint"][lang] = [f for f in files
+                                                      if "/symbols/alphabets/" not in f]
     p.screened = {"dropped_groups": dropped,
                   "file_rule": f"a speech file is skipped when its quietest 30 ms is within "
                                f"{MIN_FLOOR_MARGIN_DB:.0f} dB of its loudest 10 ms, or when "
@@ -238,15 +254,18 @@ def vc_phrase(rng, split: str, kind: str, pools: Pools) -> Phrase | None:
     return Phrase(y=u.y / u.active_rms, segments=list(u.segments), entry=entry)
 
 
-def speech_kinds(pools: Pools) -> dict:
+def speech_kinds(pools: Pools, split: str = "dev") -> dict:
+    weights = CONTINUOUS_WEIGHTS if pools.continuous and split == "train" else SPEECH_WEIGHTS
     kinds = {}
     for s in ("klettres", "ktuberling", "hedgewars"):
         if s in pools.real:
-            kinds[s] = SPEECH_WEIGHTS[s]
+            kinds[s] = weights[s]
+    if "tuxpaint" in weights and pools.words[split].get("tuxpaint"):
+        kinds["tuxpaint"] = weights["tuxpaint"]
     if any(s.startswith("asterisk-") for s in pools.vc.sources):
-        kinds["asterisk"] = SPEECH_WEIGHTS["asterisk"]
+        kinds["asterisk"] = weights["asterisk"]
     if any(s in pools.vc.sources for s in ("espeak-ng", "flite", "festival")):
-        kinds["tts"] = SPEECH_WEIGHTS["tts"]
+        kinds["tts"] = weights["tts"]
     return kinds
 
 
@@ -329,7 +348,7 @@ def make_clip(job: tuple) -> dict:
     s = np.zeros(n)
     segments = []
     if has_speech:
-        kinds = speech_kinds(pools)
+        kinds = speech_kinds(pools, split)
         gap_scale = choice(rng, (0.5, 1.0, 1.0, 2.0, 4.0))
         t = int(rng.integers(0, min(nf_clip, 300)))
         for _ in range(60):
@@ -465,12 +484,23 @@ def parse_args(argv=None):
                                                      "(default: OUT/_cache)")
     p.add_argument("--inventory", default=None, metavar="TSV",
                    help="write the screening statistics of every speech file and exit")
+    p.add_argument("--continuous-speech", action="store_true",
+                   help="train phrases: Tux Paint's spoken descriptions added, isolated letters "
+                        "weighed down (CONTINUOUS_WEIGHTS); dev is unchanged")
+    p.add_argument("--multi-label", action="store_true",
+                   help="also write SPLIT.multi.tsv with music and other rows from the "
+                        "backgrounds (with --relabel: only that, from OUT/meta.json)")
+    p.add_argument("--relabel", action="store_true",
+                   help="with --multi-label: write the multi-label TSVs of an existing build "
+                        "from its meta.json and exit")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="worker processes (the output does not depend on it)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
     if not a.out and not a.inventory:
         p.error("--out is required (or --inventory FILE)")
+    if a.relabel and not a.multi_label:
+        p.error("--relabel writes the multi-label TSVs: give --multi-label too")
     check_clip_args(p, a)
     return a
 
@@ -491,10 +521,48 @@ def write_inventory(path: str, real: list[str], sr: int, dropped: dict) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
+# The background a clip was mixed with, as frame targets beside speech: music where music plays
+# (real soundtracks, General MIDI, Sonic Pi loops and beat patterns), other sound where sound
+# events or an ambience play (effects, ambience, keyboard, scattered Sonic Pi hits). Rows span
+# the clip: the recipe knows which background plays, not where each of its events sounds.
+BACKGROUND_LABELS = {"music": "music", "midi": "music", "effects": "other", "ambience": "other",
+                     "keyboard": "other"}
+
+
+def background_rows(meta: dict) -> list[tuple[float, float, str]]:
+    """Rows of the background's class for one clip's meta (see BACKGROUND_LABELS)."""
+    bg = meta["background"]
+    label = BACKGROUND_LABELS.get(bg["kind"])
+    if bg["kind"] == "samples":
+        label = "other" if (bg.get("detail") or {}).get("mode") == "sparse" else "music"
+    return [(0.0, meta["duration"], label)] if label else []
+
+
+def relabel(out: str, say) -> int:
+    """SPLIT.multi.tsv of an existing build, from its meta.json (byte-equal to a build's)."""
+    import json
+
+    path = os.path.join(out, "meta.json")
+    if not os.path.isfile(path):
+        print(f"error: {path}: no such file (build the corpus first)", file=sys.stderr)
+        return 2
+    with open(path, encoding="utf-8") as fh:
+        clips = json.load(fh)["clips"]
+    metas = [clips[k] for k in sorted(clips, key=lambda f: (SPLITS.index(clips[f]["split"]), f))]
+    for split in SPLITS:
+        write_tsv(os.path.join(out, f"{split}.multi.tsv"),
+                  [m for m in metas if m["split"] == split], background_rows)
+    say(f"wrote {', '.join(os.path.join(out, s + '.multi.tsv') for s in SPLITS)}")
+    return 0
+
+
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.relabel:
+        return relabel(os.path.abspath(a.out), (lambda *x: None) if a.quiet else print)
     allow = [x.strip() for x in a.allow_missing.split(",") if x.strip()]
-    vc_sources, voices, real, notes = check_sources(allow, calls=a.extra_animals > 0)
+    vc_sources, voices, real, notes = check_sources(
+        allow, calls=a.extra_animals > 0 or a.continuous_speech)
     say = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
     for note in notes:
         say(f"note: {note}")
@@ -508,7 +576,7 @@ def main(argv=None) -> int:
     clear_split_dirs(out)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
-    pools = build_pools(vc_sources, voices, real, a.sr, cache)
+    pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
     jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, "no-speech")
@@ -518,6 +586,9 @@ def main(argv=None) -> int:
     metas = run_clip_jobs(make_clip, jobs, a.jobs, say, t0, every=max(20, len(jobs) // 50))
     for split in SPLITS:
         write_tsv(os.path.join(out, f"{split}.tsv"), [m for m in metas if m["split"] == split])
+        if a.multi_label:
+            write_tsv(os.path.join(out, f"{split}.multi.tsv"),
+                      [m for m in metas if m["split"] == split], background_rows)
     held = {"speech_groups": sorted(pools.held_groups),
             "tts_voices": {e: v for e, v in sorted(HELD_OUT.items())
                            if e in vc_sources},
@@ -535,7 +606,9 @@ def main(argv=None) -> int:
         "settings": {"seed": a.seed, "sr": a.sr, "clip_seconds": a.clip_seconds,
                      "train_clips": counts["train"], "dev_clips": counts["dev"],
                      "extra_no_speech": a.extra_no_speech, "p_vocal_like": P_VOCAL_LIKE,
-                     "extra_animals": a.extra_animals, "p_animal_speech": P_ANIMAL_SPEECH},
+                     "extra_animals": a.extra_animals, "p_animal_speech": P_ANIMAL_SPEECH,
+                     **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
+                        else {})},
         "sources": sorted(vc_sources + real), "festival_voices": voices, "skipped": notes,
         "packages": pools.versions, "held_out": held, "dev_percent": DEV_PERCENT,
         "screening": pools.screened, "label_rule": LABEL_RULE,

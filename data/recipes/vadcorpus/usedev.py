@@ -25,19 +25,18 @@ from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT
 from .common import (canonical_json, choice, package_version, read_audio, resample, split_of,
                      weighted, write_wav_atomic)
 from .gamesounds import AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives
-from .gamespeech import MIN_FLOOR_MARGIN_DB, speech_files
+from .gamespeech import (MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, speech_files,
+                         tuxpaint_descriptions)
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs
-from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, TUXPAINT, file_id
+from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 
 RECIPE_VERSION = 1
 SR, HOP, FPS = 16000, 160, 100
 EXIT_MISSING = 3
 
-# Voices no training clip contains. Tux Paint's spoken descriptions: these languages only here
-# (the training recipes may read the others); Danish is also KLettres' and KTuberling's held-out
-# language. Hedgewars' held-out packs (their Robot pack is vocoded: left out).
-TUXPAINT_DEV_LANGS = ("da", "el", "lt")
+# Voices no training clip contains: Tux Paint's descriptions in gamespeech.TUXPAINT_DEV_LANGS,
+# Hedgewars' held-out packs (their Robot pack is vocoded: left out).
 HEDGEWARS_DEV_PACKS = ("Default_pl", "Pirate", "Russian_pl")
 SPEECH_WEIGHTS = {"asterisk": 0.35, "hedgewars": 0.25, "tuxpaint": 0.40}
 MIN_ACTIVE_S = 0.8          # shorter files are single words or syllables: left out (sentences wanted)
@@ -98,15 +97,6 @@ def v1_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- speech
-
-
-def tuxpaint_descriptions() -> dict[str, list[str]]:
-    """language -> Tux Paint's spoken stamp descriptions (``*_desc_<lang>.ogg``; no suffix: en)."""
-    out: dict[str, list[str]] = {}
-    for f in sorted(glob.glob(f"{TUXPAINT}/**/*_desc*.ogg", recursive=True)):
-        lang = os.path.basename(f).rsplit("_desc", 1)[1].split(".")[0].lstrip("_") or "en"
-        out.setdefault(lang, []).append(f)
-    return out
 
 
 def speech_groups() -> dict[str, list[tuple[str, str]]]:
