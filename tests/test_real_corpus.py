@@ -251,3 +251,14 @@ def test_continuous_speech_changes_train_only_and_relabel_matches_build(tmp_path
     (cont / "train.multi.tsv").unlink()
     assert _build(cont, "--multi-label", "--relabel").returncode == 0
     assert (cont / "train.multi.tsv").read_bytes() == built
+
+
+def test_room_too_large_for_its_rt60_falls_back_to_the_synthetic_tail(monkeypatch):
+    pytest.importorskip("pyroomacoustics")  # without it every room is the synthetic tail
+    import numpy as np
+
+    rooms = sys.modules[rc.check_sources.__module__.rsplit(".", 1)[0] + ".rooms"]
+    monkeypatch.setattr(rooms, "RT60_RANGE", (0.05, 0.05))  # no shoebox of 3 m or more is this dry
+    hs, info = rooms.room_rir(np.random.default_rng(0), 16000, 2)
+    assert len(hs) == 2 and "room too large" in info["method"]
+    assert all(abs(h).argmax() <= 40 for h in hs)  # starts at the direct path
