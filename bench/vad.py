@@ -361,11 +361,12 @@ def system_webrtc(mode: int) -> System:
     from pipeline.labels import frames_to_segments
 
     t0 = time.perf_counter()
-    vad = webrtcvad.Vad(mode)
+    webrtcvad.Vad(mode)
     flen = SR * 30 // 1000  # 480 samples
     fps = 1000.0 / 30
 
     def infer(y: np.ndarray) -> list:
+        vad = webrtcvad.Vad(mode)  # a fresh state per file: it adapts to what it has heard
         pcm = _pcm16(y).astype("<i2")
         n = -(-len(pcm) // flen)
         pcm = np.pad(pcm, (0, n * flen - len(pcm))).tobytes()

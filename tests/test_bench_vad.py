@@ -109,3 +109,15 @@ def test_benchmark_command_floor(tmp_path):
     assert floor["nonspeech"]["false_alarm"] == pytest.approx(1.0)
     assert "ours" in res["systems"] and "all speech" in out.stdout
     assert (tmp_path / "tsv" / "all_speech" / "m0.tsv").read_text().splitlines()[1] == "0.000\t2.000\tspeech"
+
+
+def test_webrtcvad_file_result_does_not_depend_on_the_previous_file(vad):
+    pytest.importorskip("webrtcvad")
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 4) / 16000
+    voiced = (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+    loud = (0.5 * rng.standard_normal(16000 * 4)).astype(np.float32)
+    wr = vad.system_webrtc(3)
+    first = wr.infer(voiced)
+    wr.infer(loud)  # a noisy file in between: its adaptation must not leak
+    assert wr.infer(voiced) == first
