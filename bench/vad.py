@@ -1,8 +1,20 @@
-"""Speech activity detection: our shipped model beside silero-vad and webrtcvad, same audio.
+"""Speech activity detection: our shipped model beside silero-vad, TEN-VAD and webrtcvad, same audio.
 
     python bench/vad.py [--model models/vad]... [--corpus $VAD_CORPUS|/work/corpus/vad]
                         [--split dev] [--threads 1] [--limit N] [--json PATH] [--no-cli]
-                        [--peers silero-vad onnx,webrtcvad 3]
+                        [--peers silero-vad onnx,webrtcvad 3] [--out DIR]
+    python bench/vad.py --benchmark ../shared/benchmarks/speech-v1 [--model M]... [--out DIR]
+
+``--benchmark DIR`` scores any folder laid out like speech-v1 (``meta.csv`` with clip, kind,
+bg_class, snr_db, n_frames; ``<clip>.flac|.wav``; ``<clip>.frames.npy`` at 100 fps or
+``<clip>.tsv``; optional ``.tight.npy`` / ``.uncertain.npy``) with the figures of speech-v1's
+``score.py`` and the same counts (segments as a TSV holds them, 3 decimals; a frame is speech
+when a segment covers its centre): pooled P / R / F1 over the generated clips, per background
+class, per SNR, the share of frames called speech on the clips without speech, F1 on the
+conversation, music F1 where a model writes ``music`` rows; also the false-positive rate, F1 on
+tight labels and on certain frames. Peers there by default: silero-vad ONNX with sample-exact
+boundaries (as ``peers_dir.py``), TEN-VAD (hop 256, threshold 0.5), webrtcvad mode 3 and every
+frame speech (the floor). ``--out DIR`` writes ``DIR/<system>/<clip>.tsv`` (score.py reads them).
 
 What it measures, in one process, on the clips of ``<corpus>/<split>.tsv`` (the DCASE metadata
 written by ``data/recipes/vad_corpus.py`` or ``data/recipes/real_corpus.py``; ``<corpus>/meta.json``
@@ -67,6 +79,7 @@ The peers are benchmark-only and imported lazily; a missing one prints
     silero-vad>=6.0        (TorchScript + ONNX models inside the wheel)
     onnxruntime>=1.16      (silero-vad ONNX)
     webrtcvad-wheels>=2.0.14  (import name ``webrtcvad``)
+    ten-vad>=1.0.6         (needs the C++ runtime: apt-get install libc++1)
 """
 from __future__ import annotations
 
@@ -109,9 +122,12 @@ class Clip:
     ref: list          # list[Segment]
     n_samples: int = 0  # at 16 kHz
     meta: dict = field(default_factory=dict)
+    bench: dict | None = None  # --benchmark: meta.csv row + reference frame arrays
 
     @property
     def n_frames(self) -> int:
+        if self.bench is not None:  # the benchmark's own frame count (meta.csv n_frames)
+            return int(self.bench["row"]["n_frames"])
         return 1 + self.n_samples // HOP
 
     @property
@@ -142,12 +158,75 @@ def load_clips(corpus: Path, split: str, limit: int | None) -> tuple[list[Clip],
     return clips, bool(metas)
 
 
+def load_benchmark(folder: Path, limit: int | None, reference: str = "frames") -> list[Clip]:
+    """The clips of a folder laid out like ``speech-v1``: ``meta.csv`` (clip, kind, bg_class,
+    snr_db, n_frames, ...), ``<clip>.flac`` or ``.wav``, ``<clip>.frames.npy`` (uint8 at 100 fps,
+    primary labels; else ``<clip>.tsv`` rasterised the same way), optional ``<clip>.tight.npy``
+    and ``<clip>.uncertain.npy``. ``reference``: the labels are ``<clip>.<reference>.npy``
+    (another label rule of the same clips; tight and uncertain frames are then not used)."""
+    import csv
+
+    from pipeline.audio import load_audio
+    from pipeline.labels import read_dcase
+
+    meta_csv = folder / "meta.csv"
+    if not meta_csv.is_file():
+        raise SystemExit(f"--benchmark {folder}: no meta.csv (a benchmark folder has meta.csv, "
+                         f"<clip>.flac|.wav and <clip>.frames.npy or <clip>.tsv)")
+    with open(meta_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"clip", "kind", "bg_class", "snr_db", "n_frames"}
+    if rows and not need <= set(rows[0]):
+        raise SystemExit(f"{meta_csv}: columns {sorted(need - set(rows[0]))} missing")
+    clips = []
+    for row in rows[:limit] if limit else rows:
+        name, n = row["clip"], int(row["n_frames"])
+        audio = next((folder / (name + ext) for ext in (".flac", ".wav")
+                      if (folder / (name + ext)).is_file()), None)
+        if audio is None:
+            raise SystemExit(f"{folder}: clip {name!r} of meta.csv has no {name}.flac or {name}.wav")
+        arrays = {}
+        for key in ("frames", "tight", "uncertain") if reference == "frames" else ("frames",):
+            f = folder / f"{name}.{reference if key == 'frames' else key}.npy"
+            if f.is_file():
+                a = np.load(f, allow_pickle=False).astype(bool)
+                if len(a) != n:
+                    raise SystemExit(f"{f}: {len(a)} frames, meta.csv says n_frames={n}")
+                arrays[key] = a
+        if "frames" not in arrays and reference != "frames":
+            raise SystemExit(f"{folder}: clip {name!r} has no {name}.{reference}.npy (--reference)")
+        if "frames" not in arrays:
+            tsv = folder / f"{name}.tsv"
+            if not tsv.is_file():
+                raise SystemExit(f"{folder}: clip {name!r} has neither {name}.frames.npy nor {name}.tsv")
+            arrays["frames"] = raster([s for v in read_dcase(tsv, default_name=name).values()
+                                       for s in v], n)
+        clips.append(Clip(name, audio, [], bench={"row": row, **arrays}))
+    for c in clips:  # untimed: the length at 16 kHz, and every file into the page cache
+        c.n_samples = len(load_audio(c.path, sr=SR))
+    return clips
+
+
+def raster(segs, n_frames: int, label: str = LABEL) -> np.ndarray:
+    """speech-v1's rule (its score.py): ``[on, off)`` marks frames ``round(100 on)`` ..
+    ``round(100 off) - 1``, i.e. a 10 ms frame is active when the segment covers its centre."""
+    m = np.zeros(n_frames, bool)
+    for s in segs:
+        if s.label == label:  # times as a TSV holds them (3 decimals), then score.py's rounding
+            on, off = round(s.onset, 3), round(s.offset, 3)
+            a, b = max(0, int(round(on * FPS))), min(n_frames, int(round(off * FPS)))
+            if b > a:
+                m[a:b] = True
+    return m
+
+
 def frames(segs, n_frames: int) -> np.ndarray:
     from pipeline.labels import segments_to_frames
 
     with warnings.catch_warnings():  # a peer's segment may end a frame past the audio: clipped
         warnings.simplefilter("ignore", UserWarning)
-        return segments_to_frames(segs, classes=[LABEL], n_frames=n_frames, fps=FPS)[:, 0] > 0.5
+        return segments_to_frames([s for s in segs if s.label == LABEL], classes=[LABEL],
+                                  n_frames=n_frames, fps=FPS)[:, 0] > 0.5
 
 
 # ----------------------------------------------------------------------------- systems
@@ -201,9 +280,9 @@ def system_ours(model_dir: Path, threads: int, name: str = "ours") -> System:
         for y in ys:
             arrays, _ = features.features_of(y, lc.sr, fc)  # spectrogram + storage dtype, as the stage
             Ss.append(np.asarray(arrays["S"], dtype=np.float32))
-        return [[Segment(s.onset, s.offset, LABEL)
-                 for s in segments(sc, classes=classes, fps=fps, pcfg=pc, per_class=per_class,
-                                   duration=len(y) / lc.sr) if s.label == LABEL]
+        # every class's segments: speech is scored, music too where a benchmark has it
+        return [segments(sc, classes=classes, fps=fps, pcfg=pc, per_class=per_class,
+                         duration=len(y) / lc.sr)
                 for y, sc in zip(ys, score_files(model, Ss, fps=fps, pcfg=pc))]
 
     def infer(y: np.ndarray) -> list:
@@ -231,7 +310,9 @@ def _silero_segments(ts: list[dict]) -> list:
     return [Segment(float(t["start"]), float(t["end"]), LABEL) for t in ts if t["end"] > t["start"]]
 
 
-def system_silero(onnx: bool, threads: int) -> System:
+def system_silero(onnx: bool, threads: int, exact: bool = False) -> System:
+    """``exact``: boundaries in samples (as ``peers_dir.py`` writes speech-v1's peer rows), not
+    ``return_seconds=True``'s 0.1 s rounding."""
     import silero_vad  # noqa: F401  (its import sets torch.set_num_threads(1))
     import silero_vad.model as sm
     import torch
@@ -265,11 +346,14 @@ def system_silero(onnx: bool, threads: int) -> System:
     def infer(y: np.ndarray) -> list:
         with torch.no_grad():
             ts = get_speech_timestamps(torch.from_numpy(y), model, sampling_rate=SR,
-                                       return_seconds=True)
+                                       return_seconds=not exact)
+        if exact:
+            ts = [{"start": t["start"] / SR, "end": t["end"] / SR} for t in ts]
         return _silero_segments(ts)
 
     ver = getattr(silero_vad, "__version__", "?")
-    return System(name, _decode16, infer, time.perf_counter() - t0, f"silero-vad {ver}, {src.name}")
+    return System(name, _decode16, infer, time.perf_counter() - t0,
+                  f"silero-vad {ver}, {src.name}, {'sample-exact' if exact else '0.1 s'} boundaries")
 
 
 def system_webrtc(mode: int) -> System:
@@ -278,12 +362,13 @@ def system_webrtc(mode: int) -> System:
     from pipeline.labels import frames_to_segments
 
     t0 = time.perf_counter()
-    vad = webrtcvad.Vad(mode)
+    webrtcvad.Vad(mode)
     flen = SR * 30 // 1000  # 480 samples
     fps = 1000.0 / 30
 
     def infer(y: np.ndarray) -> list:
-        pcm = np.clip(np.round(y * 32768.0), -32768, 32767).astype("<i2")
+        vad = webrtcvad.Vad(mode)  # a fresh state per file: it adapts to what it has heard
+        pcm = _pcm16(y).astype("<i2")
         n = -(-len(pcm) // flen)
         pcm = np.pad(pcm, (0, n * flen - len(pcm))).tobytes()
         step = flen * 2
@@ -297,12 +382,51 @@ def system_webrtc(mode: int) -> System:
                   "30 ms frames, runs merged")
 
 
-PEERS = {  # name -> (factory, pip line)
-    "silero-vad jit": (lambda th: system_silero(False, th), "pip install silero-vad"),
-    "silero-vad onnx": (lambda th: system_silero(True, th), "pip install silero-vad onnxruntime"),
-    **{f"webrtcvad {m}": ((lambda th, m=m: system_webrtc(m)), "pip install webrtcvad-wheels")
+def _pcm16(y: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def system_ten(hop: int = 256, threshold: float = 0.5) -> System:
+    """TEN-VAD as the issue runs it: hop 256 (16 ms), threshold 0.5, its own per-frame flags
+    joined into segments (the last partial hop is not scored: no flag)."""
+    from importlib.metadata import version
+
+    from ten_vad import TenVad
+
+    from pipeline.labels import Segment
+
+    t0 = time.perf_counter()
+    TenVad(hop, threshold)  # import and library load, untimed like the other models
+
+    def infer(y: np.ndarray) -> list:
+        pcm, vad = _pcm16(y), TenVad(hop, threshold)  # a fresh state per file
+        flags = np.array([vad.process(np.ascontiguousarray(pcm[i:i + hop]))[1]
+                          for i in range(0, len(pcm) - hop + 1, hop)], dtype=int)
+        d = np.diff(np.r_[0, flags, 0])
+        return [Segment(a * hop / SR, b * hop / SR, LABEL)
+                for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+    return System("ten-vad", _decode16, infer, time.perf_counter() - t0,
+                  f"TEN-VAD {version('ten-vad')}, hop {hop}, threshold {threshold}")
+
+
+def system_all_speech() -> System:
+    """The floor: every frame speech."""
+    from pipeline.labels import Segment
+
+    return System("all speech", _decode16, lambda y: [Segment(0.0, len(y) / SR, LABEL)], 0.0,
+                  "every frame called speech (the floor)")
+
+
+PEERS = {  # name -> (factory(threads, exact), pip line)
+    "silero-vad jit": (lambda th, ex: system_silero(False, th, ex), "pip install silero-vad"),
+    "silero-vad onnx": (lambda th, ex: system_silero(True, th, ex), "pip install silero-vad onnxruntime"),
+    "ten-vad": (lambda th, ex: system_ten(), "pip install ten-vad (and apt-get install libc++1)"),
+    **{f"webrtcvad {m}": ((lambda th, ex, m=m: system_webrtc(m)), "pip install webrtcvad-wheels")
        for m in range(4)},
+    "all speech": (lambda th, ex: system_all_speech(), ""),
 }
+BENCHMARK_PEERS = "silero-vad onnx,ten-vad,webrtcvad 3,all speech"
 
 
 # ----------------------------------------------------------------------------- running
@@ -358,8 +482,7 @@ def run_cli(model_dir: Path, clips: list[Clip], corpus: Path, split: str, thread
         for c in clips:
             p = by_stem.get(Path(c.name).stem)
             if p is not None:
-                preds[c.name] = [s for v in read_dcase(p, default_name=c.name).values()
-                                 for s in v if s.label == LABEL]
+                preds[c.name] = [s for v in read_dcase(p, default_name=c.name).values() for s in v]
         shown = [("<tmp>/" + Path(a).name if a.startswith(str(tmp)) else a) for a in cmd[1:]]
         return {"preds": preds, "seconds": seconds,
                 "command": "python " + " ".join(shown)}
@@ -438,6 +561,115 @@ def score(preds: dict, clips: list[Clip], has_meta: bool) -> dict:
     if by_pkg:
         result["by_background_package"] = {k: pooled(v) for k, v in sorted(by_pkg.items())}
     return result
+
+
+def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
+    """speech-v1's figures (its ``score.py``, the same counts): pooled frame P / R / F1 over the
+    generated clips (the conversation kept apart) with the false-positive rate, F1 against the
+    tight labels and on certain frames; per background class and per SNR over the clips with
+    speech; the share of frames called speech on the clips without speech (FA); F1 on the
+    conversation; music P / R / F1 where a system writes ``music`` rows (music, noise and clean
+    clips; music is present throughout a music clip)."""
+    def counts(ref, hyp, keep=None):
+        if keep is not None:
+            ref, hyp = ref[keep], hyp[keep]
+        return np.array([np.sum(ref & hyp), np.sum(~ref & hyp), np.sum(ref & ~hyp),
+                         np.sum(~ref & ~hyp)], np.int64)
+
+    def summary(c):
+        tp, fp, fn = (int(x) for x in c[:3])
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                "frames": int(c.sum()), "speech_frames": tp + fn}
+
+    zero = lambda: np.zeros(4, np.int64)  # noqa: E731
+    tot = {k: zero() for k in ("all", "tight", "certain", "nonspeech", "conv", "music")}
+    by_class, by_snr, music_rows = {}, {}, False
+    for c in clips:
+        row, ref, n = c.bench["row"], c.bench["frames"], c.n_frames
+        segs = preds.get(c.name, [])
+        hyp = raster(segs, n)
+        cnt = counts(ref, hyp)
+        if row["bg_class"] in ("music", "noise", "none"):
+            mus = raster(segs, n, "music")
+            music_rows |= any(s.label == "music" for s in segs)
+            tot["music"] += counts(np.full(n, row["bg_class"] == "music"), mus)
+        if row["kind"] == "conversation":
+            tot["conv"] += cnt
+            continue
+        tot["all"] += cnt
+        if "tight" in c.bench:
+            tot["tight"] += counts(c.bench["tight"], hyp)
+        tot["certain"] += counts(ref, hyp, ~c.bench["uncertain"] if "uncertain" in c.bench else None)
+        if row["kind"] == "nonspeech":
+            tot["nonspeech"] += cnt
+        else:
+            by_class[row["bg_class"]] = by_class.get(row["bg_class"], zero()) + cnt
+            by_snr[row["snr_db"]] = by_snr.get(row["snr_db"], zero()) + cnt
+    overall = summary(tot["all"])
+    a = tot["all"]
+    ns = tot["nonspeech"]
+    overall.update(fpr=float(a[1] / max(1, a[1] + a[3])), f1_tight=summary(tot["tight"])["f1"],
+                   f1_certain=summary(tot["certain"])["f1"])
+    return {"overall": overall,
+            "by_class": {k: summary(v) for k, v in sorted(by_class.items())},
+            "by_snr": {k: summary(by_snr[k]) for k in sorted(by_snr, key=lambda x: -float(x))},
+            "nonspeech": {"clips": sum(c.bench["row"]["kind"] == "nonspeech" for c in clips),
+                          "false_alarm": float(ns[1] / max(1, ns.sum())) if ns.sum() else None},
+            "conversation": summary(tot["conv"]) if tot["conv"].sum() else None,
+            "music": summary(tot["music"]) if music_rows else None}
+
+
+def report_benchmark(res: dict) -> str:
+    """speech-v1's README table (one row per system) and the per-SNR table."""
+    systems, st = res["systems"], res["settings"]
+    first = next(iter(systems.values()))["scores"]
+    classes = list(first["by_class"])
+    snrs = list(first["by_snr"])
+    head = (["system", "F1", "P", "R"] + classes + [f"{s} dB" for s in snrs if s != "inf"]
+            + ["FA %", "conv F1", "music F1", "x RT"])
+    rows = []
+    for name, s in systems.items():
+        sc = s["scores"]
+        o = sc["overall"]
+        rows.append([name, _f(o["f1"]), _f(o["precision"]), _f(o["recall"])]
+                    + [_f(sc["by_class"].get(k, {}).get("f1")) for k in classes]
+                    + [_f(sc["by_snr"].get(k, {}).get("f1")) for k in snrs if k != "inf"]
+                    + [_f(sc["nonspeech"]["false_alarm"], pct=True),
+                       _f((sc["conversation"] or {}).get("f1")),
+                       _f((sc["music"] or {}).get("f1")), f"{s['xrt']:.0f}"])
+    n_gen = sum(1 for c in st["clips"] if c != "conversation")
+    out = [f"{st['benchmark']} (labels <clip>.{st.get('reference', 'frames')}.npy): {st['n_files']} clips ({n_gen} generated scored pooled, "
+           f"{st['clips'].count('nonspeech')} without speech, {st['clips'].count('conversation')} "
+           f"conversation), {st['audio_seconds'] / 60:.1f} min, frame metrics at 10 ms as its score.py",
+           table(head, rows)]
+    for name, s in systems.items():
+        if s.get("note"):
+            out.append(f"  {name}: {s['note']}")
+    out += res.get("skipped", [])
+    out.append("\nOverall false-positive rate, F1 on tight labels, F1 on certain frames")
+    out.append(table(["system", "FPR", "F1 tight", "F1 certain"],
+                     [[n, _f(s["scores"]["overall"]["fpr"]), _f(s["scores"]["overall"]["f1_tight"]),
+                       _f(s["scores"]["overall"]["f1_certain"])] for n, s in systems.items()]))
+    cli = res.get("cli")
+    if cli:
+        o = cli.get("scores", {}).get("overall")
+        out.append(f"\nours CLI (cold): failed, {cli['error']}" if "error" in cli else
+                   f"\nours CLI (cold, separate process, empty cache): {cli['seconds']:.2f} s wall, "
+                   f"F1 {_f(o['f1'])}; frames identical to in-process on "
+                   f"{cli['same_frames_as_ours']}/{st['n_files']} files\n  {cli['command']}")
+    return "\n".join(out)
+
+
+def write_tsvs(out: Path, preds: dict, clips: list[Clip]) -> None:
+    """One DCASE TSV per clip, as ``predict`` writes them (speech-v1's score.py reads these)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for c in clips:
+        with open(out / (Path(c.name).stem + ".tsv"), "w") as fh:
+            fh.write("onset\toffset\tevent_label\n")
+            for sg in preds.get(c.name, []):
+                fh.write(f"{sg.onset:.3f}\t{sg.offset:.3f}\t{sg.label}\n")
 
 
 def _kind(c: Clip) -> str:
@@ -552,11 +784,20 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", type=Path, action="append", default=None,
                    help="model directory (repeat to compare several) [default: models/vad]")
-    p.add_argument("--peers", default=",".join(PEERS),
-                   help="comma-separated peers to run (empty: none)")
+    p.add_argument("--peers", default=None,
+                   help="comma-separated peers to run (empty: none) [default: all of "
+                        f"{', '.join(PEERS)}; with --benchmark: {BENCHMARK_PEERS}]")
     p.add_argument("--corpus", type=Path, default=Path(os.environ.get("VAD_CORPUS", "/work/corpus/vad")),
                    help="corpus folder with SPLIT.tsv and meta.json ($VAD_CORPUS)")
     p.add_argument("--split", default="dev", help="SPLIT.tsv of the corpus")
+    p.add_argument("--benchmark", type=Path, default=None,
+                   help="score a folder laid out like speech-v1 (meta.csv, <clip>.flac, "
+                        "<clip>.frames.npy) with its score.py's figures, instead of --corpus")
+    p.add_argument("--reference", default="frames",
+                   help="with --benchmark: score against <clip>.REFERENCE.npy (another label "
+                        "rule of the same clips, e.g. 'ours' in a dev_continuous.py build)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write each system's segments here, OUT/<system>/<clip>.tsv")
     p.add_argument("--threads", type=int, default=1, help="torch / onnxruntime / BLAS threads")
     p.add_argument("--limit", type=int, default=None, help="only the first N files (sorted)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -568,6 +809,8 @@ def main(argv=None) -> int:
     for m in a.model:
         if not (m / "config.json").is_file():
             p.error(f"--model {m}: no config.json (train one with python -m pipeline train)")
+    if a.peers is None:
+        a.peers = BENCHMARK_PEERS if a.benchmark else ",".join(PEERS)
     peers = [x.strip() for x in a.peers.split(",") if x.strip()]
     for x in peers:
         if x not in PEERS:
@@ -580,22 +823,35 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(a.threads)
     with threadpool_limits(limits=a.threads):
-        clips, has_meta = load_clips(a.corpus, a.split, a.limit)
-        if not clips:
-            raise SystemExit(f"{a.corpus / (a.split + '.tsv')}: no clips")
+        if a.benchmark:
+            clips, has_meta = load_benchmark(a.benchmark, a.limit, a.reference), False
+            if not clips:
+                raise SystemExit(f"{a.benchmark / 'meta.csv'}: no clips")
+            scorer = lambda preds: score_benchmark(preds, clips)  # noqa: E731
+        else:
+            clips, has_meta = load_clips(a.corpus, a.split, a.limit)
+            if not clips:
+                raise SystemExit(f"{a.corpus / (a.split + '.tsv')}: no clips")
+            scorer = lambda preds: score(preds, clips, has_meta)  # noqa: E731
         audio_seconds = sum(c.seconds for c in clips)
         res = {"settings": {"model": ", ".join(map(str, a.model)), "corpus": str(a.corpus), "split": a.split,
                             "threads": a.threads, "n_files": len(clips),
                             "audio_seconds": audio_seconds, "fps": FPS, "sr": SR,
                             "python": sys.version.split()[0], "torch": torch.__version__},
                "systems": {}, "skipped": []}
+        if a.benchmark:
+            res["settings"].update(benchmark=str(a.benchmark), corpus=None, split=None,
+                                   reference=a.reference,
+                                   clips=[c.bench["row"]["kind"] for c in clips])
         factories = [(n, lambda th, m=m, n=n: system_ours(m, th, n), None) for n, m in zip(ours, a.model)]
-        factories += [(n, f, pip) for n, (f, pip) in PEERS.items() if n in peers]
+        exact = a.benchmark is not None  # silero's boundaries in samples, as speech-v1's peer rows
+        factories += [(n, lambda th, f=f: f(th, exact), pip) for n, (f, pip) in PEERS.items()
+                      if n in peers]
         todo = []
         for name, factory, pip in factories:
             try:
                 todo.append(factory(a.threads))
-            except ImportError as exc:
+            except (ImportError, OSError) as exc:  # OSError: TEN-VAD's library without libc++1
                 line = f"{name}: skipped: {pip} ({exc})"
                 res["skipped"].append(line)
                 print(line, file=sys.stderr, flush=True)
@@ -607,7 +863,10 @@ def main(argv=None) -> int:
             res["systems"][sys_.name] = {
                 "seconds": run["seconds"], "xrt": audio_seconds / run["seconds"],
                 "n_files": len(clips), "load_seconds": sys_.load_seconds, "note": sys_.note,
-                "scores": score(run["preds"], clips, has_meta), "_preds": run["preds"]}
+                "scores": scorer(run["preds"]), "_preds": run["preds"]}
+            if a.out:
+                write_tsvs(a.out / sys_.name.replace(" ", "_").replace("/", "-").replace(":", "-"),
+                           run["preds"], clips)
         for name in ours:
             batch = res["systems"].get(f"{name} {CLI_FILES_PER_BATCH}/batch")
             if batch:
@@ -615,17 +874,17 @@ def main(argv=None) -> int:
         if not a.no_cli:
             print("ours CLI (cold) ...", file=sys.stderr, flush=True)
             cli = run_cli(a.model[0].resolve(), clips, a.corpus.resolve(), a.split, a.threads,
-                          full_split=not a.limit)
+                          full_split=not (a.limit or a.benchmark))
             if "preds" in cli:
                 preds = cli.pop("preds")
                 cli["xrt"] = audio_seconds / cli["seconds"]
                 cli["n_files"] = len(preds)
-                cli["scores"] = score(preds, clips, False)
+                cli["scores"] = (scorer(preds) if a.benchmark else score(preds, clips, False))
                 cli["same_frames_as_ours"] = agreement(preds, res["systems"][ours[0]]["_preds"], clips)
             res["cli"] = cli
     for s in res["systems"].values():
         s.pop("_preds")
-    print(report(res))
+    print(report_benchmark(res) if a.benchmark else report(res))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(res, indent=1) + "\n")

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 
 import pytest
 from synth import load_recipe, run_recipe, tree_digests
@@ -175,8 +176,9 @@ def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path)
 @needs_packages
 def test_animal_call_package_is_needed_only_for_extra_animals(monkeypatch, capsys):
     gone = dataclasses.replace(rc.REAL_BY_NAME["tuxpaint"], check="/nonexistent/tuxpaint/animals")
-    monkeypatch.setattr(rc, "REAL_SOURCES",
-                        tuple(gone if s.name == "tuxpaint" else s for s in rc.REAL_SOURCES))
+    recipe = sys.modules[rc.check_sources.__module__]  # the package module that reads it
+    monkeypatch.setattr(recipe, "REAL_SOURCES",
+                        tuple(gone if s.name == "tuxpaint" else s for s in recipe.REAL_SOURCES))
     _, _, real, notes = rc.check_sources([], calls=False)  # a build without --extra-animals
     assert "tuxpaint" not in real and "klettres" in real and not notes
     with pytest.raises(SystemExit) as e:
@@ -191,3 +193,72 @@ def test_vocal_like_names_animal_calls_only():
              "sound/military/fight_00.ogg", "music/intro.ogg", "sfx/explosion.ogg"]
     assert all(rc.VOCAL_LIKE.search(p) for p in calls)
     assert not any(rc.VOCAL_LIKE.search(p) for p in other)
+
+
+def test_background_rows_name_the_mixed_background():
+    recipe = sys.modules[rc.check_sources.__module__]
+    clip = {"file": "train/clip_00001.wav", "duration": 20.0, "segments": []}
+    rows = {kind: recipe.background_rows({**clip, "background": {"kind": kind, "detail": detail}})
+            for kind, detail in [("music", {}), ("midi", {}), ("effects", {}), ("ambience", {}),
+                                 ("keyboard", {}), ("noise", {}), ("none", {}),
+                                 ("samples", {"mode": "loop"}), ("samples", {"mode": "sparse"})]}
+    assert rows["music"] == rows["midi"] == [(0.0, 20.0, "music")]
+    assert rows["effects"] == rows["ambience"] == rows["keyboard"] == [(0.0, 20.0, "other")]
+    assert rows["noise"] == rows["none"] == []
+    assert recipe.background_rows({**clip, "background": {"kind": "samples",
+                                                          "detail": {"mode": "sparse"}}})[0][2] == "other"
+
+
+def test_multi_label_tsv_reads_as_three_classes(tmp_path):
+    from pipeline.labels import read_dcase
+
+    recipe = sys.modules[rc.check_sources.__module__]
+    metas = [{"file": "train/a.wav", "duration": 4.0, "segments": [(0.5, 1.25)],
+              "background": {"kind": "music"}},
+             {"file": "train/b.wav", "duration": 4.0, "segments": [],
+              "background": {"kind": "effects"}},
+             {"file": "train/c.wav", "duration": 4.0, "segments": [],
+              "background": {"kind": "noise"}}]
+    recipe.write_tsv(str(tmp_path / "t.multi.tsv"), metas, recipe.background_rows)
+    recipe.write_tsv(str(tmp_path / "t.tsv"), metas)
+    got = read_dcase(tmp_path / "t.multi.tsv")
+    assert sorted((s.onset, s.offset, s.label) for s in got["train/a.wav"]) == \
+        [(0.0, 4.0, "music"), (0.5, 1.25, "speech")]
+    assert [s.label for s in got["train/b.wav"]] == ["other"] and got["train/c.wav"] == []
+    plain = read_dcase(tmp_path / "t.tsv")  # the speech-only TSV is as before
+    assert [s.label for s in plain["train/a.wav"]] == ["speech"] and plain["train/b.wav"] == []
+
+
+@needs_packages
+def test_continuous_speech_changes_train_only_and_relabel_matches_build(tmp_path):
+    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
+    plain, cont = tmp_path / "plain", tmp_path / "cont"
+    assert _build(plain, *args).returncode == 0
+    res = _build(cont, *args, "--continuous-speech", "--multi-label")
+    assert res.returncode == 0, res.stderr
+    assert (plain / "dev.tsv").read_bytes() == (cont / "dev.tsv").read_bytes()
+    assert sorted(os.listdir(plain / "dev")) == sorted(os.listdir(cont / "dev"))
+    for f in os.listdir(plain / "dev"):
+        assert (plain / "dev" / f).read_bytes() == (cont / "dev" / f).read_bytes()
+    meta = json.loads((cont / "meta.json").read_text())
+    srcs = {u["source"] for m in meta["clips"].values() if m["split"] == "train"
+            for u in m["utterances"]}
+    assert "tuxpaint" in srcs, srcs
+    langs = {u["lang"] for m in meta["clips"].values() for u in m["utterances"]
+             if u["source"] == "tuxpaint"}
+    assert not langs & {"da", "el", "lt"}  # the use-like dev split's languages
+    built = (cont / "train.multi.tsv").read_bytes()
+    (cont / "train.multi.tsv").unlink()
+    assert _build(cont, "--multi-label", "--relabel").returncode == 0
+    assert (cont / "train.multi.tsv").read_bytes() == built
+
+
+def test_room_too_large_for_its_rt60_falls_back_to_the_synthetic_tail(monkeypatch):
+    pytest.importorskip("pyroomacoustics")  # without it every room is the synthetic tail
+    import numpy as np
+
+    rooms = sys.modules[rc.check_sources.__module__.rsplit(".", 1)[0] + ".rooms"]
+    monkeypatch.setattr(rooms, "RT60_RANGE", (0.05, 0.05))  # no shoebox of 3 m or more is this dry
+    hs, info = rooms.room_rir(np.random.default_rng(0), 16000, 2)
+    assert len(hs) == 2 and "room too large" in info["method"]
+    assert all(abs(h).argmax() <= 40 for h in hs)  # starts at the direct path

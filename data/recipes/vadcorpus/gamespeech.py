@@ -1,0 +1,171 @@
+"""Real speech from games and education packages: KLettres, KTuberling, Hedgewars voice packs."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .common import choice, r3, read_audio, resample, sha256_hex
+from .labels import analyse, frame_energy_db
+from .packages import (HEDGEWARS, HELD_OUT_LANGS, HELD_OUT_PACKS, KLETTRES, KTUBERLING, P_DEV_HELD,
+                       REAL_BY_NAME, TUXPAINT, file_id, stem)
+
+
+# Screening of speech files (measured per file, see --inventory and the README):
+# groups whose median noise floor is within 30 dB of the peak (hum, hiss) are dropped whole,
+# and so is any single file whose quietest 30 ms is within 30 dB of its peak; anything over
+# 5 s after trimming would be a jingle or music bed in a speech package (none is).
+DROPPED_GROUPS = {
+    "klettres:hu": "noise floor: median quietest 30 ms at -27 dB re peak",
+    "ktuberling:gl": "noise floor/hum: median quietest 30 ms at -13 dB re peak",
+    "ktuberling:sr": "noise floor: median quietest 30 ms at -18 dB re peak",
+    "hedgewars:Singer": "singing (label policy: no singing anywhere in the corpus)",
+    # Tux Paint's spoken descriptions (--continuous-speech), measured on every file
+    "tuxpaint:fr": "noise floor: median quietest 30 ms at -25 dB re peak (633 of 770 files)",
+    "tuxpaint:nl": "noise floor: median quietest 30 ms at -24 dB re peak (66 of 67 files)",
+}
+
+
+MIN_FLOOR_MARGIN_DB = 30.0
+
+
+MAX_WORD_SECONDS = 5.0
+
+
+# ktuberling's four Serbian folders hold the same 15 files; only "sr" is read
+KTUBERLING_ALIASES = ("sr@ijekavian", "sr@ijekavianlatin", "sr@latin")
+
+
+# Non-lexical vocal sounds (laughs, grunts, coughs, moans, shouts without words): label policy
+# is to use them nowhere, neither as speech nor as background (their label is ambiguous).
+HEDGEWARS_NONLEXICAL = ("Laugh", "Hmm", "Jump1", "Jump2", "Jump3", "Ooff1", "Ooff2", "Ooff3",
+                        "Ow1", "Ow2", "Ow3", "Ow4", "PoisonCough", "PoisonMoan", "Firepunch1",
+                        "Firepunch2", "Firepunch3", "Firepunch4", "Firepunch5", "Firepunch6")
+
+
+WORD_JITTER_DB = (-2.5, 2.5)
+# Tux Paint's spoken stamp descriptions in these languages are the use-like dev split's
+# (usedev.py) and never in training; Danish is also KLettres' and KTuberling's held-out language.
+TUXPAINT_DEV_LANGS = ("da", "el", "lt")
+
+
+def tuxpaint_descriptions() -> dict[str, list[str]]:
+    """language -> Tux Paint's spoken stamp descriptions (``*_desc_<lang>.ogg``; no suffix: en)."""
+    out: dict[str, list[str]] = {}
+    for f in sorted(glob.glob(f"{TUXPAINT}/**/*_desc*.ogg", recursive=True)):
+        lang = os.path.basename(f).rsplit("_desc", 1)[1].split(".")[0].lstrip("_") or "en"
+        out.setdefault(lang, []).append(f)
+    return out
+
+
+def group_lang(source: str, group: str) -> str:
+    if source == "hedgewars":
+        return {"Default_es": "es", "Default_pl": "pl", "Russian_pl": "pl", "Default_ru": "ru",
+                "Default_uk": "uk"}.get(group, "en")
+    return {"en_GB": "en", "pt_BR": "pt"}.get(group, group)
+
+
+def is_held_group(source: str, group: str) -> bool:
+    if source == "hedgewars":
+        return group in HELD_OUT_PACKS
+    return group_lang(source, group) in HELD_OUT_LANGS
+
+
+def speech_files(real: list[str]) -> dict[str, dict[str, list[str]]]:
+    """source -> group -> sorted candidate files (before screening by statistics)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    if "klettres" in real:
+        out["klettres"] = {}
+        for d in sorted(glob.glob(os.path.join(KLETTRES, "*", ""))):
+            files = sorted(glob.glob(os.path.join(d, "alpha", "*.ogg"))
+                           + glob.glob(os.path.join(d, "syllab", "*.ogg")))
+            if files:
+                out["klettres"][os.path.basename(d.rstrip("/"))] = files
+    if "ktuberling" in real:
+        out["ktuberling"] = {}
+        for d in sorted(glob.glob(os.path.join(KTUBERLING, "*", ""))):
+            g = os.path.basename(d.rstrip("/"))
+            files = sorted(f for ext in ("ogg", "opus", "wav")
+                           for f in glob.glob(os.path.join(d, f"*.{ext}")))
+            if files and g not in KTUBERLING_ALIASES:
+                out["ktuberling"][g] = files
+    if "hedgewars" in real:
+        out["hedgewars"] = {}
+        for d in sorted(glob.glob(os.path.join(HEDGEWARS, "Sounds", "voices", "*", ""))):
+            files = sorted(f for f in glob.glob(os.path.join(d, "*.ogg"))
+                           if stem(f) not in HEDGEWARS_NONLEXICAL)
+            if files:
+                out["hedgewars"][os.path.basename(d.rstrip("/"))] = files
+    return out
+
+
+@lru_cache(maxsize=4096)
+def screen_word(path: str, sr: int):
+    """(Utterance or None, statistics) for one real speech file at the corpus rate."""
+    y, sr_in = read_audio(path)
+    y = resample(y, sr_in, sr)
+    e = frame_energy_db(y, sr // 100)
+    peak = float(e.max()) if len(e) else -200.0
+    k = min(3, len(e))
+    floor = float(np.convolve(e, np.ones(k) / k, mode="valid").min()) if len(e) else peak
+    stats = {"seconds": r3(len(y) / sr), "peak_db": round(peak, 1),
+             "floor_re_peak_db": round(max(floor - peak, -120.0), 1)}
+    if peak < -100:
+        return None, {**stats, "drop": "silent"}
+    if floor - peak > -MIN_FLOOR_MARGIN_DB:
+        return None, {**stats, "drop": "noise floor"}
+    u = analyse(y, sr)
+    if u is None:
+        return None, {**stats, "drop": "no active frame"}
+    if len(u.y) / sr > MAX_WORD_SECONDS:
+        return None, {**stats, "drop": "too long (music or jingle?)"}
+    return u, {**stats, "active_seconds": r3(len(u.y) / sr)}
+
+
+@dataclass
+class Phrase:
+    y: np.ndarray       # clean words and gaps, frame aligned
+    segments: list      # [(first_frame, end_frame)] from each word's label
+    entry: dict         # meta.json record (without start/end)
+
+
+def real_phrase(rng, split: str, source: str, pools: Pools) -> Phrase | None:
+    """A phrase-like stream: 1-6 words of one speaker with natural gaps (30-600 ms)."""
+    groups = pools.words[split][source]
+    if not groups:
+        return None
+    names = sorted(groups)
+    held = [g for g in names if f"{source}:{g}" in pools.held_groups]
+    seen = [g for g in names if g not in held]
+    if held and (not seen or rng.random() < P_DEV_HELD):
+        g = choice(rng, held)
+    else:
+        g = choice(rng, seen)
+    files = groups[g]
+    k = int(rng.integers(1, 4)) if source in ("hedgewars", "tuxpaint") else int(rng.integers(1, 7))
+    hop = pools.sr // 100
+    parts, segs, words, t = [], [], [], 0
+    for i in range(k):
+        f = choice(rng, files)
+        u, _ = screen_word(f, pools.sr)
+        gain = 10 ** (rng.uniform(*WORD_JITTER_DB) / 20)
+        gap = int(round(float(np.clip(rng.lognormal(np.log(0.12), 0.6), 0.03, 0.6)) * 100))
+        if u is None:
+            continue
+        if parts:
+            parts.append(np.zeros(gap * hop))
+            t += gap
+        parts.append(gain * u.y / u.active_rms)
+        segs += [(t + a, t + b) for a, b in u.segments]
+        words.append(file_id(source, f))
+        t += len(u.y) // hop
+    if not parts:
+        return None
+    entry = {"source": source, "package": REAL_BY_NAME[source].package, "voice": f"{source}:{g}",
+             "lang": group_lang(source, g), "held_out": f"{source}:{g}" in pools.held_groups,
+             "id": words[0] if len(words) == 1 else f"{source}:phrase:" +
+             sha256_hex(*words)[:16], "words": words}
+    return Phrase(y=np.concatenate(parts), segments=segs, entry=entry)

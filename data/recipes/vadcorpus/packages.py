@@ -1,0 +1,127 @@
+"""The real recordings' Debian packages: where they install, what they give, the seed-free split
+and the held-out sources."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .common import sha256_hex
+
+
+DEV_PERCENT = 15
+
+
+KLETTRES = "/usr/share/klettres"
+
+
+KTUBERLING = "/usr/share/ktuberling/sounds"
+
+
+HEDGEWARS = "/usr/share/games/hedgewars/Data"
+
+
+FROZEN = "/usr/share/games/frozen-bubble/snd"
+
+
+NEVERBALL = "/usr/share/games/neverball/bgm"
+
+
+PINGUS = "/usr/share/games/pingus/data/sounds"
+
+
+STK = "/usr/share/games/supertuxkart/data"
+
+
+WIDELANDS = "/usr/share/games/widelands/data"
+
+
+OPENCLONK = "/usr/share/games/openclonk"
+
+
+MINETEST = "/usr/share/games/minetest/games/minetest_game/mods"
+
+
+OPENSFX = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+
+
+TUXPAINT = "/usr/share/tuxpaint/stamps"
+
+
+@dataclass(frozen=True)
+class RealSource:
+    name: str                      # for --allow-missing and meta.json
+    package: str
+    check: str                     # a path the package installs
+    roles: tuple[str, ...]         # "speech", "music", "effects"
+
+
+REAL_SOURCES = (
+    RealSource("klettres", "klettres-data", f"{KLETTRES}/en/alpha", ("speech",)),
+    RealSource("ktuberling", "ktuberling-data", f"{KTUBERLING}/en", ("speech",)),
+    RealSource("hedgewars", "hedgewars-data", f"{HEDGEWARS}/Sounds/voices",
+               ("speech", "music", "effects")),
+    RealSource("frozen-bubble", "frozen-bubble-data", FROZEN, ("music", "effects")),
+    RealSource("neverball", "neverball-common", NEVERBALL, ("music",)),
+    RealSource("pingus", "pingus-data", PINGUS, ("effects",)),
+    RealSource("supertuxkart", "supertuxkart-data", f"{STK}/music", ("music", "effects")),
+    RealSource("widelands", "widelands-data", f"{WIDELANDS}/music", ("music", "effects")),
+    RealSource("openclonk", "openclonk-data", f"{OPENCLONK}/Sound.ocg", ("music", "effects")),
+    RealSource("minetest", "minetest-data", MINETEST, ("effects",)),
+    RealSource("openttd", "openttd-opensfx", OPENSFX, ("effects",)),
+    # Tux Paint's stamp sounds: real animal calls, used only by --extra-animals clips (train);
+    # its spoken stamp descriptions (*_desc*.ogg) are not read
+    RealSource("tuxpaint", "tuxpaint-stamps-default", f"{TUXPAINT}/animals", ("calls",)),
+)
+
+
+REAL_BY_NAME = {s.name: s for s in REAL_SOURCES}
+
+
+# Whole sources that train never sees (dev only). Languages are held out across KLettres and
+# KTuberling together (a KDE translator may have recorded both); Hedgewars packs by name.
+HELD_OUT_LANGS = ("da", "it")
+
+
+HELD_OUT_PACKS = ("Default_pl", "Russian_pl", "Pirate", "Robot")
+
+
+HELD_OUT_MUSIC = ("neverball", "frozen-bubble")     # whole packages
+
+
+HELD_OUT_EFFECTS = ("openttd", "frozen-bubble")
+
+
+P_DEV_HELD = 0.6  # dev draws a held-out group / package for this share of its real material
+
+
+def split_of(name: str) -> str:
+    return "dev" if int(sha256_hex("real-corpus-split", name)[:8], 16) % 100 < DEV_PERCENT \
+        else "train"
+
+
+def stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def file_id(src: str, path: str) -> str:
+    """A stable, machine-independent id: the source name and the path inside the package."""
+    for root in (KLETTRES, KTUBERLING, HEDGEWARS, FROZEN, NEVERBALL, PINGUS, STK, WIDELANDS,
+                 OPENCLONK, MINETEST, TUXPAINT):
+        if path.startswith(root + "/"):
+            return f"{src}:{os.path.relpath(path, root)}"
+    if "/extracted/" in path:  # <cache>/extracted/<package-version>/<path in the archive>
+        return f"{src}:{path.split('/extracted/', 1)[1].split('/', 1)[1]}"
+    return f"{src}:{path}"
+
+
+def _dev_side(rng, split: str) -> bool:
+    """Dev only: whether this clip's real background comes from held-out packages (decided
+    once per clip, so a clip is wholly "unseen package" or wholly "seen package")."""
+    return split == "dev" and bool(rng.random() < P_DEV_HELD)
+
+
+def _pick(rng, items: list, held_names: tuple, held_side: bool) -> tuple:
+    held = [x for x in items if x[0] in held_names]
+    seen = [x for x in items if x[0] not in held_names]
+    side = held if (held_side and held) or not seen else seen
+    return side[int(rng.integers(len(side)))]
