@@ -8,7 +8,7 @@ Ambiences: Widelands' recorded animal and farm sounds (``widelands-data``:
 crickets...) laid end to end with random gaps and levels over a quiet bed of the same calls. Half
 the clips have no speech (empty labels); the other half get espeak-ng sentences (``espeak-ng``),
 half of them whispered, mixed in at -5..10 dB SNR and labelled from the clean speech before
-mixing with ``vad_corpus.py``'s energy rule. ``train/`` and ``test/`` share no animal recording,
+mixing with the corpus recipes' energy rule (``vadcorpus.labels``). ``train/`` and ``test/`` share no animal recording,
 no sentence and no espeak-ng voice variant (train whispers with ``whisper``, test with
 ``whisperf``). ``valid/`` (for early stopping) is drawn like ``train/``, from its own random
 stream. Same seed, same files. Exit codes: 0 done, 2 usage, 3 a package is missing.
@@ -26,7 +26,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import vad_corpus as vc  # noqa: E402  (the sibling recipe: label rule, TTS, helpers)
+# the corpus recipes' package: label rule, TTS sentences, audio helpers
+from vadcorpus.common import _add, _run, read_audio, resample, write_wav_atomic  # noqa: E402
+from vadcorpus.labels import analyse  # noqa: E402
+from vadcorpus.tts import pick_sentence  # noqa: E402
 
 SR = 16000
 SOUNDS = "/usr/share/games/widelands/data/sound"
@@ -51,8 +54,8 @@ def animal_pool(split: str) -> list[np.ndarray]:
     out = []
     for f in files:
         if split_of(os.path.relpath(f, SOUNDS)) == split:
-            y, sr = vc.read_audio(f)
-            out.append(vc.resample(y, sr, SR))
+            y, sr = read_audio(f)
+            out.append(resample(y, sr, SR))
     return out
 
 
@@ -63,7 +66,7 @@ def ambience(rng: np.random.Generator, pool: list[np.ndarray], n: int) -> np.nda
         while t < n:
             x = pool[int(rng.integers(len(pool)))]
             x = x / (np.abs(x).max() + 1e-9) * 10 ** (rng.uniform(*gain_db) / 20)
-            vc._add(buf, x[: n - t], t)
+            _add(buf, x[: n - t], t)
             t += len(x) + int(rng.uniform(0, gap) * SR)
         return buf
     return lay((-12.0, 0.0), 1.5) + lay((-32.0, -20.0), 0.2)
@@ -73,18 +76,18 @@ def speech(rng: np.random.Generator, split: str, n: int, tmp: str):
     """Sentences placed with pauses of 0.4-3 s; returns the clean track and its labels (s)."""
     buf, spans, t = np.zeros(n), [], int(rng.uniform(0.3, 2.0) * SR)
     while True:
-        num, text = vc.pick_sentence(rng, "en", "dev" if split == "test" else "train")
+        num, text = pick_sentence(rng, "en", "dev" if split == "test" else "train")
         voice = WHISPER[split] if rng.random() < P_WHISPER else VARIANTS[split][int(rng.integers(len(VARIANTS[split])))]
         wav = os.path.join(tmp, f"{split}-{num}-{voice}.wav")
-        vc._run(["espeak-ng", "-v", f"en+{voice}", "-s", str(int(rng.integers(130, 200))), "-w", wav, text],
+        _run(["espeak-ng", "-v", f"en+{voice}", "-s", str(int(rng.integers(130, 200))), "-w", wav, text],
                 "espeak-ng")
-        y, sr = vc.read_audio(wav)
-        u = vc.analyse(vc.resample(y, sr, SR), SR)
+        y, sr = read_audio(wav)
+        u = analyse(resample(y, sr, SR), SR)
         if u is None:
             continue
         if t + len(u.y) > n:
             break
-        vc._add(buf, u.y / (u.active_rms + 1e-9), t)
+        _add(buf, u.y / (u.active_rms + 1e-9), t)
         hop = SR // 100
         spans += [((t + a * hop) / SR, (t + b * hop) / SR) for a, b in u.segments]
         t += len(u.y) + int(rng.uniform(0.4, 3.0) * SR)
@@ -107,7 +110,7 @@ def make_clip(folder: str, split: str, i: int, seed: int, pool: list[np.ndarray]
         y = y + s * bed * 10 ** (rng.uniform(*SNR_DB) / 20)  # s has unit RMS over its active frames
     y *= min(1.0, 0.95 / (np.abs(y).max() + 1e-12))
     name = os.path.join(out, folder, f"farm_{folder}_{i:03d}")
-    vc.write_wav_atomic(name + ".wav", y.astype(np.float32), SR)
+    write_wav_atomic(name + ".wav", y.astype(np.float32), SR)
     with open(name + ".tsv", "w") as fh:
         fh.write("onset\toffset\tevent_label\n" + "".join(f"{a:.3f}\t{b:.3f}\tspeech\n" for a, b in spans))
     return sum(b - a for a, b in spans)
