@@ -281,18 +281,42 @@ def _one_blas_thread():
     return _controller().limit(limits=1, user_api="blas")
 
 
+@lru_cache(maxsize=1)
+def _rfft_rows():
+    """``f(x)`` = ``scipy.fft.rfft(x, axis=1)`` for a C-contiguous float32 array: scipy's pocketfft
+    kernel called directly, loaded from its file without importing the ``scipy.fft`` package, whose
+    array-API layer (numpy.f2py, numpy.ma, scipy.special) costs 0.25-0.3 s of every start-up. The
+    same kernel and arguments (forward, no normalisation, one thread), so the same bits; scipy.fft
+    itself where the module is not where scipy keeps it."""
+    import glob
+    import importlib.util
+    import os
+
+    try:
+        root = importlib.util.find_spec("scipy").submodule_search_locations[0]
+        path, = glob.glob(os.path.join(root, "fft", "_pocketfft", "pypocketfft.*"))
+        spec = importlib.util.spec_from_file_location("scipy.fft._pocketfft.pypocketfft", path)
+        pfft = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pfft)
+        pfft.r2c(np.zeros((1, 4), np.float32), (1,), True, 0, None, 1)
+        return lambda x: pfft.r2c(x, (1,), True, 0, None, 1)
+    except Exception:  # noqa: BLE001 - another scipy layout: the public function, same result
+        import scipy.fft
+
+        return lambda x: scipy.fft.rfft(x, axis=1)
+
+
 def _blocks(frames, w, fb, out, cfg: FeaturesConfig) -> None:
     """Power (or magnitude) spectra of windowed frames, through the mel bank when ``fb`` is given,
     into ``out``; ``_BLOCK`` frames at a time, the windowed frames written into one zero-padded
     buffer and the power formed in place (re * re + im * im, as written, so exact)."""
-    import scipy.fft
-
+    rfft = _rfft_rows()
     n_out, n = out.shape[0], frames.shape[1]
     buf = np.zeros((min(_BLOCK, n_out), cfg.n_fft), dtype=np.float32)  # windowed frames, then zeros to n_fft
     for s in range(0, n_out, _BLOCK):
         b = min(_BLOCK, n_out - s)
         np.multiply(frames[s: s + b], w, out=buf[:b, :n])
-        X = scipy.fft.rfft(buf[:b], axis=1).view(np.float32)  # (b, 2 * bins): re, im, re, im, ...
+        X = rfft(buf[:b]).view(np.float32)  # (b, 2 * bins): re, im, re, im, ...
         np.square(X, out=X)
         P = X[:, 0::2] + X[:, 1::2]  # (b, bins)
         if fb is not None:
