@@ -121,21 +121,25 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     Figure, FigureCanvas = _figure_class()
     n = len(S)
     duration = n / fps
-    scores = np.asarray(scores, dtype=np.float32).reshape(len(scores), len(classes))
+    C = len(classes)
+    scores = np.asarray(scores, dtype=np.float32).reshape(len(scores), C)
     lanes = {"predicted": segments} if reference is None else {"reference": reference, "predicted": segments}
-    fig = Figure(figsize=(min(24, max(8, duration / 2)), 6), dpi=DPI)
+    # one score lane per class (a speech-and-music model's two probabilities cross and overlap)
+    fig = Figure(figsize=(min(24, max(8, duration / 2)), 6 + 1.2 * max(0, C - 1)), dpi=DPI)
     FigureCanvas(fig)
-    axes = fig.subplots(3, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [3, 2, 0.5 + 0.4 * len(lanes) * len(classes)]})
+    axes = fig.subplots(2 + C, 1, sharex=True, gridspec_kw={"height_ratios": [3] + [2 if C == 1 else 1.3] * C
+                                                            + [0.5 + 0.4 * len(lanes) * C]})
+    score_axes, seg_ax = axes[1:1 + C], axes[-1]
     # everything that sizes the margins first, then the layout, then the data at the axes' width
     n_bins = S.shape[1] if len(S.shape) == 2 else 0
     axes[0].set_ylim(0, max(n_bins, 1))
     axes[0].set_ylabel(f"{kind} bin")
     axes[0].set_title(title, fontsize=10, loc="left")
-    axes[1].set_ylim(*_score_limits(scores))
-    axes[1].set_ylabel("score")
-    _lanes(axes[2], lanes, classes, duration)
-    axes[2].set_xlabel("time (s)")
+    for i, (ax, cls) in enumerate(zip(score_axes, classes)):
+        ax.set_ylim(*_score_limits(scores[:, i]))
+        ax.set_ylabel("score" if C == 1 else f"{cls}\nscore")
+    _lanes(seg_ax, lanes, classes, duration)
+    seg_ax.set_xlabel("time (s)")
     fig.tight_layout()
     width_px = int(axes[0].get_position().width * fig.get_figwidth() * fig.dpi)
     edges = column_edges(n, width_px)
@@ -150,21 +154,17 @@ def figure(*, S: np.ndarray, fps: float, scores: np.ndarray, classes: list[str],
     sc_edges = column_edges(len(scores), width_px)  # the scores' own frames (as many as S's, for a model)
     s_lo, s_hi = envelope(scores, sc_edges)
     t = (sc_edges[:-1] + sc_edges[1:] - 1) / 2 / fps  # each column's centre (frame i at i / fps)
-    for i, cls in enumerate(classes):
+    thr = None if threshold is None else np.broadcast_to(np.asarray(threshold, dtype=float), (C,))
+    for i, (ax, cls) in enumerate(zip(score_axes, classes)):
         colour = f"C{i}"
         if len(scores) > len(t):  # each column's min..max joined to the next, as audio editors draw a waveform
-            axes[1].fill_between(t, s_lo[:, i], s_hi[:, i], color=colour, lw=0.9, label=cls)
+            ax.fill_between(t, s_lo[:, i], s_hi[:, i], color=colour, lw=0.9, label=cls)
         else:
-            axes[1].plot(t, s_hi[:, i], color=colour, lw=0.9, label=cls)
-    if threshold is not None:
-        thr = np.broadcast_to(np.asarray(threshold, dtype=float), (len(classes),))
-        if np.all(thr == thr[0]):
-            axes[1].axhline(thr[0], color="k", ls="--", lw=0.7, label=f"threshold {thr[0]:g}")
-        else:
-            for i, cls in enumerate(classes):
-                axes[1].axhline(thr[i], color=f"C{i}", ls="--", lw=0.9, label=f"{cls} threshold {thr[i]:g}")
-    axes[1].legend(loc="upper right", fontsize=8)
-    axes[2].set_xlim(0, duration)
+            ax.plot(t, s_hi[:, i], color=colour, lw=0.9, label=cls)
+        if thr is not None:  # the threshold this class's segments were cut at
+            ax.axhline(thr[i], color="k", ls="--", lw=0.7, label=f"threshold {thr[i]:g}")
+        ax.legend(loc="upper right", fontsize=8)
+    seg_ax.set_xlim(0, duration)
     return fig
 
 

@@ -306,14 +306,20 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
 
 
 def match_classes(ds, start: Start, log: Callable[[str], None] = print):
-    """The dataset with the starting model's class order when it has the same classes; else as
-    it is, and a one-line warning that the output layer is replaced. Returns ``(dataset, kept)``."""
+    """The dataset with the starting model's class order when it has the same classes; else
+    with the classes it shares with the model first, in the model's order, then its new ones,
+    and a one-line warning that the output layer is replaced (the shared classes keep their
+    outputs' weights, :func:`load_start`). Returns ``(dataset, kept)``."""
     if start.cfg.model.task != "classify":
         return ds, True
     if set(ds.classes) == set(start.classes):
         return dataclasses.replace(ds, classes=tuple(start.classes)), True
+    shared = [c for c in start.classes if c in ds.classes]
+    ds = dataclasses.replace(ds, classes=tuple(shared + [c for c in ds.classes if c not in shared]))
+    kept = f"{shared} keep their weights, {[c for c in ds.classes if c not in shared]} start new" if shared \
+        else f"new, for {len(ds.classes)} class(es)"
     log(f"WARNING: {ds.origin}: its classes {list(ds.classes)} differ from {start.directory}'s {start.classes}: "
-        f"the output layer is replaced (new, for {len(ds.classes)} class(es)); the rest starts from {start.directory}")
+        f"the output layer is replaced ({kept}); the rest starts from {start.directory}")
     return ds, False
 
 
@@ -389,6 +395,7 @@ class Trainer:
     bad_epochs: int = 0
     history: list = dataclasses.field(default_factory=list)
     head_kept: bool = True  # fine-tune: whether the output layer came from the starting model
+    classes: tuple = ()  # the run's classes, in the output layer's order
     start: dict | None = None  # fine-tune: the validation figures before any step ("epoch 0")
 
     def state(self, epoch: int) -> dict[str, Any]:
@@ -511,6 +518,7 @@ def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
     weights = init.weights()
     return {"directory": str(init.directory), "weights": weights.name, "sha256": file_digest(weights),
             "classes": init.classes, "output_layer": "kept" if t.head_kept else "replaced",
+            **({} if t.head_kept else {"outputs_kept": [c for c in init.classes if c in t.classes]}),
             "lr": init.cfg.train.lr}
 
 
@@ -546,13 +554,16 @@ def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Sta
         opt, _lr_lambda(tc.epochs * steps_per_epoch, tc.warmup_epochs * steps_per_epoch))
     use_amp = tc.amp and dist.device.startswith("cuda")
     return Trainer(model, net, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), dist, arrays,
-                   train_idx, valid_idx, per_rank, use_amp, head_kept=head_kept)
+                   train_idx, valid_idx, per_rank, use_amp, head_kept=head_kept,
+                   classes=tuple(meta["classes"]))
 
 
 def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
     """Copy ``init``'s weights and normalisation into ``model`` (built for the run's classes):
-    all of them when the classes are the model's, all but the output layer otherwise (it keeps
-    its fresh, seeded initialisation). Returns whether the output layer was kept."""
+    all of them when the classes are the model's, all but the output layer otherwise: that keeps
+    its fresh, seeded initialisation, except the outputs of the classes the two share, which are
+    copied (a speech model grows a music output and keeps what it knows of speech). Returns
+    whether the whole output layer was kept."""
     from .nets import load_model
 
     start, _ = load_model(init.directory)
@@ -562,10 +573,21 @@ def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
     state = start.state_dict()
     kept = model.cfg.task != "classify" or list(classes) == init.classes
     if not kept:
+        head = {k: v for k, v in state.items() if k.startswith("head.")}
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
     missing, unexpected = model.load_state_dict(state, strict=kept)
     if unexpected or any(not k.startswith("head.") for k in missing):  # strict=False lets only the head go
         raise ModelError(f"{init.weights()}: weights do not fit the network ({missing or unexpected})")
+    if not kept:
+        # the head's rows are (frame of the stack) x (class): row f * n_classes + c
+        n_old, n_new, k = len(init.classes), len(classes), model.cfg.stack
+        with torch.no_grad():
+            for c_new, name in enumerate(classes):
+                if name in init.classes:
+                    c_old = init.classes.index(name)
+                    for f in range(k):
+                        for key in ("head.weight", "head.bias"):
+                            model.state_dict()[key][f * n_new + c_new] = head[key][f * n_old + c_old]
     return kept
 
 

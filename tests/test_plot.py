@@ -36,21 +36,29 @@ def _threshold_lines(ax) -> dict[float, str]:
             if list(line.get_xdata()) == [0, 1] and len(set(line.get_ydata())) == 1}
 
 
-def test_each_class_is_drawn_against_its_own_threshold():
+def test_each_class_is_drawn_in_its_own_lane_against_its_own_threshold():
     from matplotlib.colors import to_hex
 
     from pipeline.plot import figure
 
     n = 400
     scores = np.random.default_rng(1).random((n, 2)).astype(np.float32)
+    scores[:, 1] *= 0.5  # music's scores stay under 0.5
     fig = figure(S=np.zeros((n, 8), np.float32), fps=50.0, scores=scores, classes=["speech", "music"],
-                 segments=[], threshold=[0.8, 0.4])
-    assert _threshold_lines(fig.axes[1]) == {0.8: to_hex("C0"), 0.4: to_hex("C1")}  # each in its class's colour
-    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-    assert "speech threshold 0.8" in legend and "music threshold 0.4" in legend
+                 segments=[Segment(1.0, 2.0, "music")], threshold=[0.8, 0.4])
+    assert len(fig.axes) == 4  # spectrogram, a score lane per class, the segment lanes
+    speech, music = fig.axes[1], fig.axes[2]
+    assert _threshold_lines(speech) == {0.8: to_hex("k")} and _threshold_lines(music) == {0.4: to_hex("k")}
+    for ax, cls, colour, i in ((speech, "speech", "C0", 0), (music, "music", "C1", 1)):
+        assert [t.get_text() for t in ax.get_legend().get_texts()][0] == cls and cls in ax.get_ylabel()
+        drawn = np.concatenate([line.get_ydata() for line in ax.lines if len(line.get_xdata()) > 2])
+        assert ax.lines[0].get_color() == colour and drawn.max() == scores[:, i].max()
     same = figure(S=np.zeros((n, 8), np.float32), fps=50.0, scores=scores, classes=["speech", "music"],
                   segments=[], threshold=0.5)
-    assert _threshold_lines(same.axes[1]) == {0.5: to_hex("k")}  # one shared threshold: one line
+    assert _threshold_lines(same.axes[1]) == _threshold_lines(same.axes[2]) == {0.5: to_hex("k")}
+    one = figure(S=np.zeros((n, 8), np.float32), fps=50.0, scores=scores[:, :1], classes=["speech"],
+                 segments=[], threshold=0.5)
+    assert len(one.axes) == 3 and one.axes[1].get_ylabel() == "score"
 
 
 def test_plot_draws_a_tuned_models_per_class_threshold(tmp_path, monkeypatch):
@@ -105,7 +113,7 @@ def test_a_long_file_is_drawn_from_its_min_max_envelope_one_column_per_pixel():
     scores[123_457, 0] = 1.0  # a one-frame burst: decimation would drop it, the envelope keeps it
     S[99_999, 5] = 40.0
     fig = figure(S=S, fps=fps, scores=scores, classes=["speech", "music"], segments=[], threshold=0.5)
-    ax_img, ax_sc = fig.axes[0], fig.axes[1]
+    ax_img = fig.axes[0]
     width_px = ax_img.get_position().width * fig.get_figwidth() * fig.dpi
     img = np.asarray(ax_img.images[0].get_array())
     m = img.shape[1]
@@ -114,13 +122,14 @@ def test_a_long_file_is_drawn_from_its_min_max_envelope_one_column_per_pixel():
     assert edges[0] == 0 and edges[-1] == n and np.all(np.diff(edges) >= n // m)
     np.testing.assert_array_equal(img, _columns(S, edges, np.max).T)
     assert img.max() == 40.0
-    for i, coll in enumerate(ax_sc.collections):  # fill_between: start, lows, end, highs reversed
+    for i in range(2):  # a lane per class; fill_between: start, lows, end, highs reversed
+        coll, = fig.axes[1 + i].collections
         v = coll.get_paths()[0].vertices
         assert len(v) <= 2 * m + 3
         lo, hi = v[1:m + 1, 1], v[m + 2:2 * m + 2, 1][::-1]
         np.testing.assert_allclose(lo, _columns(scores[:, i], edges, np.min))
         np.testing.assert_allclose(hi, _columns(scores[:, i], edges, np.max))
-    assert len(ax_sc.collections) == 2 and ax_sc.collections[0].get_paths()[0].vertices[:, 1].max() == 1.0
+    assert fig.axes[1].collections[0].get_paths()[0].vertices[:, 1].max() == 1.0
 
 
 def test_plotting_memory_does_not_grow_with_the_files_length(tmp_path):

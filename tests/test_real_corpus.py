@@ -227,6 +227,21 @@ def test_multi_label_tsv_reads_as_three_classes(tmp_path):
     assert [s.label for s in got["train/b.wav"]] == ["other"] and got["train/c.wav"] == []
     plain = read_dcase(tmp_path / "t.tsv")  # the speech-only TSV is as before
     assert [s.label for s in plain["train/a.wav"]] == ["speech"] and plain["train/b.wav"] == []
+    # --classes speech,music: the other rows go, the clip keeps an empty row (it is labelled)
+    assert recipe.multi_name(["speech", "music"]) == "speech+music"
+    assert recipe.multi_name(list(recipe.MULTI_CLASSES)) == "multi"
+    recipe.write_tsv(str(tmp_path / "t.sm.tsv"), metas, recipe.multi_rows(["speech", "music"]))
+    sm = read_dcase(tmp_path / "t.sm.tsv")
+    assert sorted(s.label for s in sm["train/a.wav"]) == ["music", "speech"]
+    assert sm["train/b.wav"] == [] and sm["train/c.wav"] == []
+
+
+@pytest.mark.parametrize("classes", ["music,other", "speech,dog", "speech,music,music"])
+def test_classes_must_be_speech_and_known_ones(classes, capsys):
+    recipe = sys.modules[rc.check_sources.__module__]
+    with pytest.raises(SystemExit) as e:
+        recipe.parse_args(["--out", "x", "--multi-label", "--classes", classes])
+    assert e.value.code == 2 and f"--classes {classes}" in capsys.readouterr().err
 
 
 @needs_packages
@@ -251,6 +266,12 @@ def test_continuous_speech_changes_train_only_and_relabel_matches_build(tmp_path
     (cont / "train.multi.tsv").unlink()
     assert _build(cont, "--multi-label", "--relabel").returncode == 0
     assert (cont / "train.multi.tsv").read_bytes() == built
+    assert _build(cont, "--multi-label", "--classes", "speech,music", "--relabel").returncode == 0
+    sm = (cont / "train.speech+music.tsv").read_text().splitlines()
+    multi = built.decode().splitlines()
+    assert {r.split("\t")[0] for r in sm} == {r.split("\t")[0] for r in multi}  # every clip
+    assert [r for r in sm if not r.endswith("\t")] == \
+        [r for r in multi if not r.endswith(("\tother", "\t"))]
 
 
 def test_room_too_large_for_its_rt60_falls_back_to_the_synthetic_tail(monkeypatch):
@@ -262,3 +283,57 @@ def test_room_too_large_for_its_rt60_falls_back_to_the_synthetic_tail(monkeypatc
     hs, info = rooms.room_rir(np.random.default_rng(0), 16000, 2)
     assert len(hs) == 2 and "room too large" in info["method"]
     assert all(abs(h).argmax() <= 40 for h in hs)  # starts at the direct path
+
+
+# ---------------------------------------------------------------- sung voice (issue 19)
+
+
+def _singing():
+    return sys.modules[rc.check_sources.__module__.rsplit(".", 1)[0] + ".singing"]
+
+
+def test_songs_are_transposed_by_semitones_and_tempo():
+    sing = _singing()
+    xml = ('<SINGING BPM="80">\n<DURATION BEATS="1.0,1.0"><PITCH NOTE="F4,D4">Daisy</PITCH></DURATION>\n'
+           '<DURATION BEATS="0.5"><PITCH NOTE="Bb3">give</PITCH></DURATION>\n'
+           '<DURATION BEATS="0.5"><PITCH NOTE="B3">me</PITCH></DURATION>\n')
+    up = sing.transpose(xml, 2, 1.25)
+    assert 'NOTE="G4,E4"' in up and 'NOTE="C4"' in up and 'NOTE="C#4"' in up and 'BPM="100.0"' in up
+    assert "Daisy" in up and up.count("NOTE=") == 3
+    down = sing.transpose(xml, -5, 1.0)
+    assert 'NOTE="C4,A3"' in down and 'NOTE="F3"' in down and 'NOTE="F#3"' in down
+    assert sing.transpose(xml, 0, 1.0) == xml.replace('BPM="80"', 'BPM="80.0"')
+
+
+def test_extra_singing_needs_festival_singing_mode(tmp_path, monkeypatch):
+    sing = _singing()
+    monkeypatch.setattr(sing, "SONG_DIR", str(tmp_path / "no-songs"))
+    recipe = sys.modules[rc.check_sources.__module__]
+    assert recipe.main(["--out", str(tmp_path / "c"), "--extra-singing", "2", "-q"]) == 3
+    assert not (tmp_path / "c").exists()
+
+
+@needs_packages
+def test_singing_clips_are_music_not_speech(tmp_path):
+    sing = _singing()
+    if not sing.available(voices=True):
+        pytest.skip("Festival's singing mode or its voices are missing")
+    out = tmp_path / "sing"
+    res = _build(out, "--seed", "4", "--train-clips", "0", "--dev-clips", "0", "--clip-seconds", "12",
+                 "--extra-singing", "3", "--multi-label", "--classes", "speech,music")
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    clips = meta["clips"]
+    assert len(clips) == 3 and all(c["background"]["kind"] == "singing" for c in clips.values())
+    for c in clips.values():
+        songs = c["background"]["detail"]["songs"]
+        assert songs and {p["voice"] for p in songs} <= set(sing.TRAIN_VOICES)
+        assert not {p["song"] for p in songs} & set(sing.HELD_OUT_SONGS)
+    rows = [r.split("\t") for r in (out / "train.speech+music.tsv").read_text().splitlines()[1:]]
+    music = {r[0] for r in rows if r[3] == "music"}
+    assert music == set(clips)  # the whole clip is music
+    for name, c in clips.items():  # speech rows are the spoken phrases' labels, none for the song
+        speech = [(float(r[1]), float(r[2])) for r in rows if r[0] == name and r[3] == "speech"]
+        assert speech == [tuple(s) for s in c["segments"]]
+        assert bool(speech) == bool(c["utterances"])
+    assert meta["settings"]["singing"]["held_out_voices"] == list(sing.HELD_OUT_VOICES)

@@ -389,6 +389,42 @@ def test_fine_tune_on_other_classes_replaces_the_output_layer(source, tmp_path):
     assert kept and tones_ds.classes == ("tone",)
 
 
+def test_fine_tune_with_a_new_class_keeps_the_shared_class_outputs(source, tmp_path):
+    """A speech model grown into speech + music: the shared class's outputs start as the model's
+    own (the same scores before any step), the new class's are new, and config.json says which."""
+    import pipeline
+    from pipeline.train import Dist, match_classes, set_up, start_from
+
+    torch.set_num_threads(1)
+    model, _, cache = source
+    both = tone_dataset(tmp_path / "both", n=6, seconds=5.0, seed=12)
+    for i, tsv in enumerate(sorted(both.glob("*.tsv"))):  # a second class over half the clips, listed first
+        head, *rows = tsv.read_text().splitlines()
+        hum = ["0.000\t5.000\thum"] if i % 2 else []
+        tsv.write_text("\n".join([head] + hum + rows) + "\n")
+    lines: list[str] = []
+    pipeline.fine_tune(both, model, tmp_path / "ft", sets=["train.epochs=1"], cache_dir=cache, log=lines.append)
+    warned = [m for m in lines if "output layer is replaced" in m]
+    assert len(warned) == 1 and "['tone'] keep their weights, ['hum'] start new" in warned[0], warned
+    got = _config(tmp_path / "ft")
+    assert got["classes"] == ["tone", "hum"], got["classes"]
+    assert got["init"]["output_layer"] == "replaced" and got["init"]["outputs_kept"] == ["tone"]
+    # before any step: the tone output is the model's (to float rounding)
+    start = start_from(model, build_config(None)[0], log=lambda m: None)
+    ds, kept = match_classes(load_dataset(both), start, log=lambda m: None)
+    assert not kept and ds.classes == ("tone", "hum")
+    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
+    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
+    src, _ = load_model(model)
+    x = torch.randn(2, 48, src.n_features) * 3
+    t.model.eval(), src.eval()
+    with torch.no_grad():
+        new_out, old_out = t.model(x)[0], src(x)[0]
+    assert new_out.shape[-1] == 2 and old_out.shape[-1] == 1
+    torch.testing.assert_close(new_out[..., 0], old_out[..., 0], rtol=1e-5, atol=1e-5)  # one matmul wider
+    assert not torch.allclose(new_out[..., 1], old_out[..., 0], atol=1e-3)
+
+
 @pytest.mark.parametrize("setting", ["features.n_mels=64", "features.hop_length=320", "model.hidden=48",
                                      "model.cell=lstm"])
 def test_fine_tune_refuses_settings_the_network_cannot_take(source, tmp_path, capsys, setting):

@@ -91,8 +91,8 @@ def package_version(pkg: str) -> str:
         return "unknown"
 
 
-def _run(cmd: list[str], what: str, timeout: int = 300) -> None:
-    res = subprocess.run(cmd, capture_output=True, timeout=timeout)
+def _run(cmd: list[str], what: str, timeout: int = 300, cwd: str | None = None) -> None:
+    res = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=cwd)
     if res.returncode != 0:
         raise RuntimeError(f"{what} failed ({res.returncode}): {' '.join(cmd)}\n"
                            f"{res.stderr.decode(errors='replace')[-2000:]}")

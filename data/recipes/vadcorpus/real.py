@@ -29,7 +29,7 @@ from .rooms import convolve, equalise, level_ramp, room_rir
 from .samples import background_keyboard, background_samples
 from .synthetic import SOURCES, SOURCE_BY_NAME, _package_checks, load_utterance, utterance_spec
 from .tts import FESTIVAL_VOICES, HELD_OUT
-from . import synthetic
+from . import singing, synthetic
 
 
 RECIPE_VERSION = 1
@@ -271,6 +271,21 @@ def speech_kinds(pools: Pools, split: str = "dev") -> dict:
 
 def make_background(rng, kind, n, split, index, seconds, pools) -> tuple[np.ndarray, dict]:
     sr = pools.sr
+    if kind == "singing":  # sung voice, over an instrumental bed P_BED of the time
+        y, info = singing.sung_track(rng, n, sr, pools.vc.cache_dir)
+        out = {"sources": [f"festival-singing:{p['song']}:{p['voice']}" for p in info["songs"]],
+               "packages": ["festival"] + sorted({v.package for v in FESTIVAL_VOICES
+                                                  if v.name in {p["voice"] for p in info["songs"]}}),
+               "held_out": False, "detail": info}
+        if rng.random() < singing.P_BED:
+            bed_kind = choice(rng, [k for k in ("music", "midi") if k in background_kinds(split, pools)])
+            bed, bed_info = make_background(rng, bed_kind, n, split, index, seconds, pools)
+            bed_db = float(rng.uniform(*singing.BED_DB))
+            y = y + bed / (np.sqrt(np.mean(bed ** 2)) + 1e-12) * 10 ** (bed_db / 20)
+            out["sources"] += bed_info["sources"]
+            out["packages"] += bed_info["packages"]
+            info["bed"] = {"kind": bed_kind, "db_re_voice": r3(bed_db)}
+        return y, out
     if kind == "music":
         return background_music(rng, n, split, pools)
     if kind in ("effects", "ambience"):
@@ -326,7 +341,7 @@ def background_kinds(split: str, pools: Pools) -> dict:
 def make_clip(job: tuple) -> dict:
     """Build clip ``index`` of ``split``; writes its WAV, returns its meta (with segments)."""
     seed, split, index, seconds, pools, out_dir, *extra = job
-    mode = extra[0] if extra else None  # "no-speech" / "animals": an --extra-* clip (train)
+    mode = extra[0] if extra else None  # "no-speech" / "animals" / "singing": an --extra-* clip (train)
     sr, hop = pools.sr, pools.sr // 100
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
         [seed, 1000 + SPLITS.index(split), index])))
@@ -340,7 +355,9 @@ def make_clip(job: tuple) -> dict:
     elif mode == "animals":
         has_speech = bool(rng.random() < P_ANIMAL_SPEECH)
         pools = vocal_like_pools(pools, split, pools.calls[split])  # Tux Paint's calls too
-    has_bg = (not has_speech) or mode == "animals" or rng.random() >= P_NO_BACKGROUND
+    elif mode == "singing":
+        has_speech = bool(rng.random() < singing.P_SINGING_SPEECH)
+    has_bg = (not has_speech) or mode in ("animals", "singing") or rng.random() >= P_NO_BACKGROUND
     is_tel = bool(rng.random() < P_TELEPHONE)
     reverb = bool(rng.random() < P_REVERB)
     meta = {"split": split, "duration": r3(n / sr), "telephone": is_tel, "utterances": []}
@@ -397,7 +414,7 @@ def make_clip(job: tuple) -> dict:
         kinds = background_kinds(split, pools)
         if pools.vocal_like:
             kinds = {k: kinds[k] for k in ("effects", "ambience") if k in kinds}
-        kind = weighted(rng, kinds)
+        kind = weighted(rng, kinds) if mode != "singing" else "singing"
         b, bg_info = make_background(rng, kind, n, split, index, seconds, pools)
         if reverb and rng.random() < P_REVERB_BACKGROUND:
             b = convolve(b, hs[1])
@@ -475,6 +492,10 @@ def parse_args(argv=None):
                    help="N more train clips over animal calls only (with Tux Paint's), 40%% of "
                         "them with speech, after the --extra-no-speech ones; the other clips "
                         "are unchanged")
+    p.add_argument("--extra-singing", type=int, default=0, metavar="N",
+                   help="N more train clips of sung voice (Festival's singing mode; labelled "
+                        "music, not speech), 60%% over an instrumental bed, 40%% with speech over "
+                        "them, after the --extra-animals ones; the other clips are unchanged")
     p.add_argument("--clip-seconds", type=float, default=20.0)
     p.add_argument("--sr", type=int, default=16000, help="output sample rate (multiple of 100)")
     p.add_argument("--allow-missing", default="",
@@ -490,6 +511,10 @@ def parse_args(argv=None):
     p.add_argument("--multi-label", action="store_true",
                    help="also write SPLIT.multi.tsv with music and other rows from the "
                         "backgrounds (with --relabel: only that, from OUT/meta.json)")
+    p.add_argument("--classes", default="speech,music,other",
+                   help="with --multi-label: the classes of its TSVs, speech and any of music, "
+                        "other (default: all three, into SPLIT.multi.tsv; a subset writes "
+                        "SPLIT.<classes joined by +>.tsv, e.g. train.speech+music.tsv)")
     p.add_argument("--relabel", action="store_true",
                    help="with --multi-label: write the multi-label TSVs of an existing build "
                         "from its meta.json and exit")
@@ -501,6 +526,13 @@ def parse_args(argv=None):
         p.error("--out is required (or --inventory FILE)")
     if a.relabel and not a.multi_label:
         p.error("--relabel writes the multi-label TSVs: give --multi-label too")
+    for name in ("extra_no_speech", "extra_animals", "extra_singing"):
+        if getattr(a, name) < 0:
+            p.error(f"--{name.replace('_', '-')}={getattr(a, name)} must not be negative")
+    a.classes = [c.strip() for c in a.classes.split(",") if c.strip()]
+    if "speech" not in a.classes or not set(a.classes) <= set(MULTI_CLASSES) \
+            or len(set(a.classes)) != len(a.classes):
+        p.error(f"--classes {','.join(a.classes)}: speech and any of music, other, each once")
     check_clip_args(p, a)
     return a
 
@@ -525,8 +557,21 @@ def write_inventory(path: str, real: list[str], sr: int, dropped: dict) -> None:
 # (real soundtracks, General MIDI, Sonic Pi loops and beat patterns), other sound where sound
 # events or an ambience play (effects, ambience, keyboard, scattered Sonic Pi hits). Rows span
 # the clip: the recipe knows which background plays, not where each of its events sounds.
-BACKGROUND_LABELS = {"music": "music", "midi": "music", "effects": "other", "ambience": "other",
-                     "keyboard": "other"}
+BACKGROUND_LABELS = {"music": "music", "midi": "music", "singing": "music", "effects": "other",
+                     "ambience": "other", "keyboard": "other"}
+
+
+MULTI_CLASSES = ("speech", "music", "other")
+
+
+def multi_name(classes) -> str:
+    """The multi-label TSVs' suffix: ``multi`` for all classes, else the classes joined by +."""
+    return "multi" if list(classes) == list(MULTI_CLASSES) else "+".join(classes)
+
+
+def multi_rows(classes):
+    """``write_tsv``'s rows for the classes kept (see background_rows)."""
+    return lambda meta: [r for r in background_rows(meta) if r[2] in classes]
 
 
 def background_rows(meta: dict) -> list[tuple[float, float, str]]:
@@ -538,7 +583,7 @@ def background_rows(meta: dict) -> list[tuple[float, float, str]]:
     return [(0.0, meta["duration"], label)] if label else []
 
 
-def relabel(out: str, say) -> int:
+def relabel(out: str, say, classes=MULTI_CLASSES) -> int:
     """SPLIT.multi.tsv of an existing build, from its meta.json (byte-equal to a build's)."""
     import json
 
@@ -549,18 +594,24 @@ def relabel(out: str, say) -> int:
     with open(path, encoding="utf-8") as fh:
         clips = json.load(fh)["clips"]
     metas = [clips[k] for k in sorted(clips, key=lambda f: (SPLITS.index(clips[f]["split"]), f))]
+    name = multi_name(classes)
     for split in SPLITS:
-        write_tsv(os.path.join(out, f"{split}.multi.tsv"),
-                  [m for m in metas if m["split"] == split], background_rows)
-    say(f"wrote {', '.join(os.path.join(out, s + '.multi.tsv') for s in SPLITS)}")
+        write_tsv(os.path.join(out, f"{split}.{name}.tsv"),
+                  [m for m in metas if m["split"] == split], multi_rows(classes))
+    say(f"wrote {', '.join(os.path.join(out, f'{s}.{name}.tsv') for s in SPLITS)}")
     return 0
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
     if a.relabel:
-        return relabel(os.path.abspath(a.out), (lambda *x: None) if a.quiet else print)
+        return relabel(os.path.abspath(a.out), (lambda *x: None) if a.quiet else print, a.classes)
     allow = [x.strip() for x in a.allow_missing.split(",") if x.strip()]
+    if a.extra_singing and not singing.available(voices=True):
+        print("error: --extra-singing needs Festival's singing mode and the voices "
+              f"{', '.join(singing.TRAIN_VOICES)}: apt-get install festival festvox-kallpc16k "
+              "festvox-italp16k", file=sys.stderr)
+        return 3
     vc_sources, voices, real, notes = check_sources(
         allow, calls=a.extra_animals > 0 or a.continuous_speech)
     say = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
@@ -583,12 +634,14 @@ def main(argv=None) -> int:
              for i in range(a.extra_no_speech)]
     jobs += [(a.seed, "train", counts["train"] + a.extra_no_speech + i, a.clip_seconds, pools,
               out, "animals") for i in range(a.extra_animals)]
+    jobs += [(a.seed, "train", counts["train"] + a.extra_no_speech + a.extra_animals + i,
+              a.clip_seconds, pools, out, "singing") for i in range(a.extra_singing)]
     metas = run_clip_jobs(make_clip, jobs, a.jobs, say, t0, every=max(20, len(jobs) // 50))
     for split in SPLITS:
         write_tsv(os.path.join(out, f"{split}.tsv"), [m for m in metas if m["split"] == split])
         if a.multi_label:
-            write_tsv(os.path.join(out, f"{split}.multi.tsv"),
-                      [m for m in metas if m["split"] == split], background_rows)
+            write_tsv(os.path.join(out, f"{split}.{multi_name(a.classes)}.tsv"),
+                      [m for m in metas if m["split"] == split], multi_rows(a.classes))
     held = {"speech_groups": sorted(pools.held_groups),
             "tts_voices": {e: v for e, v in sorted(HELD_OUT.items())
                            if e in vc_sources},
@@ -608,7 +661,11 @@ def main(argv=None) -> int:
                      "extra_no_speech": a.extra_no_speech, "p_vocal_like": P_VOCAL_LIKE,
                      "extra_animals": a.extra_animals, "p_animal_speech": P_ANIMAL_SPEECH,
                      **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
-                        else {})},
+                        else {}),
+                     **({"extra_singing": a.extra_singing, "singing": {
+                         "voices": singing.TRAIN_VOICES, "songs": singing.songs(),
+                         "held_out_voices": singing.HELD_OUT_VOICES,
+                         "held_out_songs": singing.HELD_OUT_SONGS}} if a.extra_singing else {})},
         "sources": sorted(vc_sources + real), "festival_voices": voices, "skipped": notes,
         "packages": pools.versions, "held_out": held, "dev_percent": DEV_PERCENT,
         "screening": pools.screened, "label_rule": LABEL_RULE,
