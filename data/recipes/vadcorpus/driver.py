@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import multiprocessing
 import os
 import time
 
-from .common import SPLITS, canonical_json
+import numpy as np
+
+from .common import SPLITS, canonical_json, r3, write_wav_atomic
 
 
 def check_clip_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
@@ -23,6 +24,24 @@ def check_clip_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
             p.error(f"--{name.replace('_', '-')}={v} must not be negative")
     if a.jobs < 1:
         p.error(f"--jobs={a.jobs} must be at least 1")
+
+
+def finish_clip(meta: dict, mix: np.ndarray, sr: int, out_dir: str, split: str, index: int, *,
+                segments: list, background: dict, snr: float | None, target: float, **more) -> dict:
+    """A clip's last step in every recipe: its peak limited to 0.98, what made it recorded in
+    ``meta`` (``segments`` in 10 ms frames), the WAV written as ``split/clip_NNNNN.wav``."""
+    peak = float(np.max(np.abs(mix))) if len(mix) else 0.0
+    limited = peak > 0.98
+    if limited:
+        mix = mix * (0.98 / peak)
+    meta.update(background=background, snr_db=None if snr is None else r3(snr),
+                level_dbfs=r3(target), peak_limited=limited, **more,
+                speech_seconds=r3(sum(b - a for a, b in segments) / 100),
+                segments=[(r3(a / 100), r3(b / 100)) for a, b in segments])
+    name = f"{split}/clip_{index + 1:05d}.wav"
+    write_wav_atomic(os.path.join(out_dir, name), mix, sr)
+    meta["file"] = name
+    return meta
 
 
 def clip_counts(a: argparse.Namespace) -> dict[str, int]:

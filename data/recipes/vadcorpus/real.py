@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .common import SPLITS, choice, package_version, r3, weighted, write_wav_atomic
-from .driver import (check_clip_args, clear_split_dirs, clip_counts, run_clip_jobs, summarize,
-                     write_meta, write_tsv)
+from .common import SPLITS, choice, package_version, r3, weighted
+from .driver import (check_clip_args, clear_split_dirs, clip_counts, finish_clip, run_clip_jobs,
+                     summarize, write_meta, write_tsv)
 from .gamesounds import (AMBIENCE_SECONDS, EFFECTS_EXCLUDE, OPENCLONK_EXCLUDE_DIRS, VOCAL_LIKE,
                          background_effects, background_files, background_music, extract_archives)
 from .gamespeech import (DROPPED_GROUPS, HEDGEWARS_NONLEXICAL, MAX_WORD_SECONDS,
@@ -27,7 +27,7 @@ from .packages import (DEV_PERCENT, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NA
                        TUXPAINT, file_id, split_of, stem)
 from .rooms import convolve, equalise, level_ramp, room_rir
 from .samples import background_keyboard, background_samples
-from .synthetic import SOURCES, SOURCE_BY_NAME, _package_checks, load_utterance, utterance_spec
+from .synthetic import SOURCES, SOURCE_BY_NAME, load_utterance, utterance_spec
 from .tts import FESTIVAL_VOICES, HELD_OUT
 from . import singing, synthetic
 
@@ -109,26 +109,8 @@ def check_sources(allow_missing: list[str], calls: bool = True):
               file=sys.stderr)
         sys.exit(2)
     allowed = set(allow_missing)
-    use_vc, use_real, notes, blocking = [], [], [], []
-    for s in SOURCES:
-        missing = [p for p, ok in _package_checks(s) if not ok]
-        if not missing:
-            use_vc.append(s.name)
-        elif s.name in allowed or all(p in allowed for p in missing):
-            notes.append(f"skipping {s.name}: missing {' '.join(missing)}")
-        else:
-            blocking += missing
-    voices = []
-    if "festival" in use_vc:
-        for v in FESTIVAL_VOICES:
-            if os.path.isdir(v.directory):
-                voices.append(v.name)
-            elif v.package in allowed or "festival" in allowed:
-                notes.append(f"skipping festival voice {v.name}: missing {v.package}")
-            else:
-                blocking.append(v.package)
-        if not voices:
-            use_vc.remove("festival")
+    use_vc, voices, notes, blocking = synthetic.sources_present(allowed)
+    use_real = []
     for s in REAL_SOURCES:
         if "calls" in s.roles and not calls:
             continue
@@ -459,18 +441,8 @@ def make_clip(job: tuple) -> dict:
         mix, augment["eq"] = equalise(mix, sr, rng, band, eq)
     if is_tel:
         mix, meta["telephone_detail"] = telephone(mix, sr, rng)
-    peak = float(np.max(np.abs(mix))) if n else 0.0
-    limited = peak > 0.98
-    if limited:
-        mix = mix * (0.98 / peak)
-    meta.update(background={"kind": kind, **bg_info}, snr_db=None if snr is None else r3(snr),
-                level_dbfs=r3(target), peak_limited=limited, augment=augment,
-                speech_seconds=r3(sum(b_ - a for a, b_ in segments) / 100),
-                segments=[(r3(a / 100), r3(b_ / 100)) for a, b_ in segments])
-    name = f"{split}/clip_{index + 1:05d}.wav"
-    write_wav_atomic(os.path.join(out_dir, name), mix, sr)
-    meta["file"] = name
-    return meta
+    return finish_clip(meta, mix, sr, out_dir, split, index, segments=segments,
+                       background={"kind": kind, **bg_info}, snr=snr, target=target, augment=augment)
 
 
 def parse_args(argv=None):

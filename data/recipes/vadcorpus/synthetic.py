@@ -16,9 +16,9 @@ import numpy as np
 
 from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT, _asterisk
 from .common import (DEV_PERCENT, EXIT_MISSING, RECIPE_VERSION, SPLITS, choice, package_version,
-                     r3, read_audio, resample, sha256_hex, split_of, weighted, write_wav_atomic)
-from .driver import (check_clip_args, clear_split_dirs, clip_counts, run_clip_jobs, summarize,
-                     write_meta, write_tsv)
+                     r3, read_audio, resample, sha256_hex, split_of, weighted)
+from .driver import (check_clip_args, clear_split_dirs, clip_counts, finish_clip, run_clip_jobs,
+                     summarize, write_meta, write_tsv)
 from .labels import LABEL_RULE, Utterance, analyse
 from .music import SF2, make_midi, render_music
 from .noise import background_noise, telephone
@@ -96,7 +96,24 @@ def check_sources(allow_missing: list[str]) -> tuple[list[str], list[str], list[
               f"{', '.join(s.name for s in SOURCES)} (or a festvox-* package name)",
               file=sys.stderr)
         sys.exit(2)
-    allowed = set(allow_missing)
+    use, voices, notes, blocking = sources_present(set(allow_missing))
+    if blocking:
+        pkgs = " ".join(dict.fromkeys(blocking))
+        print(f"error: missing Debian package(s): {pkgs}\n"
+              f"install them with:\n    apt-get update && apt-get install -y {pkgs}\n"
+              f"or skip optional sources with --allow-missing "
+              f"{','.join(s.name for s in SOURCES if any(p in blocking for p in s.packages)) or 'festival'}",
+              file=sys.stderr)
+        sys.exit(EXIT_MISSING)
+    if not any(SOURCE_BY_NAME[n].role == "speech" for n in use):
+        print("error: no speech source left (all skipped)", file=sys.stderr)
+        sys.exit(EXIT_MISSING)
+    return use, voices, notes
+
+
+def sources_present(allowed: set[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(sources, festival voices, notes, blocking packages)``: the sources whose packages are
+    installed; those missing but ``allowed`` skipped with a note; the others' packages blocking."""
     use, notes, blocking = [], [], []
     for s in SOURCES:
         missing = [p for p, ok in _package_checks(s) if not ok]
@@ -115,21 +132,10 @@ def check_sources(allow_missing: list[str]) -> tuple[list[str], list[str], list[
                 notes.append(f"skipping festival voice {v.name}: missing {v.package}")
             else:
                 blocking.append(v.package)
-        if not voices and "festival" in use:
+        if not voices:
             use.remove("festival")
             notes.append("skipping festival: no voice installed")
-    if blocking:
-        pkgs = " ".join(dict.fromkeys(blocking))
-        print(f"error: missing Debian package(s): {pkgs}\n"
-              f"install them with:\n    apt-get update && apt-get install -y {pkgs}\n"
-              f"or skip optional sources with --allow-missing "
-              f"{','.join(s.name for s in SOURCES if any(p in blocking for p in s.packages)) or 'festival'}",
-              file=sys.stderr)
-        sys.exit(EXIT_MISSING)
-    if not any(SOURCE_BY_NAME[n].role == "speech" for n in use):
-        print("error: no speech source left (all skipped)", file=sys.stderr)
-        sys.exit(EXIT_MISSING)
-    return use, voices, notes
+    return use, voices, notes, blocking
 
 
 def _package_checks(s: Source):
@@ -384,18 +390,8 @@ def make_clip(job: tuple) -> dict:
     if is_tel:
         mix, tel = telephone(mix, sr, rng)
         meta["telephone_detail"] = tel
-    peak = float(np.max(np.abs(mix))) if n else 0.0
-    limited = peak > 0.98
-    if limited:
-        mix = mix * (0.98 / peak)
-    meta.update(background={"kind": kind, **bg_info}, snr_db=None if snr is None else r3(snr),
-                level_dbfs=r3(target), peak_limited=limited,
-                speech_seconds=r3(sum(b_ - a for a, b_ in segments) / 100),
-                segments=[(r3(a / 100), r3(b_ / 100)) for a, b_ in segments])
-    name = f"{split}/clip_{index + 1:05d}.wav"
-    write_wav_atomic(os.path.join(out_dir, name), mix, sr)
-    meta["file"] = name
-    return meta
+    return finish_clip(meta, mix, sr, out_dir, split, index, segments=segments,
+                       background={"kind": kind, **bg_info}, snr=snr, target=target)
 
 
 def parse_args(argv=None):
