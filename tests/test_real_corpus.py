@@ -305,6 +305,13 @@ def test_songs_are_transposed_by_semitones_and_tempo():
     assert sing.transpose(xml, 0, 1.0) == xml.replace('BPM="80"', 'BPM="80.0"')
 
 
+def test_notes_are_counted_as_festival_counts_them():
+    sing = _singing()
+    xml = '<PITCH NOTE="F4,D4">a</PITCH><PITCH NOTE="Bb3">b</PITCH><PITCH NOTE="C#5">c</PITCH>'
+    assert sing.notes(xml) == [53, 50, 46, 61]
+    assert sing.notes(sing.transpose(xml, 3, 1.0)) == [56, 53, 49, 64]
+
+
 def test_extra_singing_needs_festival_singing_mode(tmp_path, monkeypatch):
     sing = _singing()
     monkeypatch.setattr(sing, "SONG_DIR", str(tmp_path / "no-songs"))

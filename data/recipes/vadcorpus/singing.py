@@ -23,6 +23,8 @@ TRAIN_VOICES = ("kal_diphone", "lp_diphone")
 HELD_OUT_VOICES = ("ked_diphone", "pc_diphone")
 HELD_OUT_SONGS = ("daisy", "lochlomond")
 TRANSPOSE = (-5, 7)          # semitones, inclusive range
+TOP_NOTE = 72                # no transposed note above this (Festival's notation, C6): higher
+                             # notes crash its diphone resynthesis (spice1 + 7 did: SIGSEGV)
 TEMPO = (0.8, 1.25)          # factor on the song's BPM
 REST_S = (0.3, 2.5)          # between two sung renders
 P_BED = 0.6                  # an instrumental bed under the voice
@@ -49,6 +51,17 @@ def songs(held_out: bool = False) -> list[str]:
     return [s for s in names if (s in HELD_OUT_SONGS) == held_out]
 
 
+def notes(xml: str) -> list[int]:
+    """The song's notes as numbers (12 x octave + semitone, Festival's own count)."""
+    return [12 * int(m.group(3)) + OFFSET[m.group(1)] + {"#": 1, "b": -1, "": 0}[m.group(2)]
+            for v in re.findall(r'NOTE="([^"]*)"', xml) for m in NOTE.finditer(v)]
+
+
+def song_xml(song: str) -> str:
+    with open(os.path.join(SONG_DIR, song + ".xml"), encoding="latin-1") as fh:
+        return fh.read()
+
+
 def transpose(xml: str, semitones: int, tempo: float) -> str:
     """A singing file moved by ``semitones`` and played ``tempo`` times as fast."""
     def note(m):
@@ -65,8 +78,7 @@ def render_song(song: str, voice: str, semitones: int, tempo: float, sr: int, ca
     out = os.path.join(cache, "singing", key[:2], key + ".wav")
     if not os.path.exists(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        with open(os.path.join(SONG_DIR, song + ".xml"), encoding="latin-1") as fh:
-            xml = transpose(fh.read(), semitones, tempo)
+        xml = transpose(song_xml(song), semitones, tempo)
         with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
             shutil.copy(DTD, tmp)  # the songs name it relative to themselves
             with open(os.path.join(tmp, "s.xml"), "w", encoding="latin-1") as fh:
@@ -81,11 +93,18 @@ def sung_track(rng, n: int, sr: int, cache: str) -> tuple[np.ndarray, dict]:
     """``n`` samples of training songs one after another (each transposed, at its own tempo, by
     a training voice, at its own level +-3 dB), rests between them; the voice normalised to unit
     RMS over its active part."""
-    y, t, parts = np.zeros(n), int(rng.uniform(0, 1.0) * sr), []
+    y, t, parts, failed = np.zeros(n), int(rng.uniform(0, 1.0) * sr), [], 0
     while t < n - sr // 2:
         song, voice = choice(rng, songs()), choice(rng, TRAIN_VOICES)
-        semi, tempo = int(rng.integers(TRANSPOSE[0], TRANSPOSE[1] + 1)), float(rng.uniform(*TEMPO))
-        x = render_song(song, voice, semi, round(tempo, 3), sr, cache)
+        top = min(TRANSPOSE[1], TOP_NOTE - max(notes(song_xml(song))))
+        semi, tempo = int(rng.integers(TRANSPOSE[0], top + 1)), float(rng.uniform(*TEMPO))
+        try:
+            x = render_song(song, voice, semi, round(tempo, 3), sr, cache)
+        except RuntimeError:  # a render Festival cannot make: draw another (seeded, so the same one)
+            failed += 1
+            if failed > 20:
+                raise
+            continue
         x = x[: n - t] * 10 ** (rng.uniform(-3, 3) / 20) / (np.sqrt(np.mean(x ** 2)) + 1e-12)
         y[t:t + len(x)] += x
         parts.append({"song": song, "voice": voice, "semitones": semi, "tempo": round(tempo, 3),
@@ -93,4 +112,4 @@ def sung_track(rng, n: int, sr: int, cache: str) -> tuple[np.ndarray, dict]:
         t += len(x) + int(rng.uniform(*REST_S) * sr)
     act = np.abs(y) > 1e-4
     y = y / (np.sqrt(np.mean(y[act] ** 2)) + 1e-12) if act.any() else y
-    return y, {"songs": parts}
+    return y, {"songs": parts, **({"failed_renders": failed} if failed else {})}
