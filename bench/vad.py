@@ -293,7 +293,8 @@ def system_ours(model_dir: Path, threads: int, name: str = "ours") -> System:
                                           "pad_offset")}
     note = (f"{mconf['model'].get('cell')} h={mconf['model'].get('hidden')} "
             f"x{mconf['model'].get('layers')}{' bi' if mconf['model'].get('bidirectional') else ''}, "
-            f"{fc.kind} {fc.n_mels}, predict {tuned}")
+            f"{fc.kind} {fc.n_mels}, predict {tuned}"
+            + (f", per class {per_class}" if per_class else ""))
     return System(name, decode, infer, time.perf_counter() - t0, note, infer_many)
 
 

@@ -125,4 +125,4 @@ def test_cli_and_api_take_a_shipped_models_name(tmp_path):
     assert (tmp_path / "o" / "music_clip_00012.tsv").is_file()
     r = subprocess.run([sys.executable, "-m", "pipeline", "predict", sample, "--model", "vad2", "--out", "o"],
                        capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2 and "'vad2' is neither a model directory nor a shipped model (vad, vad-stream" in r.stderr
+    assert r.returncode == 2 and "'vad2' is neither a model directory nor a shipped model (speech-music, vad, vad-stream" in r.stderr

@@ -25,7 +25,7 @@ from pipeline.predict import score_files
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
 SPEECH_V1 = ROOT.parent / "shared" / "benchmarks" / "speech-v1"
-SHIPPED = ["vad", "vad-stream"]
+SHIPPED = ["vad", "vad-stream", "speech-music"]
 N_FEATURES = 16
 KINDS = {  # the graphs' traps: stack padding, conv context, look-ahead, LSTM's (h, c), forecast
     "bi-gru-conv-stack3": dict(bidirectional=True, conv_channels=4, stack=3),
