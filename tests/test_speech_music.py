@@ -97,3 +97,21 @@ def test_plot_draws_a_score_lane_per_class(tmp_path, monkeypatch):
          "speech-music", "--out", tmp_path / "plots")
     fig, = saved
     assert [ax.get_ylabel() for ax in fig.axes[1:3]] == ["speech\nscore", "music\nscore"]
+
+
+def test_tune_searches_each_class_on_its_own(tmp_path):
+    """``tune`` on references with music rows writes a threshold and median filter for speech and
+    for music into a new directory, leaving the shipped model as it is."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for f in SAMPLES.glob("*.tsv"):
+        rows = f.read_text().splitlines() + (["0.000\t20.000\tmusic"] if f.stem.startswith("music") else [])
+        (ref / f.name).write_text("\n".join(rows) + "\n")
+        (ref / f.with_suffix(".flac").name).symlink_to(f.with_suffix(".flac"))
+    before = (MODEL / "config.json").read_bytes()
+    out = _run("--cache-dir", tmp_path / "cache", "tune", ref, "--model", "speech-music", "--out", tmp_path / "tuned")
+    conf = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert set(conf["predict_per_class"]) == {"speech", "music"}
+    for cls in ("speech", "music"):
+        assert cls in out and 0 < conf["predict_per_class"][cls]["threshold"] < 1
+    assert conf["tuned_from"].endswith("speech-music") and (MODEL / "config.json").read_bytes() == before
