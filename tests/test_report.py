@@ -70,7 +70,7 @@ def test_the_plot_lanes_read_top_down_in_lane_rows_order():
 
     fig = figure(S=np.zeros((100, 4), np.float32), fps=50.0, scores=np.zeros((100, 2), np.float32),
                  classes=["music", "speech"], segments=[], reference=[], threshold=0.5)
-    ax = fig.axes[2]
+    ax = fig.axes[-1]  # the segment lanes, under a score lane per class
     labels = [t.get_text() for t in ax.get_yticklabels()]
     top_down = [label for _, label in sorted(zip(ax.transData.transform(
         np.c_[np.zeros(len(labels)), ax.get_yticks()])[:, 1], labels), reverse=True)]  # by display height
