@@ -316,10 +316,10 @@ def match_classes(ds, start: Start, log: Callable[[str], None] = print):
         return dataclasses.replace(ds, classes=tuple(start.classes)), True
     shared = [c for c in start.classes if c in ds.classes]
     ds = dataclasses.replace(ds, classes=tuple(shared + [c for c in ds.classes if c not in shared]))
-    kept = f"{shared} keep their weights, {[c for c in ds.classes if c not in shared]} start new" if shared \
+    how = f"{shared} keep their weights, {[c for c in ds.classes if c not in shared]} start new" if shared \
         else f"new, for {len(ds.classes)} class(es)"
     log(f"WARNING: {ds.origin}: its classes {list(ds.classes)} differ from {start.directory}'s {start.classes}: "
-        f"the output layer is replaced ({kept}); the rest starts from {start.directory}")
+        f"the output layer is replaced ({how}); the rest starts from {start.directory}")
     return ds, False
 
 
@@ -578,16 +578,14 @@ def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
     missing, unexpected = model.load_state_dict(state, strict=kept)
     if unexpected or any(not k.startswith("head.") for k in missing):  # strict=False lets only the head go
         raise ModelError(f"{init.weights()}: weights do not fit the network ({missing or unexpected})")
-    if not kept:
-        # the head's rows are (frame of the stack) x (class): row f * n_classes + c
-        n_old, n_new, k = len(init.classes), len(classes), model.cfg.stack
+    shared = [(i, init.classes.index(c)) for i, c in enumerate(classes) if c in init.classes]
+    if not kept and shared:
+        new, old = (list(x) for x in zip(*shared))
+        k = model.cfg.stack  # the head's rows are (frame of the stack) x (class)
         with torch.no_grad():
-            for c_new, name in enumerate(classes):
-                if name in init.classes:
-                    c_old = init.classes.index(name)
-                    for f in range(k):
-                        for key in ("head.weight", "head.bias"):
-                            model.state_dict()[key][f * n_new + c_new] = head[key][f * n_old + c_old]
+            for p in (model.head.weight, model.head.bias):
+                rows = head[f"head.{'weight' if p.dim() == 2 else 'bias'}"]
+                p.view(k, len(classes), *p.shape[1:])[:, new] = rows.view(k, len(init.classes), *p.shape[1:])[:, old]
     return kept
 
 

@@ -85,3 +85,14 @@ def train_tone_model(root: Path, sets: list[str]) -> tuple[Path, Path]:
     entry, _ = ensure_chunks(load_dataset(ds), cfg, Settings(cache_dir=str(root / "cache")))
     fit(entry, cfg, root / "model", log=lambda m: None)
     return ds, root / "model"
+
+
+def cli_exit(*args) -> int:
+    """``python -m pipeline ARGS`` in this process: its exit code (0 when it returns)."""
+    from pipeline.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0

@@ -3,7 +3,6 @@ both engines give the same scores and segments (the shipped models, streaming in
 inference from ``model.onnx`` never imports torch, nor needs it installed."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pipeline.export import check_graph, export_onnx
 from pipeline.modeldir import ONNX_FILE, read_model_config
 from pipeline.nets import FrameModel, load_model, save_model
 from pipeline.predict import score_files
+from synth import cli_exit
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "samples"
@@ -279,14 +279,7 @@ def test_engine_choice(tmp_path):
         choose_engine(vad, "tf")
 
 
-def _main(*args) -> int:
-    from pipeline.cli import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+_main = cli_exit  # python -m pipeline ARGS in this process -> exit code
 
 
 def test_export_of_a_legacy_model_pt_directory_loads_on_both_engines(tmp_path):

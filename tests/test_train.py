@@ -21,7 +21,7 @@ from pipeline.nets import load_model
 from pipeline.chunks import ensure_chunks
 from pipeline.runner import Settings
 from pipeline.train import fit
-from synth import tone_dataset
+from synth import cli_exit, tone_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["chunk.frames=100", "chunk.hop=50", "chunk.valid_fraction=0.25", "model.hidden=24",
@@ -222,14 +222,7 @@ def test_stacked_bidirectional_classifier_learns(tones, tmp_path):
 # ------------------------------------------------------------------ --out: what train may overwrite
 
 
-def _main(*args) -> int:
-    from pipeline.cli import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
+_main = cli_exit  # python -m pipeline ARGS in this process -> exit code
 
 
 def _train_cli(tones, out, *extra, epochs=1):

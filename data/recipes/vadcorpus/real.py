@@ -99,15 +99,8 @@ def missing_packages() -> list[str]:
 def check_sources(allow_missing: list[str], calls: bool = True):
     """Return (vad_corpus sources, festival voices, real sources, notes) or exit 2/3. ``calls``:
     whether the animal-call sources are needed (only ``--extra-animals`` clips read them)."""
-    known = {s.name for s in SOURCES} | {p for s in SOURCES for p in s.packages} \
-        | {v.package for v in FESTIVAL_VOICES} | set(REAL_BY_NAME) \
-        | {s.package for s in REAL_SOURCES}
-    unknown = sorted(set(allow_missing) - known)
-    if unknown:
-        print(f"error: --allow-missing: unknown source(s) {', '.join(unknown)}; known sources: "
-              f"{', '.join([s.name for s in SOURCES] + list(REAL_BY_NAME))}",
-              file=sys.stderr)
-        sys.exit(2)
+    synthetic.check_allow_missing(allow_missing, [s.name for s in SOURCES] + list(REAL_BY_NAME),
+                                  packages=tuple(s.package for s in REAL_SOURCES))
     allowed = set(allow_missing)
     use_vc, voices, notes, blocking = synthetic.sources_present(allowed)
     use_real = []

@@ -88,14 +88,7 @@ def check_sources(allow_missing: list[str]) -> tuple[list[str], list[str], list[
 
     A missing package stops the build unless ``allow_missing`` names its source or the
     package itself (festival voices can be skipped one by one by package name)."""
-    known = {s.name for s in SOURCES} | {p for s in SOURCES for p in s.packages} \
-        | {v.package for v in FESTIVAL_VOICES}
-    unknown = sorted(set(allow_missing) - known)
-    if unknown:
-        print(f"error: --allow-missing: unknown source(s) {', '.join(unknown)}; known sources: "
-              f"{', '.join(s.name for s in SOURCES)} (or a festvox-* package name)",
-              file=sys.stderr)
-        sys.exit(2)
+    check_allow_missing(allow_missing, [s.name for s in SOURCES], "(or a festvox-* package name)")
     use, voices, notes, blocking = sources_present(set(allow_missing))
     if blocking:
         pkgs = " ".join(dict.fromkeys(blocking))
@@ -109,6 +102,19 @@ def check_sources(allow_missing: list[str]) -> tuple[list[str], list[str], list[
         print("error: no speech source left (all skipped)", file=sys.stderr)
         sys.exit(EXIT_MISSING)
     return use, voices, notes
+
+
+def check_allow_missing(allow_missing: list[str], names: list[str], hint: str = "",
+                        packages: tuple[str, ...] = ()) -> None:
+    """Exit 2 naming the ``--allow-missing`` entries that are neither a source (the synthetic
+    ones, ``names``) nor a package (theirs, the festival voices', ``packages``)."""
+    known = {s.name for s in SOURCES} | {p for s in SOURCES for p in s.packages} \
+        | {v.package for v in FESTIVAL_VOICES} | set(names) | set(packages)
+    unknown = sorted(set(allow_missing) - known)
+    if unknown:
+        print(f"error: --allow-missing: unknown source(s) {', '.join(unknown)}; known sources: "
+              f"{', '.join(names)}{' ' + hint if hint else ''}", file=sys.stderr)
+        sys.exit(2)
 
 
 def sources_present(allowed: set[str]) -> tuple[list[str], list[str], list[str], list[str]]:
