@@ -343,6 +343,81 @@ class FrameModel(nn.Module):
 
 
 # -- model directories -----------------------------------------------------------------------
+def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, int] | None = None) -> None:
+    """Copy ``small`` into ``big``, a network of the same cell, layers, direction and stack with
+    at least as many recurrent units (``model.hidden``) and conv channels, so that ``big``
+    computes what ``small`` computes (net2net-style widening; Chen et al., 2016).
+
+    The old units and channels keep their weights at their old places in ``big``'s gate-stacked,
+    direction-concatenated and stack-interleaved layouts. Every weight from a *new* unit or channel
+    into anything is set to zero, so nothing old (nor the head) sees the new ones at first; the new
+    ones keep ``big``'s fresh weights from the old inputs, so their activations are non-zero and
+    training moves them from the first step. ``head_rows`` maps ``big``'s output classes to
+    ``small``'s (those copied; the others keep their fresh rows); ``None``: the same classes.
+
+    Raises
+    ------
+    ModelError
+        The two differ in anything but width, or ``big`` is narrower.
+    """
+    a, b = small.cfg, big.cfg
+    same = ("cell", "layers", "bidirectional", "stack", "task", "delay")
+    if any(getattr(a, k) != getattr(b, k) for k in same) or small.n_features != big.n_features \
+            or b.hidden < a.hidden or b.conv_channels < a.conv_channels or (a.conv_channels == 0) != (b.conv_channels == 0):
+        raise ModelError(f"cannot widen a {a.cell} {a.layers}x{a.hidden} (conv {a.conv_channels}) network "
+                         f"into a {b.cell} {b.layers}x{b.hidden} (conv {b.conv_channels}) one: only model.hidden "
+                         f"and model.conv_channels may grow")
+    h0, h1, c0, c1, k = a.hidden, b.hidden, a.conv_channels, b.conv_channels, a.stack
+    unit = torch.arange(h0)
+
+    def blocks(n_old: int, size_old: int, size_new: int) -> torch.Tensor:
+        """Old positions of ``n_old // size_old`` consecutive blocks (gates, directions) in the new layout."""
+        return torch.cat([i * size_new + torch.arange(size_old) for i in range(n_old // size_old)])
+
+    bins = small.front.out_features // c0 if small.front is not None else 0
+    if small.front is not None:  # a frame's conv features are (channel, bin); k frames side by side
+        frame = (torch.arange(c0)[:, None] * bins + torch.arange(bins)).reshape(-1)
+        rnn_in = torch.cat([s * c1 * bins + frame for s in range(k)])
+    else:
+        rnn_in = torch.arange(small.n_features * k)
+    if head_rows is None:
+        head_rows = {i: i for i in range(small.n_outputs)}
+    new_rows = [s * big.n_outputs + i for s in range(k) for i in head_rows]
+    old_rows = [s * small.n_outputs + j for s in range(k) for j in head_rows.values()]
+    old, new = small.state_dict(), big.state_dict()
+    with torch.no_grad():
+        for name, w in old.items():
+            if name in ("mean", "std"):
+                new[name].copy_(w)
+                continue
+            if name.startswith("front."):
+                maps = [torch.arange(c0)] + ([torch.arange(c0 if name.startswith("front.conv2") else 1)]
+                                             if w.dim() > 1 else [])
+            elif name.startswith("head."):
+                maps = [torch.as_tensor(old_rows)] + ([blocks(w.shape[1], h0, h1)] if w.dim() > 1 else [])
+            elif name.startswith("rnn.weight_ih_l0"):
+                maps = [blocks(w.shape[0], h0, h1), rnn_in]
+            elif name.startswith("rnn.weight_ih"):
+                maps = [blocks(w.shape[0], h0, h1), blocks(w.shape[1], h0, h1)]
+            elif name.startswith("rnn.weight_hh"):
+                maps = [blocks(w.shape[0], h0, h1), unit]
+            elif name.startswith("rnn.bias"):
+                maps = [blocks(w.shape[0], h0, h1)]
+            else:
+                raise ModelError(f"cannot widen parameter {name!r}")
+            target = new[name]
+            if w.dim() > 1 and not name.startswith("front.conv1"):  # weights from new units or channels: zero
+                keep = torch.zeros(target.shape[1], dtype=torch.bool)
+                keep[maps[1]] = True
+                target[:, ~keep] = 0.0
+            if name.startswith("head."):  # rows: the classes copied; columns: the old units
+                rows = torch.as_tensor(new_rows)
+                target[(rows[:, None], maps[1][None]) if w.dim() > 1 else rows] = w[maps[0]]
+            else:
+                target[torch.meshgrid(*maps, indexing="ij") if len(maps) > 1 else maps[0]] = w
+    big.load_state_dict(new)
+
+
 def save_model(model: FrameModel, directory: str | Path, config_dict: Mapping[str, Any]) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created if needed).
 

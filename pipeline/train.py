@@ -236,6 +236,9 @@ def claim_on_rank0(out: str | Path, dist: Dist, *, resume: bool, replace: bool,
 
 # ``model`` settings a fine-tune may change: everything else is the network's shape or meaning
 FREE_MODEL_KEYS = ("dropout",)
+# ``model`` settings a fine-tune may raise: the network grows, computing what it computed
+# (:func:`pipeline.nets.widen_into`), and training puts the new units to use
+GROW_MODEL_KEYS = ("hidden", "conv_channels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,11 +293,13 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
         section, key = name.split(".", 1)
         value, was = getattr(getattr(cfg, section), key), getattr(trained[section], key)
         fixed = (section in ("load", "features") and key in key_fields(trained[section])) or \
-            (section == "model" and key not in FREE_MODEL_KEYS)
+            (section == "model" and key not in FREE_MODEL_KEYS and not (
+                key in GROW_MODEL_KEYS and isinstance(value, int) and value > was and (key != "conv_channels" or was > 0)))
         if fixed and value != was:
             raise ParameterError(
                 f"{explicit[name]} {name}={value!r}: {directory} was trained with {name}={was!r}; a fine-tune "
                 f"keeps the model's {'features' if section != 'model' else 'network'} (leave the setting out, "
+                f"{'raise it (a network only grows), ' if key in GROW_MODEL_KEYS else ''}"
                 f"or train from scratch without --init)")
         parts[section] = dataclasses.replace(parts[section], **{key: value})
     if "train.lr" not in (explicit or {}):
@@ -512,13 +517,17 @@ def check_not_init(out: Path, init: Start | None) -> None:
 
 def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
     """What ``config.json`` says of a fine-tune's origin: the directory, its weights' sha256,
-    its classes, whether the output layer was kept, the learning rate, the figures before."""
+    its classes, whether the output layer was kept, how the network was widened (``{key: [from,
+    to]}``), the learning rate, the figures before."""
     from .cache import file_digest
 
     weights = init.weights()
     return {"directory": str(init.directory), "weights": weights.name, "sha256": file_digest(weights),
             "classes": init.classes, "output_layer": "kept" if t.head_kept else "replaced",
             **({} if t.head_kept else {"outputs_kept": [c for c in init.classes if c in t.classes]}),
+            **({"widened": grown} if (grown := {k: [init.config["model"][k], getattr(init.cfg.model, k)]
+                                                for k in GROW_MODEL_KEYS
+                                                if init.config["model"].get(k) != getattr(init.cfg.model, k)}) else {}),
             "lr": init.cfg.train.lr}
 
 
@@ -562,23 +571,27 @@ def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
     """Copy ``init``'s weights and normalisation into ``model`` (built for the run's classes):
     all of them when the classes are the model's, all but the output layer otherwise: that keeps
     its fresh, seeded initialisation, except the outputs of the classes the two share, which are
-    copied (a speech model grows a music output and keeps what it knows of speech). Returns
-    whether the whole output layer was kept."""
-    from .nets import load_model
+    copied (a speech model grows a music output and keeps what it knows of speech). A ``model``
+    with more units or conv channels than ``init`` (:data:`GROW_MODEL_KEYS`) is ``init`` widened
+    (:func:`pipeline.nets.widen_into`). Returns whether the whole output layer was kept."""
+    from .nets import load_model, widen_into
 
     start, _ = load_model(init.directory)
     if start.n_features != model.n_features:
         raise ParameterError(f"{init.directory}: its network reads {start.n_features} features per frame, "
                              f"these chunks have {model.n_features} (features.kind / n_mels / n_fft / n_mfcc differ)")
-    state = start.state_dict()
     kept = model.cfg.task != "classify" or list(classes) == init.classes
+    shared = [(i, init.classes.index(c)) for i, c in enumerate(classes) if c in init.classes]
+    if any(getattr(model.cfg, k) != getattr(start.cfg, k) for k in GROW_MODEL_KEYS):
+        widen_into(start, model, head_rows=None if kept else dict(shared))
+        return kept
+    state = start.state_dict()
     if not kept:
         head = {k: v for k, v in state.items() if k.startswith("head.")}
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
     missing, unexpected = model.load_state_dict(state, strict=kept)
     if unexpected or any(not k.startswith("head.") for k in missing):  # strict=False lets only the head go
         raise ModelError(f"{init.weights()}: weights do not fit the network ({missing or unexpected})")
-    shared = [(i, init.classes.index(c)) for i, c in enumerate(classes) if c in init.classes]
     if not kept and shared:
         new, old = (list(x) for x in zip(*shared))
         k = model.cfg.stack  # the head's rows are (frame of the stack) x (class)

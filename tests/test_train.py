@@ -418,8 +418,40 @@ def test_fine_tune_with_a_new_class_keeps_the_shared_class_outputs(source, tmp_p
     assert not torch.allclose(new_out[..., 1], old_out[..., 0], atol=1e-3)
 
 
-@pytest.mark.parametrize("setting", ["features.n_mels=64", "features.hop_length=320", "model.hidden=48",
-                                     "model.cell=lstm"])
+def test_fine_tune_widens_the_network_and_starts_from_what_it_computed(source, tmp_path):
+    """--set model.hidden=40 on a 24-unit model: the wider network computes the model's scores
+    before any step (the new units' outgoing weights are zero), trains, and config.json says so."""
+    import pipeline
+    from pipeline.train import Dist, match_classes, set_up, start_from
+
+    torch.set_num_threads(1)
+    model, new, cache = source
+    lines: list[str] = []
+    pipeline.fine_tune(new, model, tmp_path / "ft", sets=["train.epochs=1", "model.hidden=40"], cache_dir=cache,
+                       log=lines.append)
+    got = _config(tmp_path / "ft")
+    assert got["model"]["hidden"] == 40 and got["init"]["widened"] == {"hidden": [24, 40]}
+    assert got["init"]["output_layer"] == "kept"
+    wide, _ = load_model(tmp_path / "ft")
+    assert wide.rnn.hidden_size == 40
+    # before any step: the same scores as the 24-unit model, though the new units are active
+    cfg = build_config(None, ["model.hidden=40"])[0]
+    start = start_from(model, cfg, explicit={"model.hidden": "--set"}, log=lambda m: None)
+    ds, kept = match_classes(load_dataset(new), start, log=lambda m: None)
+    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
+    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
+    src, _ = load_model(model)
+    x = torch.randn(2, 48, src.n_features) * 3
+    t.model.eval(), src.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(t.model(x)[0], src(x)[0], rtol=1e-5, atol=1e-5)
+        h, _ = t.model.rnn(t.model.normalize(x))
+    assert h[..., 24:40].abs().mean() > 1e-3  # the new units run (and so get gradients) from the start
+    assert torch.count_nonzero(t.model.head.weight[:, 24:40]) == 0
+
+
+@pytest.mark.parametrize("setting", ["features.n_mels=64", "features.hop_length=320", "model.hidden=16",
+                                     "model.cell=lstm", "model.conv_channels=4"])
 def test_fine_tune_refuses_settings_the_network_cannot_take(source, tmp_path, capsys, setting):
     model, new, cache = source
     capsys.readouterr()
