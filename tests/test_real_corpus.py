@@ -346,3 +346,37 @@ def test_singing_clips_are_music_not_speech(tmp_path):
         assert speech == [tuple(s) for s in c["segments"]]
         assert bool(speech) == bool(c["utterances"])
     assert meta["settings"]["singing"]["held_out_voices"] == list(sing.HELD_OUT_VOICES)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_events_near_speech_start_after_or_end_before_an_utterance(tmp_path, share):
+    """--events-near-speech: a moved event starts 0-0.4 s after an utterance ends or ends
+    0-0.4 s before one starts; share 0 leaves them where the exponential clock puts them."""
+    import types
+
+    import numpy as np
+    import soundfile as sf
+
+    from vadcorpus.gamesounds import background_effects
+
+    sr = 16000
+    click = tmp_path / "click.wav"
+    sf.write(click, np.ones(int(0.1 * sr)) * 0.5, sr)  # a 0.1 s event
+    pools = types.SimpleNamespace(sr=sr, events={"train": [("openclonk", str(click))]}, beds={"train": []})
+    speech = [(4 * sr, 6 * sr), (12 * sr, 13 * sr)]
+    allowed = np.zeros(20 * sr, dtype=bool)
+    for first, end in speech:
+        allowed[end:end + int(0.5 * sr)] = True  # starts by 0.4 s after, lasts 0.1 s
+        allowed[first - int(0.5 * sr):first] = True
+    outside = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        buf, info = background_effects(rng, 20 * sr, "train", pools, bed=False, near=(share, speech))
+        assert np.abs(buf).sum() > 0
+        outside.append(float((np.abs(buf[~allowed]) > 0).mean()))
+        moved = info["detail"].get("moved_near_speech", 0)
+        assert moved >= 1 if share else moved == 0, info["detail"]
+    if share == 1.0:
+        assert max(outside) == 0.0, outside
+    else:
+        assert max(outside) > 0.0, outside

@@ -193,8 +193,11 @@ def _event(path: str, sr: int) -> np.ndarray:
     return resample(y, sr_in, sr)
 
 
-def background_effects(rng, n, split, pools, bed: bool) -> tuple[np.ndarray, dict]:
-    """Real sound events scattered in time (1-6 sounds), over an ambience bed if ``bed``."""
+def background_effects(rng, n, split, pools, bed: bool, near=None) -> tuple[np.ndarray, dict]:
+    """Real sound events scattered in time (1-6 sounds), over an ambience bed if ``bed``.
+    ``near = (share, speech)``: each event, with probability ``share``, is moved next to a run
+    of ``speech`` ([(first, end)] samples): starting 0-0.4 s after it ends, or ending 0-0.4 s
+    before it starts (each half the time)."""
     sr, buf, used = pools.sr, np.zeros(n), []
     detail = {}
     held_side = _dev_side(rng, split)
@@ -218,8 +221,14 @@ def background_effects(rng, n, split, pools, bed: bool) -> tuple[np.ndarray, dic
         while t * sr < n:
             src, path = sounds[int(rng.integers(len(sounds)))]
             used.append((src, path))
-            _add(buf, _event(path, sr) / (np.max(np.abs(_event(path, sr))) + 1e-9),
-                    int(t * sr), 10 ** (rng.uniform(-15, 0) / 20))
+            x = _event(path, sr)
+            pos = int(t * sr)
+            if near is not None and rng.random() < near[0]:
+                first, end = near[1][int(rng.integers(len(near[1])))]
+                lag = int(rng.uniform(0.0, 0.4) * sr)
+                pos = end + lag if rng.random() < 0.5 else max(first - lag - len(x), 0)
+                detail["moved_near_speech"] = detail.get("moved_near_speech", 0) + 1
+            _add(buf, x / (np.max(np.abs(x)) + 1e-9), pos, 10 ** (rng.uniform(-15, 0) / 20))
             t += float(rng.exponential(1 / rate))
         detail["events_per_s"] = round(rate, 2)
     used = sorted(set(used))

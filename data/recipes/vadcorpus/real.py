@@ -146,6 +146,7 @@ class Pools:
     vocal_like: bool = False  # events and beds narrowed to animal calls (vocal_like_pools)
     calls: dict = field(default_factory=dict)         # split -> [(package, path, seconds)]
     continuous: bool = False  # --continuous-speech: train phrases weighted by CONTINUOUS_WEIGHTS
+    events_near_speech: float = 0.0  # --events-near-speech: share of train events moved next to speech
 
 
 def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False) -> Pools:
@@ -244,7 +245,9 @@ def speech_kinds(pools: Pools, split: str = "dev") -> dict:
     return kinds
 
 
-def make_background(rng, kind, n, split, index, seconds, pools) -> tuple[np.ndarray, dict]:
+def make_background(rng, kind, n, split, index, seconds, pools, near=None) -> tuple[np.ndarray, dict]:
+    """``near``: ``(share, [(first, end) sample runs of speech])`` moves that share of an effects
+    or ambience clip's events next to the speech (:func:`gamesounds.background_effects`)."""
     sr = pools.sr
     if kind == "singing":  # sung voice, over an instrumental bed P_BED of the time
         y, info = singing.sung_track(rng, n, sr, pools.vc.cache_dir)
@@ -264,7 +267,7 @@ def make_background(rng, kind, n, split, index, seconds, pools) -> tuple[np.ndar
     if kind == "music":
         return background_music(rng, n, split, pools)
     if kind in ("effects", "ambience"):
-        return background_effects(rng, n, split, pools, bed=kind == "ambience")
+        return background_effects(rng, n, split, pools, bed=kind == "ambience", near=near)
     if kind == "midi":
         midi, info = make_midi(rng, seconds)
         y = render_music(midi, pools.vc)
@@ -390,7 +393,10 @@ def make_clip(job: tuple) -> dict:
         if pools.vocal_like:
             kinds = {k: kinds[k] for k in ("effects", "ambience") if k in kinds}
         kind = weighted(rng, kinds) if mode != "singing" else "singing"
-        b, bg_info = make_background(rng, kind, n, split, index, seconds, pools)
+        near = None
+        if pools.events_near_speech > 0 and split == "train" and segments:
+            near = (pools.events_near_speech, [(a * hop, b * hop) for a, b in segments])
+        b, bg_info = make_background(rng, kind, n, split, index, seconds, pools, near)
         if reverb and rng.random() < P_REVERB_BACKGROUND:
             b = convolve(b, hs[1])
             room["applied_to"] = room.get("applied_to", []) + ["background"]
@@ -473,6 +479,11 @@ def parse_args(argv=None):
     p.add_argument("--continuous-speech", action="store_true",
                    help="train phrases: Tux Paint's spoken descriptions added, isolated letters "
                         "weighed down (CONTINUOUS_WEIGHTS); dev is unchanged")
+    p.add_argument("--events-near-speech", type=float, default=0.0, metavar="SHARE",
+                   help="train clips over sound effects: move this share of their events next to "
+                        "the speech (starting 0-0.4 s after an utterance ends, or ending 0-0.4 s "
+                        "before one starts), where a model leans on the speech beside them to call "
+                        "them speech; 0 (default): events fall anywhere; dev is unchanged")
     p.add_argument("--multi-label", action="store_true",
                    help="also write SPLIT.multi.tsv with music and other rows from the "
                         "backgrounds (with --relabel: only that, from OUT/meta.json)")
@@ -593,6 +604,7 @@ def main(argv=None) -> int:
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech)
+    pools.events_near_speech = a.events_near_speech
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
     jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, "no-speech")
@@ -627,6 +639,7 @@ def main(argv=None) -> int:
                      "extra_animals": a.extra_animals, "p_animal_speech": P_ANIMAL_SPEECH,
                      **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
                         else {}),
+                     **({"events_near_speech": a.events_near_speech} if a.events_near_speech else {}),
                      **({"extra_singing": a.extra_singing, "singing": {
                          "voices": singing.TRAIN_VOICES, "songs": singing.songs(),
                          "held_out_voices": singing.HELD_OUT_VOICES,
