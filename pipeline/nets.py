@@ -368,33 +368,33 @@ def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, in
                          f"into a {b.cell} {b.layers}x{b.hidden} (conv {b.conv_channels}) one: only model.hidden "
                          f"and model.conv_channels may grow")
     h0, h1, c0, c1, k = a.hidden, b.hidden, a.conv_channels, b.conv_channels, a.stack
-    unit = torch.arange(h0)
+    unit, chan = torch.arange(h0), torch.arange(c0)
 
     def blocks(n_old: int, size_old: int, size_new: int) -> torch.Tensor:
         """Old positions of ``n_old // size_old`` consecutive blocks (gates, directions) in the new layout."""
         return torch.cat([i * size_new + torch.arange(size_old) for i in range(n_old // size_old)])
 
-    bins = small.front.out_features // c0 if small.front is not None else 0
     if small.front is not None:  # a frame's conv features are (channel, bin); k frames side by side
-        frame = (torch.arange(c0)[:, None] * bins + torch.arange(bins)).reshape(-1)
+        bins = small.front.out_features // c0
+        frame = (chan[:, None] * bins + torch.arange(bins)).reshape(-1)
         rnn_in = torch.cat([s * c1 * bins + frame for s in range(k)])
     else:
         rnn_in = torch.arange(small.n_features * k)
     if head_rows is None:
         head_rows = {i: i for i in range(small.n_outputs)}
-    new_rows = [s * big.n_outputs + i for s in range(k) for i in head_rows]
-    old_rows = [s * small.n_outputs + j for s in range(k) for j in head_rows.values()]
+    # the head's rows are (frame of the stack) x (class)
+    new_rows = torch.tensor([s * big.n_outputs + i for s in range(k) for i in head_rows], dtype=torch.long)
+    old_rows = torch.tensor([s * small.n_outputs + j for s in range(k) for j in head_rows.values()], dtype=torch.long)
     old, new = small.state_dict(), big.state_dict()
     with torch.no_grad():
         for name, w in old.items():
             if name in ("mean", "std"):
                 new[name].copy_(w)
                 continue
-            if name.startswith("front."):
-                maps = [torch.arange(c0)] + ([torch.arange(c0 if name.startswith("front.conv2") else 1)]
-                                             if w.dim() > 1 else [])
+            if name.startswith("front."):  # conv1 reads one input channel, conv2 the channels
+                maps = [chan] + ([chan if name.startswith("front.conv2") else torch.arange(1)] if w.dim() > 1 else [])
             elif name.startswith("head."):
-                maps = [torch.as_tensor(old_rows)] + ([blocks(w.shape[1], h0, h1)] if w.dim() > 1 else [])
+                maps = [old_rows] + ([blocks(w.shape[1], h0, h1)] if w.dim() > 1 else [])
             elif name.startswith("rnn.weight_ih_l0"):
                 maps = [blocks(w.shape[0], h0, h1), rnn_in]
             elif name.startswith("rnn.weight_ih"):
@@ -406,13 +406,12 @@ def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, in
             else:
                 raise ModelError(f"cannot widen parameter {name!r}")
             target = new[name]
-            if w.dim() > 1 and not name.startswith("front.conv1"):  # weights from new units or channels: zero
+            if w.dim() > 1:  # weights from new units or channels: zero
                 keep = torch.zeros(target.shape[1], dtype=torch.bool)
                 keep[maps[1]] = True
                 target[:, ~keep] = 0.0
             if name.startswith("head."):  # rows: the classes copied; columns: the old units
-                rows = torch.as_tensor(new_rows)
-                target[(rows[:, None], maps[1][None]) if w.dim() > 1 else rows] = w[maps[0]]
+                target[(new_rows[:, None], maps[1][None]) if w.dim() > 1 else new_rows] = w[maps[0]]
             else:
                 target[torch.meshgrid(*maps, indexing="ij") if len(maps) > 1 else maps[0]] = w
     big.load_state_dict(new)

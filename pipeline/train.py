@@ -292,9 +292,9 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
     for name in sorted(explicit or {}):
         section, key = name.split(".", 1)
         value, was = getattr(getattr(cfg, section), key), getattr(trained[section], key)
+        grows = key in GROW_MODEL_KEYS and value > was and (key != "conv_channels" or was > 0)  # no front end: none added
         fixed = (section in ("load", "features") and key in key_fields(trained[section])) or \
-            (section == "model" and key not in FREE_MODEL_KEYS and not (
-                key in GROW_MODEL_KEYS and isinstance(value, int) and value > was and (key != "conv_channels" or was > 0)))
+            (section == "model" and key not in FREE_MODEL_KEYS and not grows)
         if fixed and value != was:
             raise ParameterError(
                 f"{explicit[name]} {name}={value!r}: {directory} was trained with {name}={was!r}; a fine-tune "
@@ -522,12 +522,12 @@ def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
     from .cache import file_digest
 
     weights = init.weights()
+    grown = {k: [init.config["model"][k], getattr(init.cfg.model, k)] for k in GROW_MODEL_KEYS
+             if init.config["model"][k] != getattr(init.cfg.model, k)}
     return {"directory": str(init.directory), "weights": weights.name, "sha256": file_digest(weights),
             "classes": init.classes, "output_layer": "kept" if t.head_kept else "replaced",
             **({} if t.head_kept else {"outputs_kept": [c for c in init.classes if c in t.classes]}),
-            **({"widened": grown} if (grown := {k: [init.config["model"][k], getattr(init.cfg.model, k)]
-                                                for k in GROW_MODEL_KEYS
-                                                if init.config["model"].get(k) != getattr(init.cfg.model, k)}) else {}),
+            **({"widened": grown} if grown else {}),
             "lr": init.cfg.train.lr}
 
 
@@ -572,8 +572,9 @@ def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
     all of them when the classes are the model's, all but the output layer otherwise: that keeps
     its fresh, seeded initialisation, except the outputs of the classes the two share, which are
     copied (a speech model grows a music output and keeps what it knows of speech). A ``model``
-    with more units or conv channels than ``init`` (:data:`GROW_MODEL_KEYS`) is ``init`` widened
-    (:func:`pipeline.nets.widen_into`). Returns whether the whole output layer was kept."""
+    with more units or conv channels than ``init`` (:data:`GROW_MODEL_KEYS`) is ``init`` widened;
+    one copy serves both (:func:`pipeline.nets.widen_into`, which is a plain copy at the same
+    width). Returns whether the whole output layer was kept."""
     from .nets import load_model, widen_into
 
     start, _ = load_model(init.directory)
@@ -581,24 +582,8 @@ def load_start(model: FrameModel, init: Start, classes: list[str]) -> bool:
         raise ParameterError(f"{init.directory}: its network reads {start.n_features} features per frame, "
                              f"these chunks have {model.n_features} (features.kind / n_mels / n_fft / n_mfcc differ)")
     kept = model.cfg.task != "classify" or list(classes) == init.classes
-    shared = [(i, init.classes.index(c)) for i, c in enumerate(classes) if c in init.classes]
-    if any(getattr(model.cfg, k) != getattr(start.cfg, k) for k in GROW_MODEL_KEYS):
-        widen_into(start, model, head_rows=None if kept else dict(shared))
-        return kept
-    state = start.state_dict()
-    if not kept:
-        head = {k: v for k, v in state.items() if k.startswith("head.")}
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    missing, unexpected = model.load_state_dict(state, strict=kept)
-    if unexpected or any(not k.startswith("head.") for k in missing):  # strict=False lets only the head go
-        raise ModelError(f"{init.weights()}: weights do not fit the network ({missing or unexpected})")
-    if not kept and shared:
-        new, old = (list(x) for x in zip(*shared))
-        k = model.cfg.stack  # the head's rows are (frame of the stack) x (class)
-        with torch.no_grad():
-            for p in (model.head.weight, model.head.bias):
-                rows = head[f"head.{'weight' if p.dim() == 2 else 'bias'}"]
-                p.view(k, len(classes), *p.shape[1:])[:, new] = rows.view(k, len(init.classes), *p.shape[1:])[:, old]
+    shared = {i: init.classes.index(c) for i, c in enumerate(classes) if c in init.classes}
+    widen_into(start, model, head_rows=None if kept else shared)
     return kept
 
 

@@ -323,6 +323,20 @@ def _config(d: Path) -> dict:
     return json.loads((d / "config.json").read_text())
 
 
+def _before_first_step(model: Path, data: Path, cache: Path, sets: tuple[str, ...] = ()):
+    """A fine-tune of ``model`` on ``data`` set up as ``train --init`` sets it up, before any step:
+    ``(its network, the model's network, whether the output layer was kept, the dataset)``."""
+    from pipeline.train import Dist, match_classes, set_up, start_from
+
+    explicit = {s.split("=", 1)[0]: "--set" for s in sets}
+    start = start_from(model, build_config(None, list(sets))[0], explicit=explicit, log=lambda m: None)
+    ds, kept = match_classes(load_dataset(data), start, log=lambda m: None)
+    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
+    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
+    src, _ = load_model(model)
+    return t.model, src, kept, ds
+
+
 def test_fine_tune_starts_from_the_model_and_records_where(source, tmp_path, capsys):
     import hashlib
 
@@ -355,7 +369,7 @@ def test_fine_tune_starts_from_the_model_and_records_where(source, tmp_path, cap
 
 def test_fine_tune_on_other_classes_replaces_the_output_layer(source, tmp_path):
     import pipeline
-    from pipeline.train import Dist, match_classes, set_up, start_from
+    from pipeline.train import match_classes, start_from
 
     torch.set_num_threads(1)
     model, _, cache = source
@@ -368,16 +382,13 @@ def test_fine_tune_on_other_classes_replaces_the_output_layer(source, tmp_path):
     got = _config(tmp_path / "ft")
     assert got["classes"] == ["beep"] and got["init"]["output_layer"] == "replaced" and best["epoch"] in (0, 1)
     # before any step: every weight and the normalisation from the model, the output layer new
-    start = start_from(model, build_config(None)[0], log=lambda m: None)
-    ds, kept = match_classes(load_dataset(beeps), start, log=lambda m: None)
+    net, src, kept, _ = _before_first_step(model, beeps, cache)
     assert not kept
-    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
-    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
-    src, _ = load_model(model)
     for k, v in src.state_dict().items():
-        same = torch.equal(t.model.state_dict()[k], v)
+        same = torch.equal(net.state_dict()[k], v)
         assert same != k.startswith("head."), k
     # the same classes in the model's order keep it
+    start = start_from(model, build_config(None)[0], log=lambda m: None)
     tones_ds, kept = match_classes(load_dataset(source[1]), start, log=lambda m: None)
     assert kept and tones_ds.classes == ("tone",)
 
@@ -386,7 +397,6 @@ def test_fine_tune_with_a_new_class_keeps_the_shared_class_outputs(source, tmp_p
     """A speech model grown into speech + music: the shared class's outputs start as the model's
     own (the same scores before any step), the new class's are new, and config.json says which."""
     import pipeline
-    from pipeline.train import Dist, match_classes, set_up, start_from
 
     torch.set_num_threads(1)
     model, _, cache = source
@@ -403,16 +413,12 @@ def test_fine_tune_with_a_new_class_keeps_the_shared_class_outputs(source, tmp_p
     assert got["classes"] == ["tone", "hum"], got["classes"]
     assert got["init"]["output_layer"] == "replaced" and got["init"]["outputs_kept"] == ["tone"]
     # before any step: the tone output is the model's (to float rounding)
-    start = start_from(model, build_config(None)[0], log=lambda m: None)
-    ds, kept = match_classes(load_dataset(both), start, log=lambda m: None)
+    net, src, kept, ds = _before_first_step(model, both, cache)
     assert not kept and ds.classes == ("tone", "hum")
-    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
-    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
-    src, _ = load_model(model)
     x = torch.randn(2, 48, src.n_features) * 3
-    t.model.eval(), src.eval()
+    net.eval(), src.eval()
     with torch.no_grad():
-        new_out, old_out = t.model(x)[0], src(x)[0]
+        new_out, old_out = net(x)[0], src(x)[0]
     assert new_out.shape[-1] == 2 and old_out.shape[-1] == 1
     torch.testing.assert_close(new_out[..., 0], old_out[..., 0], rtol=1e-5, atol=1e-5)  # one matmul wider
     assert not torch.allclose(new_out[..., 1], old_out[..., 0], atol=1e-3)
@@ -422,7 +428,6 @@ def test_fine_tune_widens_the_network_and_starts_from_what_it_computed(source, t
     """--set model.hidden=40 on a 24-unit model: the wider network computes the model's scores
     before any step (the new units' outgoing weights are zero), trains, and config.json says so."""
     import pipeline
-    from pipeline.train import Dist, match_classes, set_up, start_from
 
     torch.set_num_threads(1)
     model, new, cache = source
@@ -435,19 +440,15 @@ def test_fine_tune_widens_the_network_and_starts_from_what_it_computed(source, t
     wide, _ = load_model(tmp_path / "ft")
     assert wide.rnn.hidden_size == 40
     # before any step: the same scores as the 24-unit model, though the new units are active
-    cfg = build_config(None, ["model.hidden=40"])[0]
-    start = start_from(model, cfg, explicit={"model.hidden": "--set"}, log=lambda m: None)
-    ds, kept = match_classes(load_dataset(new), start, log=lambda m: None)
-    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
-    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
-    src, _ = load_model(model)
+    net, src, kept, _ = _before_first_step(model, new, cache, ("model.hidden=40",))
+    assert kept
     x = torch.randn(2, 48, src.n_features) * 3
-    t.model.eval(), src.eval()
+    net.eval(), src.eval()
     with torch.no_grad():
-        torch.testing.assert_close(t.model(x)[0], src(x)[0], rtol=1e-5, atol=1e-5)
-        h, _ = t.model.rnn(t.model.normalize(x))
+        torch.testing.assert_close(net(x)[0], src(x)[0], rtol=1e-5, atol=1e-5)
+        h, _ = net.rnn(net.normalize(x))
     assert h[..., 24:40].abs().mean() > 1e-3  # the new units run (and so get gradients) from the start
-    assert torch.count_nonzero(t.model.head.weight[:, 24:40]) == 0
+    assert torch.count_nonzero(net.head.weight[:, 24:40]) == 0
 
 
 @pytest.mark.parametrize("setting", ["features.n_mels=64", "features.hop_length=320", "model.hidden=16",
