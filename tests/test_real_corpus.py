@@ -147,6 +147,34 @@ def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
     assert (out / "train.tsv").read_text().count("clip_0000") >= 6
 
 
+
+def test_train_snr_moves_the_train_mixtures_only(tiny, tmp_path):
+    """--train-snr LO HI: train clips with speech over a background draw their SNR there; dev
+    clips, and train clips without speech or background, are byte for byte the default build's."""
+    a, _ = tiny
+    out = tmp_path / "snr"
+    res = _build(out, "--seed", "3", *TINY, "--train-snr", "-5", "-4")
+    assert res.returncode == 0, res.stderr
+    da, dn = tree_digests(a), tree_digests(out)
+    assert {k: v for k, v in dn.items() if k.startswith("dev/")} == \
+        {k: v for k, v in da.items() if k.startswith("dev/")}
+    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, a))
+    assert meta["settings"]["train_snr_db"] == [-5.0, -4.0]
+    assert "train_snr_db" not in base["settings"]
+    mixed = 0
+    for k, m in meta["clips"].items():
+        if m["split"] != "train":
+            continue
+        assert m["segments"] == base["clips"][k]["segments"]  # the same speech, the same labels
+        if m["snr_db"] is None:
+            assert dn[k] == da[k]
+        else:
+            mixed += 1
+            assert -5.0 <= m["snr_db"] <= -4.0, (k, m["snr_db"])
+            assert dn[k] != da[k]
+    assert mixed >= 1
+
+
 @pytest.mark.slow
 @needs_packages
 def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path):

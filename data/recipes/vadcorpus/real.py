@@ -147,6 +147,7 @@ class Pools:
     calls: dict = field(default_factory=dict)         # split -> [(package, path, seconds)]
     continuous: bool = False  # --continuous-speech: train phrases weighted by CONTINUOUS_WEIGHTS
     events_near_speech: float = 0.0  # --events-near-speech: share of train events moved next to speech
+    train_snr: tuple = SNR_RANGE_DB  # --train-snr: the train clips' SNR range (dev keeps SNR_RANGE_DB)
 
 
 def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False) -> Pools:
@@ -423,7 +424,7 @@ def make_clip(job: tuple) -> dict:
 
     snr = None
     if has_speech and has_bg:
-        snr = float(rng.uniform(*SNR_RANGE_DB))
+        snr = float(rng.uniform(*(pools.train_snr if split == "train" else SNR_RANGE_DB)))
         mix = s + b * speech_level * 10 ** (-snr / 20)
     else:
         mix = s + b
@@ -484,6 +485,10 @@ def parse_args(argv=None):
                         "the speech (starting 0-0.4 s after an utterance ends, or ending 0-0.4 s "
                         "before one starts), where a model leans on the speech beside them to call "
                         "them speech; 0 (default): events fall anywhere; dev is unchanged")
+    p.add_argument("--train-snr", type=float, nargs=2, default=list(SNR_RANGE_DB),
+                   metavar=("LO", "HI"),
+                   help="train clips with speech over a background: SNR drawn uniformly in "
+                        "LO..HI dB; dev keeps the default range")
     p.add_argument("--multi-label", action="store_true",
                    help="also write SPLIT.multi.tsv with music and other rows from the "
                         "backgrounds (with --relabel: only that, from OUT/meta.json)")
@@ -605,6 +610,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech)
     pools.events_near_speech = a.events_near_speech
+    pools.train_snr = tuple(a.train_snr)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
     jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, "no-speech")
@@ -640,6 +646,8 @@ def main(argv=None) -> int:
                      **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
                         else {}),
                      **({"events_near_speech": a.events_near_speech} if a.events_near_speech else {}),
+                     **({"train_snr_db": list(a.train_snr)}
+                        if tuple(a.train_snr) != SNR_RANGE_DB else {}),
                      **({"extra_singing": a.extra_singing, "singing": {
                          "voices": singing.TRAIN_VOICES, "songs": singing.songs(),
                          "held_out_voices": singing.HELD_OUT_VOICES,
