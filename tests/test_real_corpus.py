@@ -376,6 +376,45 @@ def test_singing_clips_are_music_not_speech(tmp_path):
     assert meta["settings"]["singing"]["held_out_voices"] == list(sing.HELD_OUT_VOICES)
 
 
+
+def test_warzone_speech_names_its_package_when_missing(monkeypatch, tmp_path, capsys):
+    recipe = sys.modules[rc.check_sources.__module__]
+    gone = dataclasses.replace(recipe.REAL_BY_NAME["warzone"], check="/nonexistent/base.wz")
+    monkeypatch.setitem(recipe.REAL_BY_NAME, "warzone", gone)
+    assert rc.main(["--out", str(tmp_path / "c"), "--warzone-speech"]) == 3
+    err = capsys.readouterr().err
+    assert "--warzone-speech" in err and "apt-get install -y warzone2100-data" in err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.skipif(bool(MISSING) or not os.path.exists(rc.REAL_BY_NAME["warzone"].check),
+                    reason="needs the recipe's packages and warzone2100-data")
+def test_warzone_speech_joins_train_phrases_only(tmp_path):
+    """--warzone-speech: Warzone 2100's spoken lines (never its effects, clicks, cutscene tracks
+    or laughs) join the train phrases, labelled like every real word; dev stays byte for byte."""
+    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
+    plain, wz = tmp_path / "plain", tmp_path / "wz"
+    assert _build(plain, *args).returncode == 0
+    res = _build(wz, *args, "--warzone-speech")
+    assert res.returncode == 0, res.stderr
+    dp, dw = tree_digests(plain), tree_digests(wz)
+    assert {k: v for k, v in dw.items() if k.startswith("dev")} == \
+        {k: v for k, v in dp.items() if k.startswith("dev")}
+    meta = json.loads((wz / "meta.json").read_text())
+    assert meta["settings"]["warzone_speech"] > 0 and meta["packages"]["warzone2100-data"]
+    lines = [(k, u) for k, m in meta["clips"].items() for u in m["utterances"]
+             if u["source"] == "warzone"]
+    assert lines and all(k.startswith("train/") for k, _ in lines)
+    for _, u in lines:
+        assert u["lang"] == "en" and u["package"] == "warzone2100-data"
+        for w in u["words"]:
+            folder = w.split(":", 1)[1]
+            assert folder.startswith("audio/") and not folder.startswith(("audio/sfx/", "audio/multi/"))
+            assert "laugh" not in folder
+    clips = {k for k, _ in lines}
+    assert all(meta["clips"][k]["segments"] for k in clips)
+
+
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_events_near_speech_start_after_or_end_before_an_utterance(tmp_path, share):
     """--events-near-speech: a moved event starts 0-0.4 s after an utterance ends or ends

@@ -1,8 +1,10 @@
-"""Real speech from games and education packages: KLettres, KTuberling, Hedgewars voice packs."""
+"""Real speech from games and education packages: KLettres, KTuberling, Hedgewars voice packs,
+Tux Paint's spoken descriptions, Warzone 2100's voice lines."""
 from __future__ import annotations
 
 import glob
 import os
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -11,7 +13,7 @@ import numpy as np
 from .common import choice, r3, read_audio, resample, sha256_hex
 from .labels import analyse, frame_energy_db
 from .packages import (HEDGEWARS, HELD_OUT_LANGS, HELD_OUT_PACKS, KLETTRES, KTUBERLING, P_DEV_HELD,
-                       REAL_BY_NAME, TUXPAINT, file_id, stem)
+                       REAL_BY_NAME, TUXPAINT, WARZONE_ZIP, file_id, stem)
 
 
 # Screening of speech files (measured per file, see --inventory and the README):
@@ -52,6 +54,38 @@ WORD_JITTER_DB = (-2.5, 2.5)
 TUXPAINT_DEV_LANGS = ("da", "el", "lt")
 
 
+# Warzone 2100's folders of spoken lines (base.wz); its effects (sfx, multi), radio clicks and
+# cutscene tracks (sequenceaudio: narration over music) are not read, nor NEXUS's laughs
+WARZONE_SPEECH_DIRS = ("audio/tutorial/", "audio/memressp/", "audio/countdown/", "audio/extra/",
+                       "audio/coltive/", "audio/nexus/", "audio/taunts/", "audio/trnsppil/",
+                       "audio/vtoltalk/", "audio/proxmessages/")
+WARZONE_NONLEXICAL = ("laugh1", "laugh2", "laugh3")
+
+
+def warzone_lines(cache: str, version: str) -> dict[str, list[str]]:
+    """group (the line's top folder under ``audio/``: tutorial, memressp, ...) -> Warzone 2100's
+    voice lines, unpacked from ``base.wz`` into the cache once per package version."""
+    from .gamesounds import _publish
+
+    d = os.path.join(cache, "extracted", "warzone2100-" + version)
+    if not os.path.isdir(d):
+        tmp = d + f".tmp{os.getpid()}"
+        with zipfile.ZipFile(WARZONE_ZIP) as z:
+            for name in sorted(z.namelist()):
+                if name.startswith(WARZONE_SPEECH_DIRS) and name.lower().endswith(".ogg") \
+                        and stem(name) not in WARZONE_NONLEXICAL:
+                    dst = os.path.join(tmp, *name.split("/"))
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    with open(dst, "wb") as f:
+                        f.write(z.read(name))
+        _publish(tmp, d)
+    out: dict[str, list[str]] = {}
+    root = os.path.join(d, "audio")
+    for f in sorted(glob.glob(os.path.join(root, "**", "*.ogg"), recursive=True)):
+        out.setdefault(os.path.relpath(f, root).split(os.sep)[0], []).append(f)
+    return out
+
+
 def tuxpaint_descriptions() -> dict[str, list[str]]:
     """language -> Tux Paint's spoken stamp descriptions (``*_desc_<lang>.ogg``; no suffix: en)."""
     out: dict[str, list[str]] = {}
@@ -62,6 +96,8 @@ def tuxpaint_descriptions() -> dict[str, list[str]]:
 
 
 def group_lang(source: str, group: str) -> str:
+    if source == "warzone":
+        return "en"
     if source == "hedgewars":
         return {"Default_es": "es", "Default_pl": "pl", "Russian_pl": "pl", "Default_ru": "ru",
                 "Default_uk": "uk"}.get(group, "en")
@@ -145,7 +181,7 @@ def real_phrase(rng, split: str, source: str, pools: Pools) -> Phrase | None:
     else:
         g = choice(rng, seen)
     files = groups[g]
-    k = int(rng.integers(1, 4)) if source in ("hedgewars", "tuxpaint") else int(rng.integers(1, 7))
+    k = int(rng.integers(1, 4)) if source in ("hedgewars", "tuxpaint", "warzone") else int(rng.integers(1, 7))
     hop = pools.sr // 100
     parts, segs, words, t = [], [], [], 0
     for i in range(k):

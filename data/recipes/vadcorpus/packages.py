@@ -45,6 +45,7 @@ OPENSFX = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 
 
 TUXPAINT = "/usr/share/tuxpaint/stamps"
+WARZONE_ZIP = "/usr/share/games/warzone2100/base.wz"
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,12 @@ REAL_SOURCES = (
 )
 
 
-REAL_BY_NAME = {s.name: s for s in REAL_SOURCES}
+# Warzone 2100's recorded voice lines (English, GPL-2+), inside its base.wz: read only by
+# --warzone-speech (train), so no other build needs the package
+WARZONE = RealSource("warzone", "warzone2100-data", WARZONE_ZIP, ("speech",))
+
+
+REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE,)}
 
 
 # Whole sources that train never sees (dev only). Languages are held out across KLettres and

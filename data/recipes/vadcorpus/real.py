@@ -19,7 +19,8 @@ from .gamesounds import (AMBIENCE_SECONDS, EFFECTS_EXCLUDE, OPENCLONK_EXCLUDE_DI
                          background_effects, background_files, background_music, extract_archives)
 from .gamespeech import (DROPPED_GROUPS, HEDGEWARS_NONLEXICAL, MAX_WORD_SECONDS,
                          MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, Phrase, is_held_group,
-                         real_phrase, screen_word, speech_files, tuxpaint_descriptions)
+                         real_phrase, screen_word, speech_files, tuxpaint_descriptions,
+                         warzone_lines)
 from .labels import LABEL_RULE, merge_runs
 from .music import make_midi, render_music
 from .noise import background_noise, telephone
@@ -45,6 +46,8 @@ SPEECH_WEIGHTS = {"klettres": 0.15, "ktuberling": 0.20, "hedgewars": 0.20, "aste
 # languages) join, isolated letters (KLettres) weigh a third, sentences (Asterisk) more
 CONTINUOUS_WEIGHTS = {"klettres": 0.05, "ktuberling": 0.15, "hedgewars": 0.20, "asterisk": 0.25,
                       "tts": 0.15, "tuxpaint": 0.20}
+# --warzone-speech, train only: Warzone 2100's voice lines join at this weight (renormalised)
+WARZONE_WEIGHT = 0.10
 
 
 BACKGROUND_WEIGHTS = {"music": 0.30, "effects": 0.20, "ambience": 0.08, "midi": 0.08,
@@ -150,7 +153,8 @@ class Pools:
     train_snr: tuple = SNR_RANGE_DB  # --train-snr: the train clips' SNR range (dev keeps SNR_RANGE_DB)
 
 
-def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False) -> Pools:
+def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False,
+                warzone: bool = False) -> Pools:
     import soundfile as sf
     vpools = synthetic.build_pools(vc_sources, voices, sr, cache)
     versions = dict(vpools.versions)
@@ -200,6 +204,11 @@ def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False) -
             elif lang not in TUXPAINT_DEV_LANGS:  # the alphabet stamps say one letter: out
                 p.words["train"]["tuxpaint"][lang] = [f for f in files
                                                       if "/symbols/alphabets/" not in f]
+    if warzone:  # Warzone 2100's voice lines, train only
+        version = package_version(REAL_BY_NAME["warzone"].package)
+        p.versions[REAL_BY_NAME["warzone"].package] = version
+        p.words["dev"]["warzone"] = {}
+        p.words["train"]["warzone"] = warzone_lines(cache, version)
     p.screened = {"dropped_groups": dropped,
                   "file_rule": f"a speech file is skipped when its quietest 30 ms is within "
                                f"{MIN_FLOOR_MARGIN_DB:.0f} dB of its loudest 10 ms, or when "
@@ -241,6 +250,8 @@ def speech_kinds(pools: Pools, split: str = "dev") -> dict:
         kinds["tuxpaint"] = weights["tuxpaint"]
     if any(s.startswith("asterisk-") for s in pools.vc.sources):
         kinds["asterisk"] = weights["asterisk"]
+    if pools.words[split].get("warzone"):
+        kinds["warzone"] = WARZONE_WEIGHT
     if any(s in pools.vc.sources for s in ("espeak-ng", "flite", "festival")):
         kinds["tts"] = weights["tts"]
     return kinds
@@ -485,6 +496,9 @@ def parse_args(argv=None):
                         "the speech (starting 0-0.4 s after an utterance ends, or ending 0-0.4 s "
                         "before one starts), where a model leans on the speech beside them to call "
                         "them speech; 0 (default): events fall anywhere; dev is unchanged")
+    p.add_argument("--warzone-speech", action="store_true",
+                   help="train phrases: Warzone 2100's recorded voice lines join (English, "
+                        "needs warzone2100-data); dev is unchanged")
     p.add_argument("--train-snr", type=float, nargs=2, default=list(SNR_RANGE_DB),
                    metavar=("LO", "HI"),
                    help="train clips with speech over a background: SNR drawn uniformly in "
@@ -593,6 +607,12 @@ def main(argv=None) -> int:
               f"{', '.join(singing.TRAIN_VOICES)}: apt-get install festival festvox-kallpc16k "
               "festvox-italp16k", file=sys.stderr)
         return 3
+    if a.warzone_speech and not os.path.exists(REAL_BY_NAME["warzone"].check):
+        print(f"error: --warzone-speech needs the Debian package {REAL_BY_NAME['warzone'].package} "
+              f"({REAL_BY_NAME['warzone'].check} is missing)\ninstall it with:\n"
+              f"    apt-get update && apt-get install -y {REAL_BY_NAME['warzone'].package}",
+              file=sys.stderr)
+        return EXIT_MISSING
     vc_sources, voices, real, notes = check_sources(
         allow, calls=a.extra_animals > 0 or a.continuous_speech)
     say = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
@@ -608,7 +628,8 @@ def main(argv=None) -> int:
     clear_split_dirs(out)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
-    pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech)
+    pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech,
+                        a.warzone_speech)
     pools.events_near_speech = a.events_near_speech
     pools.train_snr = tuple(a.train_snr)
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
@@ -646,6 +667,7 @@ def main(argv=None) -> int:
                      **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
                         else {}),
                      **({"events_near_speech": a.events_near_speech} if a.events_near_speech else {}),
+                     **({"warzone_speech": WARZONE_WEIGHT} if a.warzone_speech else {}),
                      **({"train_snr_db": list(a.train_snr)}
                         if tuple(a.train_snr) != SNR_RANGE_DB else {}),
                      **({"extra_singing": a.extra_singing, "singing": {
