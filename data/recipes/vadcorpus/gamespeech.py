@@ -49,6 +49,8 @@ HEDGEWARS_NONLEXICAL = ("Laugh", "Hmm", "Jump1", "Jump2", "Jump3", "Ooff1", "Oof
 
 
 WORD_JITTER_DB = (-2.5, 2.5)
+# sources whose files are whole lines or sentences, not words: 1-3 of them make a phrase (words: 1-6)
+LINE_SOURCES = ("hedgewars", "tuxpaint", "warzone")
 # Tux Paint's spoken stamp descriptions in these languages are the use-like dev split's
 # (usedev.py) and never in training; Danish is also KLettres' and KTuberling's held-out language.
 TUXPAINT_DEV_LANGS = ("da", "el", "lt")
@@ -181,7 +183,7 @@ def real_phrase(rng, split: str, source: str, pools: Pools) -> Phrase | None:
     else:
         g = choice(rng, seen)
     files = groups[g]
-    k = int(rng.integers(1, 4)) if source in ("hedgewars", "tuxpaint", "warzone") else int(rng.integers(1, 7))
+    k = int(rng.integers(1, 4)) if source in LINE_SOURCES else int(rng.integers(1, 7))
     hop = pools.sr // 100
     parts, segs, words, t = [], [], [], 0
     for i in range(k):
