@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import wave
 from functools import lru_cache
@@ -111,3 +112,23 @@ def _add(buf: np.ndarray, x: np.ndarray, at: int, gain: float = 1.0) -> None:
         x, at = x[-at:], 0
     x = x[:len(buf) - at]
     buf[at:at + len(x)] += gain * x
+
+
+def unpack_once(cache: str, name: str, members) -> str:
+    """``<cache>/extracted/<name>``, filled once from ``members()`` (``(path inside, bytes)``
+    pairs): written into a temporary folder and renamed into place, so a reader never sees half
+    of it (when another process wins the race, its copy stays)."""
+    d = os.path.join(cache, "extracted", name)
+    if not os.path.isdir(d):
+        tmp = d + f".tmp{os.getpid()}"
+        os.makedirs(tmp, exist_ok=True)
+        for rel, data in members():
+            dst = os.path.join(tmp, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            with open(dst, "wb") as f:
+                f.write(data)
+        try:
+            os.replace(tmp, d)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return d

@@ -5,13 +5,12 @@ import glob
 import gzip
 import os
 import re
-import shutil
 import struct
 from functools import lru_cache
 
 import numpy as np
 
-from .common import _add, r3, read_audio, resample
+from .common import _add, r3, read_audio, resample, unpack_once
 from .packages import (FROZEN, HEDGEWARS, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MINETEST, NEVERBALL,
                        OPENCLONK, OPENSFX, PINGUS, REAL_BY_NAME, STK, WIDELANDS, _dev_side, _pick,
                        file_id, stem)
@@ -79,49 +78,33 @@ def _c4_entries(u: bytes, base: int = 0, prefix: str = "") -> list[tuple[str, in
     return out
 
 
-def _publish(tmp: str, final: str) -> None:
-    """Rename a finished temporary folder into place (another process may have won)."""
-    try:
-        os.replace(tmp, final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def extract_archives(cache: str, sources: list[str], versions: dict) -> dict[str, list[str]]:
     """Unpack OpenClonk's Sound.ocg and OpenSFX's catalogue into the cache (once per version)."""
     out: dict[str, list[str]] = {}
     if "openclonk" in sources:
-        d = os.path.join(cache, "extracted", "openclonk-" + versions.get("openclonk-data", ""))
-        if not os.path.isdir(d):
-            tmp = d + f".tmp{os.getpid()}"
-            os.makedirs(tmp, exist_ok=True)
+        def sound_ocg():
             raw = open(os.path.join(OPENCLONK, "Sound.ocg"), "rb").read()
             u = gzip.decompress(b"\x1f\x8b" + raw[2:])  # C4Group: gzip with a changed magic
             for name, off, size in _c4_entries(u):
                 if name.lower().endswith((".ogg", ".wav")):
-                    dst = os.path.join(tmp, name.replace(".ocg/", "/").replace(".ocg", ""))
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
-                    with open(dst, "wb") as f:
-                        f.write(u[off:off + size])
-            _publish(tmp, d)
+                    yield name.replace(".ocg/", "/").replace(".ocg", ""), u[off:off + size]
+
+        d = unpack_once(cache, "openclonk-" + versions.get("openclonk-data", ""), sound_ocg)
         files = sorted(glob.glob(os.path.join(d, "**", "*.*"), recursive=True))
         out["openclonk"] = [f for f in files if not any(
             os.path.relpath(f, d).startswith(x.replace(".ocg", "")) for x in
             OPENCLONK_EXCLUDE_DIRS)]
     if "openttd" in sources:
-        d = os.path.join(cache, "extracted", "opensfx-" + versions.get("openttd-opensfx", ""))
-        if not os.path.isdir(d):
-            tmp = d + f".tmp{os.getpid()}"
-            os.makedirs(tmp, exist_ok=True)
+        def opensfx_cat():
             cat = open(OPENSFX, "rb").read()
             n = (struct.unpack("<I", cat[:4])[0] & 0x7FFFFFFF) // 8
             for i in range(n):
                 off, size = struct.unpack("<II", cat[8 * i:8 * i + 8])
                 off &= 0x7FFFFFFF
                 k = cat[off]  # name length, name, then a RIFF WAV
-                with open(os.path.join(tmp, f"{i:02d}.wav"), "wb") as f:
-                    f.write(cat[off + 1 + k:off + size])
-            _publish(tmp, d)
+                yield f"{i:02d}.wav", cat[off + 1 + k:off + size]
+
+        d = unpack_once(cache, "opensfx-" + versions.get("openttd-opensfx", ""), opensfx_cat)
         out["openttd"] = sorted(glob.glob(os.path.join(d, "*.wav")))
     return out
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .common import choice, r3, read_audio, resample, sha256_hex
+from .common import choice, r3, read_audio, resample, sha256_hex, unpack_once
 from .labels import analyse, frame_energy_db
 from .packages import (HEDGEWARS, HELD_OUT_LANGS, HELD_OUT_PACKS, KLETTRES, KTUBERLING, P_DEV_HELD,
                        REAL_BY_NAME, TUXPAINT, WARZONE_ZIP, file_id, stem)
@@ -67,20 +67,14 @@ WARZONE_NONLEXICAL = ("laugh1", "laugh2", "laugh3")
 def warzone_lines(cache: str, version: str) -> dict[str, list[str]]:
     """group (the line's top folder under ``audio/``: tutorial, memressp, ...) -> Warzone 2100's
     voice lines, unpacked from ``base.wz`` into the cache once per package version."""
-    from .gamesounds import _publish
-
-    d = os.path.join(cache, "extracted", "warzone2100-" + version)
-    if not os.path.isdir(d):
-        tmp = d + f".tmp{os.getpid()}"
+    def lines():
         with zipfile.ZipFile(WARZONE_ZIP) as z:
             for name in sorted(z.namelist()):
                 if name.startswith(WARZONE_SPEECH_DIRS) and name.lower().endswith(".ogg") \
                         and stem(name) not in WARZONE_NONLEXICAL:
-                    dst = os.path.join(tmp, *name.split("/"))
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
-                    with open(dst, "wb") as f:
-                        f.write(z.read(name))
-        _publish(tmp, d)
+                    yield name, z.read(name)
+
+    d = unpack_once(cache, "warzone2100-" + version, lines)
     out: dict[str, list[str]] = {}
     root = os.path.join(d, "audio")
     for f in sorted(glob.glob(os.path.join(root, "**", "*.ogg"), recursive=True)):
