@@ -126,10 +126,12 @@ def load_model(directory: str | Path, *, device: str = "cpu", threads: int = 1,
 
 def fine_tune(dataset: str | Path, model_dir: str | Path, out_dir: str | Path, *, valid: str | Path | None = None,
               sets: tuple[str, ...] | list[str] = (), cache_dir: str | Path | None = None, device: str = "cpu",
-              threads: int = 1, log=print) -> dict[str, Any]:
+              threads: int = 1, log=print, teacher: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune ``model_dir`` on a labelled DATASET into the new model directory ``out_dir``, as
     ``python -m pipeline train DATASET --init MODEL_DIR --out OUT_DIR`` does: the model's own
-    settings, a tenth of its learning rate, early stopping on ``valid`` or the chunk split.
+    settings, a tenth of its learning rate, early stopping on ``valid`` or the chunk split. With
+    ``teacher`` (a model directory), the targets mix its probabilities into the labels, as
+    ``--teacher`` does (weight ``train.distill``).
 
     ``sets`` are ``--set`` expressions (``"train.epochs=5"``). Features and chunks go through the
     cache (``cache_dir``, else ``$PIPELINE_CACHE_DIR`` or ``.pipeline-cache``). Returns the best
@@ -142,5 +144,5 @@ def fine_tune(dataset: str | Path, model_dir: str | Path, out_dir: str | Path, *
     cfg, _, given = build_config(None, list(sets))
     settings = Settings(cache_dir=None if cache_dir is None else str(cache_dir), jobs=threads, device=device)
     best, _ = train_dataset(dataset, out_dir, cfg, settings, valid_spec=valid, init=model_dir,
-                            explicit={name: "sets" for name in given}, log=log)
+                            explicit={name: "sets" for name in given}, log=log, teacher=teacher)
     return best

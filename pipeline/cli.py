@@ -204,11 +204,15 @@ def chunk(app: App, dataset, valid_spec):
 @click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
 @click.option("--init", "init_dir", default=None, type=MODEL_DIR,
               help="Fine-tune this model: its weights and settings, a tenth of its learning rate.")
+@click.option("--teacher", "teacher_dir", default=None, type=MODEL_DIR,
+              help="Distil this classifier: the targets mix its probabilities into the labels "
+                   "(weight train.distill, default 0.5); it must read the same features.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt after an interruption.")
 @click.pass_obj
-def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
+def train(app: App, dataset, out_dir, valid_spec, init_dir, teacher_dir, resume):
     """Fit a frame model on DATASET and write it to --out (works under torchrun too); with --init,
-    fine-tune MODEL_DIR on it (its features, chunking, network and post-processing)."""
+    fine-tune MODEL_DIR on it (its features, chunking, network and post-processing); with
+    --teacher, learn from another model's probabilities as well as from the labels."""
     import os
 
     from .engine import require_torch
@@ -221,7 +225,8 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, resume):
     app = resolve_device(app)
     try:
         best, report = train_dataset(dataset, out_dir, app.config, app.settings, valid_spec=valid_spec,
-                                     init=init_dir, resume=resume, explicit=app.explicit, log=_log(app))
+                                     init=init_dir, resume=resume, explicit=app.explicit, log=_log(app),
+                                     teacher=teacher_dir)
     except KeyboardInterrupt:
         if not os.path.isfile(os.path.join(out_dir, "checkpoint.pt")):
             raise  # before the first epoch: main's line (cache entries kept)

@@ -227,9 +227,14 @@ class TrainConfig:
     freq_mask_width: int = 8
     time_masks: int = 0
     time_mask_width: int = 10
+    # knowledge distillation (``train --teacher DIR``): the training targets are
+    # ``(1 - distill) * labels + distill * the teacher's probabilities``; validation stays on the labels
+    distill: float = 0.5
 
     def __post_init__(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size, patience=self.patience)
+        if not 0.0 <= self.distill <= 1.0:
+            raise ParameterError(f"train.distill={self.distill} must be in [0, 1] (the teacher's weight in the targets)")
         if not self.lr > 0:
             raise ParameterError(f"train.lr={self.lr} must be > 0")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:

@@ -99,14 +99,22 @@ def _batches(indices: np.ndarray, batch_size: int):
         yield np.sort(indices[s: s + batch_size])  # sorted: sequential mmap reads
 
 
-def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str):
+def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str, *, raw: bool = False):
+    """``(x, y, m)`` of a batch: ``model``'s inputs, the targets, the valid frames; with ``raw``,
+    the chunks' features as stored are appended (another model's inputs, :func:`_inputs`)."""
     x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
     m = torch.from_numpy(np.asarray(arrays["mask"][idx])).to(device)  # (B, T)
     task = model.cfg.task
     y = torch.from_numpy(np.asarray(arrays["Y"][idx], dtype=np.float32)).to(device) if task == "classify" else x
-    if model.cfg.delay:  # a chunk's padding reads as the end of its file, as predict gives it
-        x = torch.where(m[..., None], x, model.end_frames(*x.shape[:2]).to(x.dtype))
-    return x, y, m
+    return (_inputs(x, m, model), y, m) + ((x,) if raw else ())
+
+
+def _inputs(x: torch.Tensor, m: torch.Tensor, model: FrameModel) -> torch.Tensor:
+    """A chunk batch as ``model`` reads it: for a look-ahead model a chunk's padding reads as the
+    end of its file, as predict gives it."""
+    if model.cfg.delay:
+        return torch.where(m[..., None], x, model.end_frames(*x.shape[:2]).to(x.dtype))
+    return x
 
 
 @torch.no_grad()
@@ -328,6 +336,84 @@ def match_classes(ds, start: Start, log: Callable[[str], None] = print):
     return ds, False
 
 
+@dataclasses.dataclass
+class Teacher:
+    """Knowledge distillation (Hinton et al. 2015): a trained classifier whose probabilities join
+    the labels in the training targets, so a small or streaming network learns what a larger or
+    bidirectional one makes of the same audio, its doubts included. It reads the training chunks
+    as they are stored (no SpecAugment), is never trained, and validation stays on the labels, so
+    early stopping compares with a run without it. Built by :func:`teacher_from`."""
+
+    directory: Path
+    model: FrameModel  # eval mode, on the run's device
+    rows: list[int]  # the teacher's output for each of the run's classes
+    classes: list[str]
+    sha256: str
+
+    @torch.no_grad()
+    def targets(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, weight: float) -> torch.Tensor:
+        """``(1 - weight) * y + weight * p``: ``p`` the teacher's probabilities of the run's classes
+        on the chunks ``x`` ``(B, T, F)`` (features as stored, ``m`` their valid frames), ``y`` the
+        labels: ``(B, T, C)`` in [0, 1], or ``(B, T)`` class indices (multi-class; one-hot first).
+        Returns ``(B, T, C)`` soft targets."""
+        logits, _ = self.model(_inputs(x, m, self.model))
+        p = self.model.probabilities(logits.float())[..., self.rows]  # (B, T, C)
+        if y.dim() == 2:
+            y = torch.nn.functional.one_hot(y.long().clamp(min=0), num_classes=len(self.rows)).to(p.dtype)
+        return (1.0 - weight) * y.to(p.dtype) + weight * p
+
+    def record(self, weight: float) -> dict[str, Any]:
+        """What ``config.json`` says of the teacher."""
+        return {"directory": str(self.directory), "sha256": self.sha256, "classes": self.classes,
+                "distill": weight}
+
+
+def teacher_from(directory: str | Path, cfg: Config, classes: list[str], device: str = "cpu") -> Teacher:
+    """Load ``directory`` (weights only) as the teacher of a run with settings ``cfg`` and
+    ``classes``.
+
+    Raises
+    ------
+    ModelError
+        ``directory`` is not a readable model directory.
+    ParameterError
+        It is not a classifier; it reads other features (a load or features setting that changes
+        them differs from the run's); it lacks one of the run's classes; one of the two is
+        multi-label and the other not, or, multi-class, their classes differ. The message names
+        the directory and the rule.
+    """
+    from .cache import file_digest
+    from .modeldir import weights_file
+    from .nets import load_model
+
+    directory = Path(directory)
+    model, config = load_model(directory, map_location=device)
+    where = f"--teacher {directory}"
+    if model.cfg.task != "classify":
+        raise ParameterError(f"{where}: a teacher must be a classifier (its model.task is {model.cfg.task!r})")
+    for name in ("load", "features"):
+        trained = key_fields(section_from_dict(SECTIONS[name], name, config.get(name) or {},
+                                               source=f"{directory}/{CONFIG_FILE}"))
+        ours = key_fields(getattr(cfg, name))
+        differ = sorted(k for k in ours if trained.get(k) != ours[k])
+        if differ:
+            raise ParameterError(f"{where}: it reads other features than this run ("
+                                 + ", ".join(f"{name}.{k}={trained.get(k)!r} against {ours[k]!r}" for k in differ)
+                                 + "); a teacher must read the run's own chunks")
+    taught = list(config.get("classes") or [])
+    missing = [c for c in classes if c not in taught]
+    if missing:
+        raise ParameterError(f"{where}: it has no output for class(es) {missing} (its classes: {taught})")
+    if model.cfg.multi_label != cfg.model.multi_label or (not cfg.model.multi_label and sorted(taught) != sorted(classes)):
+        raise ParameterError(f"{where}: its outputs are {'multi-label' if model.cfg.multi_label else 'multi-class'} "
+                             f"over {taught}, this run's {'multi-label' if cfg.model.multi_label else 'multi-class'} "
+                             f"over {list(classes)}: a teacher's probabilities must mean what the targets mean")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Teacher(directory, model.eval(), [taught.index(c) for c in classes], list(classes),
+                   file_digest(weights_file(directory)))
+
+
 # ------------------------------------------------------------------ the loop
 
 
@@ -402,6 +488,7 @@ class Trainer:
     head_kept: bool = True  # fine-tune: whether the output layer came from the starting model
     classes: tuple = ()  # the run's classes, in the output layer's order
     start: dict | None = None  # fine-tune: the validation figures before any step ("epoch 0")
+    teacher: "Teacher | None" = None  # distillation: whose probabilities join the targets
 
     def state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -411,7 +498,8 @@ class Trainer:
 
 def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
         threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None,
-        init: Start | None = None, dist: Dist | None = None) -> dict[str, Any]:
+        init: Start | None = None, dist: Dist | None = None, teacher: str | Path | None = None
+        ) -> dict[str, Any]:
     """Train on a chunk cache entry and write the model directory.
 
     Parameters
@@ -427,6 +515,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         any step are "epoch 0", kept if no epoch improves on them
     dist : the process group a caller joined already, having checked ``out_dir`` against
         ``init`` (:func:`train_dataset`); by default both happen here
+    teacher : distil this model directory (:class:`Teacher`, weight ``cfg.train.distill``)
 
     Returns
     -------
@@ -438,6 +527,8 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         check_not_init(out, init)
         dist = setup_distributed(device)
     t = set_up(entry, cfg, dist, log, init)
+    if teacher is not None:
+        t.teacher = teacher_from(teacher, cfg, list(t.classes), t.dist.device)
     # the old model's files go only now, when the new one is about to be written (train_dataset
     # checked the directory before chunking, with replace=False)
     claim_on_rank0(out, t.dist, resume=resume, replace=True, log=log)
@@ -446,6 +537,8 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     record = dict(record or {})
     if init is not None:
         record["init"] = init_record(init, t)
+    if t.teacher is not None:
+        record["teacher"] = t.teacher.record(cfg.train.distill)
     if init is not None and t.start_epoch == 1:  # every rank: early stopping starts from it
         t.start = {"epoch": 0, **{k: round(v, 6) for k, v in evaluate_chunks(
             t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device).items()}}
@@ -454,7 +547,8 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
             f"{' bidirectional' if cfg.model.bidirectional else ''} ({t.model.n_parameters():,} parameters) "
             f"on {len(t.train_idx)} chunks, validating on {len(t.valid_idx)}, {t.dist.world} process(es), "
-            f"{t.dist.device}")
+            f"{t.dist.device}" + (f"; targets {1 - cfg.train.distill:g} x labels + {cfg.train.distill:g} x "
+                                  f"{t.teacher.directory}'s probabilities" if t.teacher else ""))
         if t.start and t.start_epoch == 1:
             log(f"epoch   0  (from {init.directory})  valid {t.start['valid_loss']:.4f}"
                 + (f"  F1 {t.start['valid_f1']:.3f}" if "valid_f1" in t.start else ""))
@@ -621,8 +715,10 @@ def spec_augment(x: torch.Tensor, mean: torch.Tensor, tc: TrainConfig) -> torch.
 
 def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     """One optimiser step on a batch of chunk indices; returns (mean loss, valid frames)."""
-    x, y, m = _tensors(t.arrays, batch, t.model, t.dist.device)
+    x, y, m, raw = _tensors(t.arrays, batch, t.model, t.dist.device, raw=True)
     tc = cfg.train
+    if t.teacher is not None:  # before SpecAugment: the teacher hears the chunk as it is
+        y = t.teacher.targets(raw, y, m, tc.distill)
     if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
         x = spec_augment(x, t.model.mean, tc)
     with torch.autocast("cuda", dtype=torch.float16, enabled=t.use_amp):
@@ -681,7 +777,7 @@ def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics:
         "load": dataclasses.asdict(cfg.load),
         "features": dataclasses.asdict(cfg.features),
         "chunk": dataclasses.asdict(cfg.chunk),
-        "train": dataclasses.asdict(cfg.train),
+        "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "distill" or "teacher" in record},
         "predict": dataclasses.asdict(cfg.predict),
         "stage_versions": {name: info.version for name, info in STAGES.items()},
         "training_data": {"chunk_key": chunk_key, "features_keys": meta["inputs"][:-1],
@@ -696,10 +792,12 @@ def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics:
 
 def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, settings, *,
                   valid_spec: str | Path | None = None, init: str | Path | None = None, resume: bool = False,
-                  explicit: dict[str, str] | None = None, log: Callable[[str], None] = print):
-    """``train DATASET --out DIR [--valid V] [--init MODEL_DIR] [--resume]``: check ``--out``
-    (before any work), chunk the dataset (cached) and fit; with ``init``, fine-tune that model
-    (:func:`start_from`, :func:`match_classes`). Under torchrun only rank 0 logs.
+                  explicit: dict[str, str] | None = None, log: Callable[[str], None] = print,
+                  teacher: str | Path | None = None):
+    """``train DATASET --out DIR [--valid V] [--init MODEL_DIR] [--teacher MODEL_DIR] [--resume]``:
+    check ``--out`` (before any work), chunk the dataset (cached) and fit; with ``init``, fine-tune
+    that model (:func:`start_from`, :func:`match_classes`); with ``teacher``, distil that model
+    (:class:`Teacher`, checked here before any chunking). Under torchrun only rank 0 logs.
 
     Returns
     -------
@@ -720,6 +818,13 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
         ds, kept = match_classes(ds, start, log)
     valid = load_dataset(valid_spec, classes=list(ds.classes)) if valid_spec else None
     check_not_init(Path(out_dir), start)
+    if teacher is None and "train.distill" in (explicit or {}):
+        raise ParameterError("train.distill is the teacher's weight in the targets: it needs --teacher DIR")
+    if teacher is not None:  # its checks before any chunking; fit loads it on the run's device
+        if os.path.realpath(out_dir) == os.path.realpath(teacher):
+            raise ParameterError(f"--out {out_dir} is the --teacher model itself; the run writes a new model "
+                                 f"directory (choose another --out)")
+        teacher_from(teacher, cfg, list(ds.classes))
     claim_on_rank0(out_dir, dist, resume=resume, replace=False, log=log)
     entry, report = ensure_chunks(ds, cfg, settings, valid=valid, log=log)
     log(report.summary())
@@ -728,7 +833,7 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     if start and kept and start.config.get("predict_per_class"):  # its tuned post-processing, per class
         record["predict_per_class"] = start.config["predict_per_class"]
     best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
-               threads=settings.jobs, log=log, record=record, init=start, dist=dist)
+               threads=settings.jobs, log=log, record=record, init=start, dist=dist, teacher=teacher)
     return best, report
 
 

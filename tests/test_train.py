@@ -508,3 +508,110 @@ def test_a_failed_export_keeps_the_trained_model(tones, tmp_path, capsys, monkey
     monkeypatch.undo()
     assert _train_cli(tones, out, epochs=1) == 0  # recorded as the pipeline's: replaced, now exported
     assert (out / "model.onnx").is_file()
+
+
+# ------------------------------------------------------------------ distillation (train --teacher)
+
+
+def _relabelled(src: Path, dst: Path, shift: float = 1.0) -> Path:
+    """The same recordings as ``src`` with every event moved ``shift`` s later: other labels."""
+    import shutil
+
+    dst.mkdir()
+    for wav in sorted(src.glob("*.wav")):
+        shutil.copy(wav, dst / wav.name)
+        rows = (src / f"{wav.stem}.tsv").read_text().splitlines()
+        moved = [f"{float(a) + shift:.3f}\t{float(b) + shift:.3f}\t{c}" for a, b, c in (r.split("\t") for r in rows[1:])]
+        (dst / f"{wav.stem}.tsv").write_text("\n".join(rows[:1] + moved) + "\n")
+    return dst
+
+
+def test_distillation_targets_mix_the_teachers_probabilities(source):
+    from pipeline.train import _tensors, teacher_from
+
+    model, new, cache = source
+    cfg, _, _ = build_config(None, SMALL)
+    entry, _ = ensure_chunks(load_dataset(new), cfg, Settings(cache_dir=str(cache)))
+    teacher = teacher_from(model, cfg, ["tone"])
+    assert teacher.rows == [0] and not teacher.model.training
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+    x, y, m = _tensors(entry.arrays, np.arange(4), teacher.model, "cpu")
+    with torch.no_grad():
+        p = torch.sigmoid(teacher.model(x)[0])
+    assert torch.equal(teacher.targets(x, y, m, 0.0), y)
+    assert torch.allclose(teacher.targets(x, y, m, 1.0), p)
+    assert torch.allclose(teacher.targets(x, y, m, 0.25), 0.75 * y + 0.25 * p)
+    # the teacher knows the tones: its probabilities are far from 0.5 and mostly agree with the labels
+    agree = ((p > 0.5) == (y > 0.5))[m].float().mean().item()
+    assert agree > 0.9, agree
+
+
+def test_training_with_a_teacher_learns_from_it_and_records_it(source, tmp_path, capsys):
+    import hashlib
+
+    torch.set_num_threads(1)
+    model, new, cache = source
+    other = _relabelled(new, tmp_path / "moved")
+    sets = [a for s in SMALL + ["train.epochs=1"] for a in ("--set", s)]  # one epoch: the labels pick no other
+
+    def run(data, out, *extra):
+        assert _main("--cache-dir", cache, *sets, *extra, "train", data, "--out", tmp_path / out,
+                     "--teacher", model) == 0
+        return {k: v for k, v in load_model(tmp_path / out)[0].state_dict().items()}
+
+    capsys.readouterr()
+    # with the teacher's weight 1 the labels do not matter: other labels, the same network
+    a = run(new, "a", "--set", "train.distill=1.0")
+    assert "targets 0 x labels + 1 x" in capsys.readouterr().out
+    b = run(other, "b", "--set", "train.distill=1.0")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # with half the weight they do
+    c = run(new, "c")
+    d = run(other, "d")
+    assert not all(torch.equal(c[k], d[k]) for k in c)
+    got = _config(tmp_path / "c")
+    assert got["teacher"] == {"directory": str(model), "classes": ["tone"], "distill": 0.5,
+                              "sha256": hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()}
+    assert got["train"]["distill"] == 0.5
+    # the Python API passes it on: a fine-tune of the model taught by itself
+    import pipeline
+
+    pipeline.fine_tune(new, model, tmp_path / "self", sets=["train.epochs=1", "train.distill=0.2"],
+                       cache_dir=cache, log=lambda m: None, teacher=model)
+    assert _config(tmp_path / "self")["teacher"]["distill"] == 0.2
+    assert _config(tmp_path / "self")["init"]["directory"] == str(model)
+    # a run without a teacher records neither
+    assert _main("--cache-dir", cache, *sets, "train", new, "--out", tmp_path / "plain") == 0
+    plain = _config(tmp_path / "plain")
+    assert "teacher" not in plain and "distill" not in plain["train"]
+
+
+@pytest.mark.parametrize("case", ["features", "class", "no_teacher", "weight", "out_is_teacher"])
+def test_distillation_refuses_what_cannot_teach(source, tmp_path, capsys, case):
+    model, new, cache = source
+    before = _digests(model)
+    data, out, args = new, tmp_path / "st", ["--teacher", model]
+    sets = [a for s in SMALL + ["train.epochs=1"] for a in ("--set", s)]
+    if case == "features":
+        sets += ["--set", "features.n_mels=40"]
+        want = "it reads other features than this run (features.n_mels=32 against 40)"
+    elif case == "class":
+        data = tone_dataset(tmp_path / "beeps", n=4, seconds=3.0, label="beep")
+        want = "it has no output for class(es) ['beep']"
+    elif case == "no_teacher":
+        sets += ["--set", "train.distill=0.3"]
+        args = []
+        want = "train.distill is the teacher's weight in the targets: it needs --teacher DIR"
+    elif case == "weight":
+        sets += ["--set", "train.distill=1.5"]
+        want = "train.distill=1.5 must be in [0, 1]"
+    else:
+        out = model
+        want = "is the --teacher model itself"
+    capsys.readouterr()
+    assert _main("--cache-dir", cache, *sets, "train", data, "--out", out, *args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and want in err[0], err
+    assert _digests(model) == before
+    if out != model:
+        assert not out.exists()  # nothing trained, nothing written
