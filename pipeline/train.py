@@ -118,13 +118,18 @@ def _inputs(x: torch.Tensor, m: torch.Tensor, model: FrameModel) -> torch.Tensor
 
 
 @torch.no_grad()
-def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: int, device: str) -> dict[str, float]:
-    """Validation loss (mean over batches weighted by valid frames) and the task's metric."""
+def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: int, device: str,
+                    teacher: "Teacher | None" = None) -> dict[str, float]:
+    """Validation loss (mean over batches weighted by valid frames) and the task's metric; against
+    ``teacher``'s probabilities instead of the labels when given (a run that learns from the
+    teacher alone, ``train.distill=1``)."""
     model.eval()
     task, h = model.cfg.task, model.cfg.horizon
     total, frames, probs, refs, base, pairs = 0.0, 0, [], [], 0.0, 0
     for b in _batches(idx, batch_size):
-        x, y, m = _tensors(arrays, b, model, device)
+        x, y, m, raw = _tensors(arrays, b, model, device, raw=True)
+        if teacher is not None:
+            y = teacher.targets(raw, y, m, 1.0)
         out, _ = model(x)
         n = int(m.sum())
         total += float(model.loss(out, y, m)) * n
@@ -150,8 +155,9 @@ def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: i
 # ------------------------------------------------------------------ checks
 
 
-def check_training_data(arrays, meta: dict, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation chunk indices, after the checks that must fail before training."""
+def check_training_data(arrays, meta: dict, cfg: Config, *, labels_used: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation chunk indices, after the checks that must fail before training
+    (``labels_used=False``: a teacher gives every target, so no class needs positive frames)."""
     split = np.asarray(arrays["split"])
     train_idx, valid_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     if len(train_idx) == 0:
@@ -160,13 +166,14 @@ def check_training_data(arrays, meta: dict, cfg: Config) -> tuple[np.ndarray, np
         classes = meta["classes"]
         if not classes:
             raise ParameterError("task 'classify' needs labels, and the dataset has no labelled events "
-                                 "(use model.task=forecast for unlabelled audio)")
+                                 "(use model.task=forecast for unlabelled audio, or learn a classifier's "
+                                 "outputs on it: --teacher MODEL_DIR --set train.distill=1)")
         Y = arrays["Y"]
         positives = np.zeros(len(classes), dtype=np.int64)
         for b in _batches(train_idx, 256):
             positives += np.asarray(Y[b]).sum(axis=(0, 1), dtype=np.int64)
         empty = [c for c, n in zip(classes, positives) if n == 0]
-        if empty:
+        if empty and labels_used:
             raise ParameterError(f"class {empty[0]!r} has no positive frame in the training split")
     if len(valid_idx) == 0:
         valid_idx = train_idx  # a one-file dataset validates on its training data (said in the log)
@@ -341,8 +348,10 @@ class Teacher:
     """Knowledge distillation (Hinton et al. 2015): a trained classifier whose probabilities join
     the labels in the training targets, so a small or streaming network learns what a larger or
     bidirectional one makes of the same audio, its doubts included. It reads the training chunks
-    as they are stored (no SpecAugment), is never trained, and validation stays on the labels, so
-    early stopping compares with a run without it. Built by :func:`teacher_from`."""
+    as they are stored (no SpecAugment) and is never trained. Validation stays on the labels, so
+    early stopping compares with a run without it, except where the teacher gives every target
+    (``train.distill=1``, unlabelled audio allowed): then it is against the teacher's
+    probabilities. Built by :func:`teacher_from`."""
 
     directory: Path
     model: FrameModel  # eval mode, on the run's device
@@ -489,6 +498,7 @@ class Trainer:
     classes: tuple = ()  # the run's classes, in the output layer's order
     start: dict | None = None  # fine-tune: the validation figures before any step ("epoch 0")
     teacher: "Teacher | None" = None  # distillation: whose probabilities join the targets
+    judge: "Teacher | None" = None  # the teacher when it gives every target: validation against it
 
     def state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
@@ -526,9 +536,11 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if dist is None:
         check_not_init(out, init)
         dist = setup_distributed(device)
-    t = set_up(entry, cfg, dist, log, init)
+    alone = teacher is not None and cfg.train.distill == 1.0  # the labels play no part
+    t = set_up(entry, cfg, dist, log, init, labels_used=not alone)
     if teacher is not None:
         t.teacher = teacher_from(teacher, cfg, list(t.classes), t.dist.device)
+    t.judge = t.teacher if alone else None
     # the old model's files go only now, when the new one is about to be written (train_dataset
     # checked the directory before chunking, with replace=False)
     claim_on_rank0(out, t.dist, resume=resume, replace=True, log=log)
@@ -538,10 +550,11 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if init is not None:
         record["init"] = init_record(init, t)
     if t.teacher is not None:
-        record["teacher"] = t.teacher.record(cfg.train.distill)
+        record["teacher"] = {**t.teacher.record(cfg.train.distill), "validation": "teacher" if alone else "labels"}
     if init is not None and t.start_epoch == 1:  # every rank: early stopping starts from it
         t.start = {"epoch": 0, **{k: round(v, 6) for k, v in evaluate_chunks(
-            t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device).items()}}
+            t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device,
+            teacher=t.judge).items()}}
         t.best = t.start["valid_loss"]
     if t.dist.main:
         log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
@@ -625,12 +638,13 @@ def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
             "lr": init.cfg.train.lr}
 
 
-def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Start | None = None) -> Trainer:
+def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Start | None = None,
+           labels_used: bool = True) -> Trainer:
     """Check the chunks, build the model (with the training split's normalisation, or ``init``'s
     weights and normalisation), the optimiser and the warm-up + cosine schedule; wrap the model
     in DDP under torchrun."""
     arrays, meta = entry.arrays, entry.meta
-    train_idx, valid_idx = check_training_data(arrays, meta, cfg)
+    train_idx, valid_idx = check_training_data(arrays, meta, cfg, labels_used=labels_used)
     if np.array_equal(train_idx, valid_idx) and dist.main:
         log("note: no validation files; validating on the training chunks")
     torch.manual_seed(cfg.train.seed)
@@ -747,7 +761,8 @@ def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool
         total += loss * n
         frames += n
     seconds = time.perf_counter() - t0
-    metrics = evaluate_chunks(t.model, t.arrays, t.valid_idx, batch_size=tc.batch_size, device=t.dist.device)
+    metrics = evaluate_chunks(t.model, t.arrays, t.valid_idx, batch_size=tc.batch_size, device=t.dist.device,
+                              teacher=t.judge)
     row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
            **{k: round(v, 6) for k, v in metrics.items()}, "lr": t.opt.param_groups[0]["lr"],
            "frames_per_s": round(frames * t.dist.world / seconds), "seconds": round(seconds, 2)}
@@ -813,6 +828,11 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     start = start_from(init, cfg, explicit, log=log) if init is not None else None
     cfg = start.cfg if start else cfg
     ds = load_dataset(dataset_spec)
+    if teacher is not None and not ds.classes:  # unlabelled audio: the teacher gives every target
+        if cfg.train.distill != 1.0:
+            raise ParameterError(f"{dataset_spec}: no labelled events; with --teacher, --set train.distill=1 "
+                                 f"learns from the teacher's probabilities alone")
+        ds = dataclasses.replace(ds, classes=tuple(start.classes if start else _classes_of(teacher)))
     kept = True
     if start:
         ds, kept = match_classes(ds, start, log)
@@ -835,6 +855,14 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
                threads=settings.jobs, log=log, record=record, init=start, dist=dist, teacher=teacher)
     return best, report
+
+
+def _classes_of(model_dir: str | Path) -> list[str]:
+    """A classifier's classes from its ``config.json`` (checked in full by :func:`teacher_from`)."""
+    classes = read_model_config(model_dir).get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
+        raise ModelError(f"{model_dir}/{CONFIG_FILE}: needs 'classes', a list of class names (got {classes!r})")
+    return classes
 
 
 def _silent(msg: str) -> None:

@@ -552,7 +552,7 @@ def test_training_with_a_teacher_learns_from_it_and_records_it(source, tmp_path,
     torch.set_num_threads(1)
     model, new, cache = source
     other = _relabelled(new, tmp_path / "moved")
-    sets = [a for s in SMALL + ["train.epochs=1"] for a in ("--set", s)]  # one epoch: the labels pick no other
+    sets = [a for s in SMALL + ["train.epochs=1"] for a in ("--set", s)]
 
     def run(data, out, *extra):
         assert _main("--cache-dir", cache, *sets, *extra, "train", data, "--out", tmp_path / out,
@@ -570,7 +570,7 @@ def test_training_with_a_teacher_learns_from_it_and_records_it(source, tmp_path,
     d = run(other, "d")
     assert not all(torch.equal(c[k], d[k]) for k in c)
     got = _config(tmp_path / "c")
-    assert got["teacher"] == {"directory": str(model), "classes": ["tone"], "distill": 0.5,
+    assert got["teacher"] == {"directory": str(model), "classes": ["tone"], "distill": 0.5, "validation": "labels",
                               "sha256": hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest()}
     assert got["train"]["distill"] == 0.5
     # the Python API passes it on: a fine-tune of the model taught by itself
@@ -615,3 +615,45 @@ def test_distillation_refuses_what_cannot_teach(source, tmp_path, capsys, case):
     assert _digests(model) == before
     if out != model:
         assert not out.exists()  # nothing trained, nothing written
+
+
+def test_a_teacher_alone_trains_on_unlabelled_audio_and_validates_against_itself(source, tmp_path, capsys):
+    """A folder of audio without labels: with train.distill=1 the teacher gives every target, the
+    classes are its own (or the --init model's), and early stopping follows the student's distance
+    to the teacher. The student learns the tones from the teacher alone."""
+    import shutil
+
+    torch.set_num_threads(1)
+    model, new, cache = source
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for wav in sorted(new.glob("*.wav")):
+        shutil.copy(wav, bare / wav.name)
+    sets = [a for s in SMALL + ["train.epochs=6"] for a in ("--set", s)]
+    capsys.readouterr()
+    # the labels' weight must be 0: nothing else is asked of unlabelled audio
+    assert _main("--cache-dir", cache, *sets, "train", bare, "--out", tmp_path / "half", "--teacher", model) == 2
+    err = capsys.readouterr().err
+    assert "no labelled events; with --teacher, --set train.distill=1" in err and not (tmp_path / "half").exists()
+    assert _main("--cache-dir", cache, *sets, "train", bare, "--out", tmp_path / "none") == 2
+    assert "--teacher MODEL_DIR --set train.distill=1" in capsys.readouterr().err
+    # from scratch, taught alone
+    assert _main("--cache-dir", cache, *sets, "--set", "train.distill=1", "train", bare,
+                 "--out", tmp_path / "st", "--teacher", model) == 0
+    got = _config(tmp_path / "st")
+    assert got["classes"] == ["tone"] and got["teacher"]["validation"] == "teacher"
+    hist = list(csv.DictReader(open(tmp_path / "st" / "history.csv")))
+    assert float(hist[-1]["valid_loss"]) < float(hist[0]["valid_loss"])
+    # it learned the tones: scored on the labelled copy of the same audio, as any model is
+    cfg, _, _ = build_config(None, SMALL)
+    entry, _ = ensure_chunks(load_dataset(new), cfg, Settings(cache_dir=str(cache)))
+    student, _ = load_model(tmp_path / "st")
+    from pipeline.train import evaluate_chunks
+
+    f1 = evaluate_chunks(student, entry.arrays, np.arange(len(entry.arrays["split"])), batch_size=8,
+                         device="cpu")["valid_f1"]
+    assert f1 > 0.8, f1
+    # a labelled run keeps validating on the labels
+    assert _main("--cache-dir", cache, *sets[:-2], "--set", "train.epochs=1", "train", new,
+                 "--out", tmp_path / "lab", "--teacher", model) == 0
+    assert _config(tmp_path / "lab")["teacher"]["validation"] == "labels"
