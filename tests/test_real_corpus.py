@@ -235,6 +235,26 @@ def test_background_rows_name_the_mixed_background():
     assert rows["noise"] == rows["none"] == []
     assert recipe.background_rows({**clip, "background": {"kind": "samples",
                                                           "detail": {"mode": "sparse"}}})[0][2] == "other"
+    # sound events without a bed: other rows where each event sounds, overlaps joined
+    events = {"events": [[7.5, 9.0], [1.0, 2.5], [2.0, 3.0], [12.25, 12.5]], "events_per_s": 0.3}
+    assert recipe.background_rows({**clip, "background": {"kind": "effects", "detail": events}}) == \
+        [(1.0, 3.0, "other"), (7.5, 9.0, "other"), (12.25, 12.5, "other")]
+    # over an ambience bed the sound goes on all the clip long
+    assert recipe.background_rows({**clip, "background": {"kind": "effects", "detail": {
+        **events, "bed": "widelands:sound/x.ogg"}}}) == [(0.0, 20.0, "other")]
+
+
+def test_an_event_sounds_from_its_first_to_its_last_loud_sample():
+    import numpy as np
+
+    from vadcorpus.gamesounds import _sounding
+
+    x = np.zeros(1000)
+    x[100], x[200:300], x[900] = 1.0, 0.5, 0.001  # the last one is 60 dB down: silence
+    assert _sounding(x, 50, 10_000) == (150, 350)
+    assert _sounding(x, -150, 10_000) == (0, 150)  # clipped to the buffer
+    assert _sounding(x, 9_850, 10_000) == (9_950, 10_000)
+    assert _sounding(x, 9_900, 10_000) is None and _sounding(np.zeros(10), 0, 100) is None
 
 
 def test_multi_label_tsv_reads_as_three_classes(tmp_path):
@@ -443,6 +463,11 @@ def test_events_near_speech_start_after_or_end_before_an_utterance(tmp_path, sha
         outside.append(float((np.abs(buf[~allowed]) > 0).mean()))
         moved = info["detail"].get("moved_near_speech", 0)
         assert moved >= 1 if share else moved == 0, info["detail"]
+        # the meta says where the events sound (the multi-label TSVs' other rows), to the millisecond
+        sounding = np.zeros(20 * sr, dtype=bool)
+        for a, b in info["detail"]["events"]:
+            sounding[int(round(a * sr)):int(round(b * sr))] = True
+        assert np.mean(sounding != (np.abs(buf) > 0)) < 0.001, info["detail"]
     if share == 1.0:
         assert max(outside) == 0.0, outside
     else:

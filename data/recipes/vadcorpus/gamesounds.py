@@ -176,11 +176,23 @@ def _event(path: str, sr: int) -> np.ndarray:
     return resample(y, sr_in, sr)
 
 
+def _sounding(x: np.ndarray, pos: int, n: int) -> tuple[int, int] | None:
+    """Where an event placed at sample ``pos`` sounds in a buffer of ``n`` samples: from its first
+    to its last sample within 40 dB of its peak, clipped to the buffer (None if outside it)."""
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak <= 0.0:
+        return None
+    loud = np.flatnonzero(np.abs(x) >= 0.01 * peak)
+    a, b = max(pos + int(loud[0]), 0), min(pos + int(loud[-1]) + 1, n)
+    return (a, b) if b > a else None
+
+
 def background_effects(rng, n, split, pools, bed: bool, near=None) -> tuple[np.ndarray, dict]:
     """Real sound events scattered in time (1-6 sounds), over an ambience bed if ``bed``.
     ``near = (share, speech)``: each event, with probability ``share``, is moved next to a run
     of ``speech`` ([(first, end)] samples): starting 0-0.4 s after it ends, or ending 0-0.4 s
-    before it starts (each half the time)."""
+    before it starts (each half the time). ``detail["events"]`` records where each event sounds
+    (seconds, :func:`_sounding`): the ``other`` rows of the multi-label TSVs."""
     sr, buf, used = pools.sr, np.zeros(n), []
     detail = {}
     held_side = _dev_side(rng, split)
@@ -212,6 +224,9 @@ def background_effects(rng, n, split, pools, bed: bool, near=None) -> tuple[np.n
                 pos = end + lag if rng.random() < 0.5 else max(first - lag - len(x), 0)
                 detail["moved_near_speech"] = detail.get("moved_near_speech", 0) + 1
             _add(buf, x / (np.max(np.abs(x)) + 1e-9), pos, 10 ** (rng.uniform(-15, 0) / 20))
+            span = _sounding(x, pos, n)
+            if span:
+                detail.setdefault("events", []).append([round(span[0] / sr, 3), round(span[1] / sr, 3)])
             t += float(rng.exponential(1 / rate))
         detail["events_per_s"] = round(rate, 2)
     used = sorted(set(used))

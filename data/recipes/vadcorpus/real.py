@@ -551,7 +551,8 @@ def write_inventory(path: str, real: list[str], sr: int, dropped: dict) -> None:
 # The background a clip was mixed with, as frame targets beside speech: music where music plays
 # (real soundtracks, General MIDI, Sonic Pi loops and beat patterns), other sound where sound
 # events or an ambience play (effects, ambience, keyboard, scattered Sonic Pi hits). Rows span
-# the clip: the recipe knows which background plays, not where each of its events sounds.
+# the clip, except over sound events without a bed, whose meta records where each one sounds
+# (``detail["events"]``): there the other rows are the events' own times, overlaps joined.
 BACKGROUND_LABELS = {"music": "music", "midi": "music", "singing": "music", "effects": "other",
                      "ambience": "other", "keyboard": "other"}
 
@@ -573,8 +574,17 @@ def background_rows(meta: dict) -> list[tuple[float, float, str]]:
     """Rows of the background's class for one clip's meta (see BACKGROUND_LABELS)."""
     bg = meta["background"]
     label = BACKGROUND_LABELS.get(bg["kind"])
+    detail = bg.get("detail") or {}
     if bg["kind"] == "samples":
-        label = "other" if (bg.get("detail") or {}).get("mode") == "sparse" else "music"
+        label = "other" if detail.get("mode") == "sparse" else "music"
+    if bg["kind"] == "effects" and "events" in detail and "bed" not in detail:
+        rows: list[tuple[float, float, str]] = []
+        for a, b in sorted(detail["events"]):
+            if rows and a <= rows[-1][1]:
+                rows[-1] = (rows[-1][0], max(rows[-1][1], b), label)
+            else:
+                rows.append((a, b, label))
+        return rows
     return [(0.0, meta["duration"], label)] if label else []
 
 
