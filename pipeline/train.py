@@ -273,6 +273,14 @@ class Start:
         return weights_file(self.directory)
 
 
+def config_classes(config: dict, where: str) -> list[str]:
+    """A model's classes from its ``config.json`` (read at ``where``); ModelError unless a list of names."""
+    classes = config.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        raise ModelError(f"{where}: needs 'classes', a list of class names (got {classes!r})")
+    return classes
+
+
 def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | None = None,
                log: Callable[[str], None] = print) -> Start:
     """The settings of a fine-tune of ``model_dir``: its load, features, chunk, model, train and
@@ -294,9 +302,7 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
     for table in ("load", "features", "model"):
         if not isinstance(config.get(table), dict):
             raise ModelError(f"{where}: needs a {table!r} table (the settings the model was trained with)")
-    classes = config.get("classes")
-    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
-        raise ModelError(f"{where}: needs 'classes', a list of class names (got {classes!r})")
+    classes = config_classes(config, where)
     parts = {}
     for name, klass in SECTIONS.items():
         table = config.get(name) if isinstance(config.get(name), dict) else {}
@@ -508,7 +514,7 @@ class Trainer:
 
 def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume: bool = False,
         threads: int = 1, log: Callable[[str], None] = print, record: dict | None = None,
-        init: Start | None = None, dist: Dist | None = None, teacher: str | Path | None = None
+        init: Start | None = None, dist: Dist | None = None, teacher: Teacher | None = None
         ) -> dict[str, Any]:
     """Train on a chunk cache entry and write the model directory.
 
@@ -525,7 +531,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         any step are "epoch 0", kept if no epoch improves on them
     dist : the process group a caller joined already, having checked ``out_dir`` against
         ``init`` (:func:`train_dataset`); by default both happen here
-    teacher : distil this model directory (:class:`Teacher`, weight ``cfg.train.distill``)
+    teacher : distil this model (:func:`teacher_from`, on ``device``; weight ``cfg.train.distill``)
 
     Returns
     -------
@@ -538,8 +544,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
         dist = setup_distributed(device)
     alone = teacher is not None and cfg.train.distill == 1.0  # the labels play no part
     t = set_up(entry, cfg, dist, log, init, labels_used=not alone)
-    if teacher is not None:
-        t.teacher = teacher_from(teacher, cfg, list(t.classes), t.dist.device)
+    t.teacher = teacher
     t.judge = t.teacher if alone else None
     # the old model's files go only now, when the new one is about to be written (train_dataset
     # checked the directory before chunking, with replace=False)
@@ -832,7 +837,8 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
         if cfg.train.distill != 1.0:
             raise ParameterError(f"{dataset_spec}: no labelled events; with --teacher, --set train.distill=1 "
                                  f"learns from the teacher's probabilities alone")
-        ds = dataclasses.replace(ds, classes=tuple(start.classes if start else _classes_of(teacher)))
+        ds = dataclasses.replace(ds, classes=tuple(start.classes if start else config_classes(
+            read_model_config(teacher), f"{teacher}/{CONFIG_FILE}")))
     kept = True
     if start:
         ds, kept = match_classes(ds, start, log)
@@ -840,11 +846,12 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     check_not_init(Path(out_dir), start)
     if teacher is None and "train.distill" in (explicit or {}):
         raise ParameterError("train.distill is the teacher's weight in the targets: it needs --teacher DIR")
-    if teacher is not None:  # its checks before any chunking; fit loads it on the run's device
+    taught = None
+    if teacher is not None:  # loaded and checked once, before any chunking
         if os.path.realpath(out_dir) == os.path.realpath(teacher):
             raise ParameterError(f"--out {out_dir} is the --teacher model itself; the run writes a new model "
                                  f"directory (choose another --out)")
-        teacher_from(teacher, cfg, list(ds.classes))
+        taught = teacher_from(teacher, cfg, list(ds.classes), dist.device)
     claim_on_rank0(out_dir, dist, resume=resume, replace=False, log=log)
     entry, report = ensure_chunks(ds, cfg, settings, valid=valid, log=log)
     log(report.summary())
@@ -853,16 +860,8 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     if start and kept and start.config.get("predict_per_class"):  # its tuned post-processing, per class
         record["predict_per_class"] = start.config["predict_per_class"]
     best = fit(entry, cfg, out_dir, device=settings.device, resume=resume,
-               threads=settings.jobs, log=log, record=record, init=start, dist=dist, teacher=teacher)
+               threads=settings.jobs, log=log, record=record, init=start, dist=dist, teacher=taught)
     return best, report
-
-
-def _classes_of(model_dir: str | Path) -> list[str]:
-    """A classifier's classes from its ``config.json`` (checked in full by :func:`teacher_from`)."""
-    classes = read_model_config(model_dir).get("classes")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
-        raise ModelError(f"{model_dir}/{CONFIG_FILE}: needs 'classes', a list of class names (got {classes!r})")
-    return classes
 
 
 def _silent(msg: str) -> None:
