@@ -203,7 +203,8 @@ def chunk(app: App, dataset, valid_spec):
               help="Model directory to write (a new one, or one this pipeline wrote and nobody changed).")
 @click.option("--valid", "valid_spec", default=None, help="A second DATASET used as the validation split.")
 @click.option("--init", "init_dir", default=None, type=MODEL_DIR,
-              help="Fine-tune this model: its weights and settings, a tenth of its learning rate.")
+              help="Fine-tune this model: its weights and settings, a tenth of its learning rate "
+                   "(a masked-frame pretraining model: a classifier on its weights, at its learning rate).")
 @click.option("--teacher", "teacher_dir", default=None, type=MODEL_DIR,
               help="Distil this classifier: the targets mix its probabilities into the labels "
                    "(weight train.distill, default 0.5); it must read the same features.")
@@ -234,7 +235,7 @@ def train(app: App, dataset, out_dir, valid_spec, init_dir, teacher_dir, resume)
                    f"continue with --resume", err=True)
         sys.exit(130)
     shown = ", ".join(f"{k} {v}" for k, v in best.items() if k in ("epoch", "valid_loss", "valid_f1",
-                                                                      "valid_baseline_l1"))
+                                                                      "valid_baseline_l1", "valid_mean_frame_l1"))
     app.echo(f"model written to {out_dir} (best epoch: {shown})")
     if report.failed:
         sys.exit(1)

@@ -27,7 +27,7 @@ else:  # pragma: no cover
 
 FEATURE_KINDS = ("stft", "power", "mel", "logmel", "mfcc", "fbank")
 CELLS = ("rnn", "lstm", "gru")
-TASKS = ("classify", "forecast")
+TASKS = ("classify", "forecast", "masked")  # masked: pretraining, hidden frames rebuilt (pipeline.train)
 ENGINES = ("auto", "onnx", "torch")  # --engine: the network's (pipeline.engine); a run setting, not a key
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 WINDOWS = ("hamming", "triangular", "hann", "boxcar")  # overlap-add weights (pipeline.stitch)
@@ -189,6 +189,9 @@ class ModelConfig:
     task: str = "classify"
     multi_label: bool = True  # classify: sigmoid per class (True) or softmax over classes
     horizon: int = 1  # forecast: predict the frame this many steps ahead
+    # task "masked" (pretraining on unlabelled audio): spans of frames are hidden from the input
+    # and the network rebuilds them (train.mask_fraction, train.mask_span); it scores nothing
+    # itself, ``train --init`` turns it into a classifier
 
     def __post_init__(self) -> None:
         _choice("model", "cell", self.cell, CELLS)
@@ -198,9 +201,9 @@ class ModelConfig:
         if self.conv_channels < 0:
             raise ParameterError(f"model.conv_channels={self.conv_channels} must be >= 0")
         _positive("model", stack=self.stack)
-        if self.stack > 1 and not (self.bidirectional and self.task == "classify"):
+        if self.stack > 1 and not (self.bidirectional and self.task in ("classify", "masked")):
             raise ParameterError(f"model.stack={self.stack} needs model.bidirectional=true and "
-                                 "model.task='classify' (a streaming model steps one frame at a time)")
+                                 "model.task='classify' or 'masked' (a streaming model steps one frame at a time)")
         if self.delay:  # 0, or a positive integer for a unidirectional classifier
             _positive("model", delay=self.delay)
             if self.bidirectional or self.task != "classify":
@@ -230,9 +233,17 @@ class TrainConfig:
     # knowledge distillation (``train --teacher DIR``): the training targets are
     # ``(1 - distill) * labels + distill * the teacher's probabilities``; validation stays on the labels
     distill: float = 0.5
+    # model.task="masked": about this share of each chunk's frames is hidden from the network, in
+    # spans of ``mask_span`` frames (set to the training mean), and the loss is on those frames only
+    mask_fraction: float = 0.3
+    mask_span: int = 10
 
     def __post_init__(self) -> None:
-        _positive("train", epochs=self.epochs, batch_size=self.batch_size, patience=self.patience)
+        _positive("train", epochs=self.epochs, batch_size=self.batch_size, patience=self.patience,
+                  mask_span=self.mask_span)
+        if not 0.0 < self.mask_fraction < 1.0:
+            raise ParameterError(f"train.mask_fraction={self.mask_fraction} must be in (0, 1) "
+                                 "(the share of frames hidden from a masked-frame model)")
         if not 0.0 <= self.distill <= 1.0:
             raise ParameterError(f"train.distill={self.distill} must be in [0, 1] (the teacher's weight in the targets)")
         if not self.lr > 0:

@@ -85,6 +85,9 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     if not isinstance(mconf.get("model"), dict):
         raise ModelError(f"{where}: needs a 'model' table")
     model_cfg = section_from_dict(ModelConfig, "model", mconf["model"], source=where)
+    if model_cfg.task == "masked":
+        raise ModelError(f"{model_dir}: a masked-frame (pretraining) model rebuilds hidden frames and scores "
+                         f"nothing; train a classifier from it first: train DATASET --init {model_dir} --out DIR")
     run_cfg = config_for_model(mconf, cfg, given, where=where)
     weights = weights_file(model_dir)
     if not weights.is_file():  # nor a FIFO or a folder by that name, which hashing would block on

@@ -1,8 +1,9 @@
 """Frame-level recurrent networks: normalisation, optional conv front end, RNN / LSTM / GRU, a head.
 
 :class:`FrameModel` maps a spectrogram batch ``(B, T, F)`` to per-frame outputs ``(B, T, C)``:
-class logits for ``task="classify"``, or for ``task="forecast"`` the normalised frame ``horizon``
-steps ahead. Unidirectional models are causal end to end, or read a fixed look-ahead of
+class logits for ``task="classify"``, for ``task="forecast"`` the normalised frame ``horizon``
+steps ahead, or for ``task="masked"`` (pretraining) each normalised frame, rebuilt where spans of the
+input were hidden (:func:`hide_spans`). Unidirectional models are causal end to end, or read a fixed look-ahead of
 ``model.delay`` frames, so they can run chunk by chunk while carrying a state (:func:`stream`),
 exactly equal to one pass over the whole input.
 
@@ -103,8 +104,9 @@ class FrameModel(nn.Module):
     n_features : int
         Width ``F`` of an input frame.
     n_outputs : int
-        Number of classes for ``task="classify"``. Ignored for ``task="forecast"``, whose head
-        always predicts ``n_features`` values (``self.n_outputs`` is then ``n_features``).
+        Number of classes for ``task="classify"``. Ignored for ``task="forecast"`` and
+        ``"masked"``, whose head always predicts ``n_features`` values (``self.n_outputs`` is then
+        ``n_features``).
 
     Raises
     ------
@@ -116,9 +118,9 @@ class FrameModel(nn.Module):
     def __init__(self, cfg: ModelConfig, *, n_features: int, n_outputs: int) -> None:
         super().__init__()
         require_positive_int(n_features=n_features)
-        if cfg.task == "forecast":
+        if cfg.task in ("forecast", "masked"):
             n_outputs = n_features
-            if cfg.bidirectional:
+            if cfg.task == "forecast" and cfg.bidirectional:
                 raise ParameterError("model.bidirectional=True cannot be used with model.task='forecast': "
                                      "the backward pass sees the frame it must predict")
         require_positive_int(n_outputs=n_outputs)
@@ -295,9 +297,12 @@ class FrameModel(nn.Module):
             mean over valid frames and classes). classify, multi-class: ``(B, T)`` integer class
             indices or ``(B, T, C)`` one-hot / soft targets (cross-entropy, mean over valid
             frames). forecast: the un-normalised input ``x`` ``(B, T, F)``; L1 between
-            ``out[:, :-h]`` and ``normalize(x)[:, h:]``, mean over valid pairs and bins.
+            ``out[:, :-h]`` and ``normalize(x)[:, h:]``, mean over valid pairs and bins. masked:
+            the un-normalised input as it was before spans were hidden; L1 between ``out`` and
+            ``normalize(x)``, mean over the frames ``mask`` selects and bins.
         mask : torch.Tensor or None [shape=(B, T)], bool
             True for real frames. A forecast pair counts only when both of its frames are valid.
+            masked: True for the real frames that were hidden (only those are rebuilt).
 
         Returns
         -------
@@ -315,6 +320,9 @@ class FrameModel(nn.Module):
             err = (out[:, :-h] - target).abs()  # (B, T - h, F)
             pair = valid[:, :-h] & valid[:, h:]  # (B, T - h)
             return self._masked_mean(err, pair)
+        if self.cfg.task == "masked":
+            err = (out - self.normalize(targets)).abs()  # (B, T, F)
+            return self._masked_mean(err, valid)
         if self.cfg.multi_label:
             # where(), not a product: NaN or garbage in padded frames must not leak in
             safe_t = torch.where(valid[..., None], targets.to(out.dtype), torch.zeros_like(out))
@@ -342,6 +350,43 @@ class FrameModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
+def hide_spans(valid: torch.Tensor, fraction: float, span: int,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Which frames a masked-frame model must rebuild: spans of ``span`` frames, starting at
+    ``round(fraction * n / span)`` distinct frames drawn uniformly among each chunk's ``n`` valid
+    ones, so that about ``fraction`` of them are hidden (less where spans overlap), as
+    wav2vec 2.0 and Mockingjay mask time (Baevski et al. 2020; Liu et al. 2020).
+
+    Parameters
+    ----------
+    valid : torch.Tensor [shape=(B, T)], bool
+        The real frames of each chunk (padding is never hidden nor counted).
+    fraction : float in (0, 1)
+    span : int >= 1
+    generator : torch.Generator or None
+        The draw's source (None: torch's seeded default).
+
+    Returns
+    -------
+    torch.Tensor [shape=(B, T)], bool
+        True for hidden frames, a subset of ``valid``.
+    """
+    B, T = valid.shape
+    n = valid.sum(1)  # (B,)
+    starts = torch.zeros(B, T + span, dtype=torch.bool, device=valid.device)
+    noise = torch.rand(B, T, generator=generator, device="cpu" if generator is None else generator.device)
+    noise = noise.to(valid.device).masked_fill(~valid, 2.0)  # padding drawn last, never
+    order = noise.argsort(1)  # (B, T): a random order of each chunk's valid frames first
+    k = torch.round(fraction * n.float() / span).long().clamp(min=1)  # (B,) starts per chunk
+    take = torch.arange(T, device=valid.device)[None] < k[:, None]  # (B, T)
+    starts.scatter_(1, torch.where(take, order, torch.full_like(order, T + span - 1)), True)
+    starts[:, T + span - 1] = False
+    hidden = torch.zeros(B, T + span, dtype=torch.bool, device=valid.device)
+    for j in range(span):  # each start hides itself and the span - 1 frames after it
+        hidden[:, j:] |= starts[:, : T + span - j]
+    return hidden[:, :T] & valid & (n[:, None] > 0)
+
+
 # -- model directories -----------------------------------------------------------------------
 def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, int] | None = None) -> None:
     """Copy ``small`` into ``big``, a network of the same cell, layers, direction and stack with
@@ -353,7 +398,9 @@ def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, in
     into anything is set to zero, so nothing old (nor the head) sees the new ones at first; the new
     ones keep ``big``'s fresh weights from the old inputs, so their activations are non-zero and
     training moves them from the first step. ``head_rows`` maps ``big``'s output classes to
-    ``small``'s (those copied; the others keep their fresh rows); ``None``: the same classes.
+    ``small``'s (those copied; the others keep their fresh rows); ``None``: the same classes;
+    ``{}``: no row copied, and then ``small`` may be of another task (a masked-frame model, whose
+    head rebuilds frames, into a classifier: everything but the head).
 
     Raises
     ------
@@ -361,7 +408,7 @@ def widen_into(small: FrameModel, big: FrameModel, *, head_rows: Mapping[int, in
         The two differ in anything but width, or ``big`` is narrower.
     """
     a, b = small.cfg, big.cfg
-    same = ("cell", "layers", "bidirectional", "stack", "task", "delay")
+    same = ("cell", "layers", "bidirectional", "stack", "delay") + (() if head_rows == {} else ("task",))
     if any(getattr(a, k) != getattr(b, k) for k in same) or small.n_features != big.n_features \
             or b.hidden < a.hidden or b.conv_channels < a.conv_channels or (a.conv_channels == 0) != (b.conv_channels == 0):
         raise ModelError(f"cannot widen a {a.cell} {a.layers}x{a.hidden} (conv {a.conv_channels}) network "

@@ -117,24 +117,56 @@ def _inputs(x: torch.Tensor, m: torch.Tensor, model: FrameModel) -> torch.Tensor
     return x
 
 
+def hidden_frames(model: FrameModel, m: torch.Tensor, mask: tuple[float, int],
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """The frames a masked-frame model rebuilds in a batch whose valid frames are ``m`` (B, T):
+    spans of ``mask = (fraction, span)`` frames (:func:`pipeline.nets.hide_spans`), in units of
+    the network's steps when it stacks frames (``model.stack``), so that a step never sees part
+    of what it must rebuild."""
+    from .nets import hide_spans
+
+    k = model.cfg.stack
+    if k == 1:
+        return hide_spans(m, mask[0], mask[1], generator)
+    B, T = m.shape
+    pad = -T % k
+    steps = torch.cat([m, m.new_zeros(B, pad)], 1).reshape(B, -1, k).any(-1)  # (B, T / k)
+    hidden = hide_spans(steps, mask[0], max(1, round(mask[1] / k)), generator)
+    return hidden.repeat_interleave(k, dim=1)[:, :T] & m
+
+
+def hide(x: torch.Tensor, hidden: torch.Tensor, model: FrameModel) -> torch.Tensor:
+    """``x`` (B, T, F) with the ``hidden`` (B, T) frames set to the training mean (normalised: 0)."""
+    return torch.where(hidden[..., None], model.mean.to(x.dtype).expand_as(x), x)
+
+
 @torch.no_grad()
 def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: int, device: str,
-                    teacher: "Teacher | None" = None) -> dict[str, float]:
+                    teacher: "Teacher | None" = None, mask: tuple[float, int] | None = None) -> dict[str, float]:
     """Validation loss (mean over batches weighted by valid frames) and the task's metric; against
     ``teacher``'s probabilities instead of the labels when given (a run that learns from the
-    teacher alone, ``train.distill=1``)."""
+    teacher alone, ``train.distill=1``). A masked-frame model rebuilds the same hidden spans at
+    every call (``mask = (fraction, span)``, drawn from a generator seeded with 0), so that epochs
+    compare; its metric is the loss of rebuilding every hidden frame as the mean frame."""
     model.eval()
     task, h = model.cfg.task, model.cfg.horizon
     total, frames, probs, refs, base, pairs = 0.0, 0, [], [], 0.0, 0
+    draw = torch.Generator().manual_seed(0) if task == "masked" else None
     for b in _batches(idx, batch_size):
         x, y, m, raw = _tensors(arrays, b, model, device, raw=True)
         if teacher is not None:
             y = teacher.targets(raw, y, m, 1.0)
+        if task == "masked":
+            m = hidden_frames(model, m, mask or (TrainConfig.mask_fraction, TrainConfig.mask_span), draw)
+            x = hide(x, m, model)
         out, _ = model(x)
         n = int(m.sum())
         total += float(model.loss(out, y, m)) * n
         frames += n
-        if task == "classify":
+        if task == "masked":  # the mean frame (0 once normalised) as every hidden frame's guess
+            base += float(model.normalize(y).abs().mean(-1)[m].sum())
+            pairs += n
+        elif task == "classify":
             p = model.probabilities(out)
             probs.append(p[m].float().cpu().numpy())
             refs.append(y[m].cpu().numpy())
@@ -147,6 +179,8 @@ def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: i
     if task == "classify":
         metrics["valid_f1"] = frame_f1(np.concatenate(probs), np.concatenate(refs),
                                        multi_label=model.cfg.multi_label)
+    elif task == "masked":
+        metrics["valid_mean_frame_l1"] = base / max(pairs, 1)
     else:
         metrics["valid_baseline_l1"] = base / max(pairs, 1)
     return metrics
@@ -266,8 +300,13 @@ class Start:
     cfg: Config
 
     @property
+    def task(self) -> str:
+        """The starting model's own task (a masked-frame model's fine-tune is a classifier)."""
+        return str(self.config["model"].get("task", "classify"))
+
+    @property
     def classes(self) -> list[str]:
-        return list(self.config["classes"]) if self.cfg.model.task == "classify" else []
+        return list(self.config["classes"]) if self.task == "classify" else []
 
     def weights(self) -> Path:
         return weights_file(self.directory)
@@ -314,8 +353,9 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
         section, key = name.split(".", 1)
         value, was = getattr(getattr(cfg, section), key), getattr(trained[section], key)
         grows = key in GROW_MODEL_KEYS and value > was and (key != "conv_channels" or was > 0)  # no front end: none added
+        pretrained = name == "model.task" and (was, value) == ("masked", "classify")  # a new head on the body
         fixed = (section in ("load", "features") and key in key_fields(trained[section])) or \
-            (section == "model" and key not in FREE_MODEL_KEYS and not grows)
+            (section == "model" and key not in FREE_MODEL_KEYS and not grows and not pretrained)
         if fixed and value != was:
             raise ParameterError(
                 f"{explicit[name]} {name}={value!r}: {directory} was trained with {name}={was!r}; a fine-tune "
@@ -324,11 +364,25 @@ def start_from(model_dir: str | Path, cfg: Config, explicit: dict[str, str] | No
                 f"or train from scratch without --init)")
         parts[section] = dataclasses.replace(parts[section], **{key: value})
     if "train.lr" not in (explicit or {}):
-        lr = trained["train"].lr * INIT_LR_FACTOR
+        factor = 1.0 if trained["model"].task == "masked" else INIT_LR_FACTOR  # a pretrained body, a new head
+        lr = trained["train"].lr * factor
         parts["train"] = dataclasses.replace(parts["train"], lr=lr)
-        log(f"fine-tuning {directory} at learning rate {lr:g} (its {trained['train'].lr:g} x {INIT_LR_FACTOR:g}; "
+        log(f"fine-tuning {directory} at learning rate {lr:g} (its {trained['train'].lr:g} x {factor:g}; "
             f"--set train.lr=... to change it)")
     return Start(directory, config, Config(**parts))
+
+
+def classifier_from_pretrained(start: Start, ds, explicit: dict[str, str] | None,
+                               log: Callable[[str], None] = print) -> Start:
+    """A masked-frame (pretraining) model fine-tuned on labelled audio becomes a classifier of its
+    classes (unless ``model.task`` was given): everything but the head starts from it. On audio
+    without labels it goes on pretraining."""
+    if start.task != "masked" or start.cfg.model.task != "masked" or not ds.classes or "model.task" in (explicit or {}):
+        return start
+    log(f"{start.directory} is a masked-frame (pretraining) model: training a classifier of "
+        f"{list(ds.classes)} from it (a new output layer; the rest starts from its weights)")
+    cfg = dataclasses.replace(start.cfg, model=dataclasses.replace(start.cfg.model, task="classify"))
+    return dataclasses.replace(start, cfg=cfg)
 
 
 def match_classes(ds, start: Start, log: Callable[[str], None] = print):
@@ -338,6 +392,8 @@ def match_classes(ds, start: Start, log: Callable[[str], None] = print):
     outputs' weights, :func:`load_start`). Returns ``(dataset, kept)``."""
     if start.cfg.model.task != "classify":
         return ds, True
+    if start.task != "classify":  # a pretrained body (classifier_from_pretrained said so)
+        return ds, False
     if set(ds.classes) == set(start.classes):
         return dataclasses.replace(ds, classes=tuple(start.classes)), True
     shared = [c for c in start.classes if c in ds.classes]
@@ -559,7 +615,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if init is not None and t.start_epoch == 1:  # every rank: early stopping starts from it
         t.start = {"epoch": 0, **{k: round(v, 6) for k, v in evaluate_chunks(
             t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device,
-            teacher=t.judge).items()}}
+            teacher=t.judge, mask=(cfg.train.mask_fraction, cfg.train.mask_span)).items()}}
         t.best = t.start["valid_loss"]
     if t.dist.main:
         log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
@@ -592,7 +648,10 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if t.dist.main and best_row.get("epoch") == 0:
         log(f"no epoch improved on {init.directory}'s validation loss {t.start['valid_loss']:.4f}: "
             f"{out} holds its weights as they were")
-    if t.dist.main:  # the best epoch's network for ONNX Runtime, its sha256 beside the weights'
+    if t.dist.main and cfg.model.task == "masked":
+        log(f"{out} is a masked-frame (pretraining) model: it scores nothing itself, so it has no "
+            f"model.onnx; train a classifier from it with train DATASET --init {out}")
+    elif t.dist.main:  # the best epoch's network for ONNX Runtime, its sha256 beside the weights'
         _export_after_training(out, log)
         _written(out, lambda: record_outputs(out))
     return best_row
@@ -637,6 +696,7 @@ def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
     grown = {k: [init.config["model"][k], getattr(init.cfg.model, k)] for k in GROW_MODEL_KEYS
              if init.config["model"][k] != getattr(init.cfg.model, k)}
     return {"directory": str(init.directory), "weights": weights.name, "sha256": file_digest(weights),
+            **({} if init.task == "classify" else {"task": init.task}),
             "classes": init.classes, "output_layer": "kept" if t.head_kept else "replaced",
             **({} if t.head_kept else {"outputs_kept": [c for c in init.classes if c in t.classes]}),
             **({"widened": grown} if grown else {}),
@@ -738,6 +798,10 @@ def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     tc = cfg.train
     if t.teacher is not None:  # before SpecAugment: the teacher hears the chunk as it is
         y = t.teacher.targets(raw, y, m, tc.distill)
+    frames = int(m.sum())  # the audio read (a masked-frame model is scored on part of it)
+    if cfg.model.task == "masked":  # rebuild what is hidden, and only that
+        m = hidden_frames(t.model, m, (tc.mask_fraction, tc.mask_span))
+        x = hide(x, m, t.model)
     if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
         x = spec_augment(x, t.model.mean, tc)
     with torch.autocast("cuda", dtype=torch.float16, enabled=t.use_amp):
@@ -751,7 +815,7 @@ def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     t.scaler.step(t.opt)
     t.scaler.update()
     t.sched.step()
-    return loss.item(), int(m.sum())
+    return loss.item(), frames
 
 
 def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool]:
@@ -767,7 +831,7 @@ def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool
         frames += n
     seconds = time.perf_counter() - t0
     metrics = evaluate_chunks(t.model, t.arrays, t.valid_idx, batch_size=tc.batch_size, device=t.dist.device,
-                              teacher=t.judge)
+                              teacher=t.judge, mask=(tc.mask_fraction, tc.mask_span))
     row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
            **{k: round(v, 6) for k, v in metrics.items()}, "lr": t.opt.param_groups[0]["lr"],
            "frames_per_s": round(frames * t.dist.world / seconds), "seconds": round(seconds, 2)}
@@ -783,6 +847,7 @@ def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool
 def _log_epoch(log: Callable[[str], None], row: dict, improved: bool) -> None:
     log("epoch {epoch:3d}  train {train_loss:.4f}  valid {valid_loss:.4f}".format(**row)
         + (f"  F1 {row['valid_f1']:.3f}" if "valid_f1" in row else
+           f"  (mean frame {row['valid_mean_frame_l1']:.4f})" if "valid_mean_frame_l1" in row else
            f"  (repeat-last {row['valid_baseline_l1']:.4f})")
         + f"  {row['frames_per_s']:,} frames/s" + ("  *" if improved else ""))
 
@@ -797,7 +862,8 @@ def model_record(cfg: Config, meta: dict, chunk_key: str, record: dict, metrics:
         "load": dataclasses.asdict(cfg.load),
         "features": dataclasses.asdict(cfg.features),
         "chunk": dataclasses.asdict(cfg.chunk),
-        "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k != "distill" or "teacher" in record},
+        "train": {k: v for k, v in dataclasses.asdict(cfg.train).items()  # the keys of what the run did
+                  if (k != "distill" or "teacher" in record) and (not k.startswith("mask_") or cfg.model.task == "masked")},
         "predict": dataclasses.asdict(cfg.predict),
         "stage_versions": {name: info.version for name, info in STAGES.items()},
         "training_data": {"chunk_key": chunk_key, "features_keys": meta["inputs"][:-1],
@@ -831,8 +897,13 @@ def train_dataset(dataset_spec: str | Path, out_dir: str | Path, cfg: Config, se
     if not dist.main:
         log = _silent
     start = start_from(init, cfg, explicit, log=log) if init is not None else None
-    cfg = start.cfg if start else cfg
     ds = load_dataset(dataset_spec)
+    if start:
+        start = classifier_from_pretrained(start, ds, explicit, log)
+    cfg = start.cfg if start else cfg
+    if teacher is not None and cfg.model.task != "classify":
+        raise ParameterError(f"--teacher {teacher}: a teacher's probabilities are targets for a classifier, "
+                             f"and this run's model.task is {cfg.model.task!r}")
     if teacher is not None and not ds.classes:  # unlabelled audio: the teacher gives every target
         if cfg.train.distill != 1.0:
             raise ParameterError(f"{dataset_spec}: no labelled events; with --teacher, --set train.distill=1 "

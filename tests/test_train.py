@@ -657,3 +657,128 @@ def test_a_teacher_alone_trains_on_unlabelled_audio_and_validates_against_itself
     assert _main("--cache-dir", cache, *sets[:-2], "--set", "train.epochs=1", "train", new,
                  "--out", tmp_path / "lab", "--teacher", model) == 0
     assert _config(tmp_path / "lab")["teacher"]["validation"] == "labels"
+
+
+# ------------------------------------------------------------------ masked-frame pretraining
+
+
+def test_hidden_spans_cover_about_the_fraction_in_whole_spans():
+    from pipeline.config import ModelConfig
+    from pipeline.nets import FrameModel, hide_spans
+    from pipeline.train import hidden_frames
+
+    valid = torch.ones(64, 400, dtype=torch.bool)
+    valid[:8, 300:] = False  # padded chunks
+    g = torch.Generator().manual_seed(1)
+    hidden = hide_spans(valid, 0.3, 10, g)
+    assert not (hidden & ~valid).any()
+    share = float(hidden.sum() / valid.sum())
+    assert 0.2 < share <= 0.31, share
+    for row, ok in zip(hidden.numpy(), valid.numpy()):  # every run of hidden frames is whole spans
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            assert b - a >= 10 or b == ok.sum(), (a, b)
+    again = hide_spans(valid, 0.3, 10, torch.Generator().manual_seed(1))
+    assert torch.equal(hidden, again)  # the same seed, the same spans
+    assert not hide_spans(torch.zeros(2, 50, dtype=torch.bool), 0.3, 10).any()
+    # a network that steps over 3 frames has whole steps hidden
+    cfg = ModelConfig(task="masked", bidirectional=True, stack=3, hidden=8)
+    model = FrameModel(cfg, n_features=16, n_outputs=1)
+    m = torch.ones(4, 301, dtype=torch.bool)
+    h = hidden_frames(model, m, (0.3, 10), torch.Generator().manual_seed(0))
+    steps = torch.cat([h, h.new_zeros(4, 2)], 1).reshape(4, -1, 3)
+    assert (steps.all(-1) | ~steps.any(-1))[:, :-1].all() and 0.15 < float(h.float().mean()) < 0.32
+
+
+def test_masked_loss_counts_only_the_hidden_frames():
+    from pipeline.config import ModelConfig
+    from pipeline.nets import FrameModel
+
+    model = FrameModel(ModelConfig(task="masked", bidirectional=True, hidden=8), n_features=6, n_outputs=3)
+    assert model.n_outputs == 6 and model.head.out_features == 6
+    model.set_normalization(np.full(6, 1.0), np.full(6, 2.0))
+    x = torch.randn(2, 20, 6)
+    hidden = torch.zeros(2, 20, dtype=torch.bool)
+    hidden[:, 5:9] = True
+    exact = model.normalize(x)
+    assert float(model.loss(exact, x, hidden)) == 0.0
+    off = exact.clone()
+    off[:, 12:] += 5.0  # wrong where nothing was hidden: not counted
+    assert float(model.loss(off, x, hidden)) == 0.0
+    off[:, 6] += 1.0  # wrong by 1 on 1 of the 4 hidden frames
+    assert float(model.loss(off, x, hidden)) == pytest.approx(0.25)
+    with pytest.raises(ParameterError, match="model.delay=2 needs"):
+        ModelConfig(task="masked", delay=2)
+    for bad in ("train.mask_fraction=1.0", "train.mask_fraction=0", "train.mask_span=0"):
+        with pytest.raises(ParameterError, match=bad.split("=")[0]):
+            build_config(None, [bad])
+
+
+PRE = ["model.bidirectional=true", "model.stack=3", "model.conv_channels=4"]
+
+
+def test_masked_pretraining_on_bare_audio_then_a_classifier_from_it(source, tmp_path, capsys):
+    """Pretraining on audio without labels (model.task=masked) rebuilds hidden frames better than
+    the mean frame; it scores nothing itself and says so; train --init on labelled audio makes
+    it a classifier whose body starts from the pretrained weights."""
+    import shutil
+
+    from pipeline.train import classifier_from_pretrained, match_classes, set_up, start_from, Dist
+
+    torch.set_num_threads(1)
+    _, new, cache = source
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for wav in sorted(new.glob("*.wav")):
+        shutil.copy(wav, bare / wav.name)
+    sets = [a for s in SMALL + PRE + ["train.epochs=6", "model.task=masked", "train.mask_span=6"]
+            for a in ("--set", s)]
+    capsys.readouterr()
+    assert _main("--cache-dir", cache, *sets, "train", bare, "--out", tmp_path / "pre") == 0
+    out = capsys.readouterr().out
+    assert "masked-frame (pretraining) model" in out and "mean frame" in out
+    got = _config(tmp_path / "pre")
+    assert got["model"]["task"] == "masked" and got["n_outputs"] == 32
+    assert got["train"]["mask_fraction"] == 0.3 and got["train"]["mask_span"] == 6
+    assert not (tmp_path / "pre" / "model.onnx").exists()
+    hist = list(csv.DictReader(open(tmp_path / "pre" / "history.csv")))
+    # white noise between the tones cannot be rebuilt, the tones can: below the mean frame's loss
+    assert float(hist[-1]["valid_loss"]) < float(hist[-1]["valid_mean_frame_l1"]) - 0.01, hist[-1]
+    assert float(hist[-1]["valid_loss"]) < float(hist[0]["valid_loss"])
+    # it scores nothing: predict says what to do instead, and writes nothing
+    assert _main("--cache-dir", cache, "predict", bare, "--model", tmp_path / "pre", "--out", tmp_path / "p") == 2
+    err = capsys.readouterr().err
+    assert "masked-frame (pretraining) model" in err and "--init" in err and not (tmp_path / "p").exists()
+    # a classifier from it: the body's weights as pretrained, a new head, the pretraining's learning rate
+    start = start_from(tmp_path / "pre", build_config(None, [])[0], explicit={}, log=lambda m: None)
+    assert start.cfg.train.lr == pytest.approx(0.01)
+    start = classifier_from_pretrained(start, load_dataset(new), {}, log=lambda m: None)
+    ds, kept = match_classes(load_dataset(new), start, log=lambda m: None)
+    assert start.cfg.model.task == "classify" and not kept
+    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
+    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
+    pre, _ = load_model(tmp_path / "pre")
+    body = {k: v for k, v in pre.state_dict().items() if not k.startswith("head.")}
+    assert body and all(torch.equal(t.model.state_dict()[k], v) for k, v in body.items())
+    assert t.model.head.out_features == 3  # one class, three frames per step
+    assert _main("--cache-dir", cache, "--set", "train.epochs=6", "train", new, "--init", tmp_path / "pre",
+                 "--out", tmp_path / "cls") == 0
+    out = capsys.readouterr().out
+    assert "training a classifier of ['tone'] from it" in out
+    got = _config(tmp_path / "cls")
+    assert got["model"]["task"] == "classify" and got["init"]["task"] == "masked"
+    assert got["init"]["output_layer"] == "replaced" and "mask_span" not in got["train"]
+    assert got["metrics"]["valid_f1"] > 0.85, got["metrics"]
+    assert (tmp_path / "cls" / "model.onnx").is_file()
+    # on bare audio the pretraining goes on; a teacher cannot teach a masked run; a classifier
+    # never becomes a masked-frame model
+    assert _main("--cache-dir", cache, "--set", "train.epochs=1", "train", bare, "--init", tmp_path / "pre",
+                 "--out", tmp_path / "more") == 0
+    assert _config(tmp_path / "more")["model"]["task"] == "masked"
+    assert _main("--cache-dir", cache, *sets, "--set", "train.distill=1", "train", bare, "--out", tmp_path / "t",
+                 "--teacher", tmp_path / "cls") == 2
+    assert "this run's model.task is 'masked'" in capsys.readouterr().err
+    assert _main("--cache-dir", cache, "--set", "model.task=masked", "train", bare, "--init", tmp_path / "cls",
+                 "--out", tmp_path / "back") == 2
+    assert "model.task='masked'" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("t", "back"))
