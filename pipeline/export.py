@@ -180,6 +180,9 @@ def export_onnx(directory: str | Path) -> Path:
     directory = Path(directory)
     with writing_model_dir(directory, "export", f"export a copy (cp -r {directory} DIR)"):
         model, _ = load_model(directory)
+        if model.cfg.task == "masked":  # nothing would run it: predict and stream refuse it
+            raise ModelError(f"{directory}: a masked-frame (pretraining) model scores nothing, so it has no "
+                             f"ONNX graph; train a classifier from it: train DATASET --init {directory} --out DIR")
         target = directory / ONNX_FILE
 
         def write(tmp: str) -> None:

@@ -749,6 +749,8 @@ def test_masked_pretraining_on_bare_audio_then_a_classifier_from_it(source, tmp_
     assert _main("--cache-dir", cache, "predict", bare, "--model", tmp_path / "pre", "--out", tmp_path / "p") == 2
     err = capsys.readouterr().err
     assert "masked-frame (pretraining) model" in err and "--init" in err and not (tmp_path / "p").exists()
+    assert _main("export", tmp_path / "pre") == 2
+    assert "has no ONNX graph" in capsys.readouterr().err and not (tmp_path / "pre" / "model.onnx").exists()
     # a classifier from it: the body's weights as pretrained, a new head, the pretraining's learning rate
     start = start_from(tmp_path / "pre", build_config(None, [])[0], explicit={}, log=lambda m: None)
     assert start.cfg.train.lr == pytest.approx(0.01)
