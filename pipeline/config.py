@@ -238,6 +238,11 @@ class TrainConfig:
     mask_fraction: float = 0.3
     mask_span: int = 10
 
+    @property
+    def mask(self) -> tuple[float, int]:
+        """``(mask_fraction, mask_span)``: what a masked-frame model hides (pipeline.train.hidden_frames)."""
+        return self.mask_fraction, self.mask_span
+
     def __post_init__(self) -> None:
         _positive("train", epochs=self.epochs, batch_size=self.batch_size, patience=self.patience,
                   mask_span=self.mask_span)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .modeldir import ONNX_FILE, WEIGHTS_FILE, record_hashes, write_beside, writing_model_dir
+from .modeldir import ONNX_FILE, WEIGHTS_FILE, pretraining_only, record_hashes, write_beside, writing_model_dir
 from .nets import CONTEXT_FRAMES, FrameModel, load_model, save_weights
 
 OPSET = 17
@@ -181,8 +181,7 @@ def export_onnx(directory: str | Path) -> Path:
     with writing_model_dir(directory, "export", f"export a copy (cp -r {directory} DIR)"):
         model, _ = load_model(directory)
         if model.cfg.task == "masked":  # nothing would run it: predict and stream refuse it
-            raise ModelError(f"{directory}: a masked-frame (pretraining) model scores nothing, so it has no "
-                             f"ONNX graph; train a classifier from it: train DATASET --init {directory} --out DIR")
+            raise pretraining_only(directory, "it has no ONNX graph")
         target = directory / ONNX_FILE
 
         def write(tmp: str) -> None:

@@ -74,8 +74,8 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
     from .config import ModelConfig, section_from_dict
     from .errors import ModelError
     from .cache import file_digest
-    from .modeldir import (LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, read_model_config, resolve_model_dir,
-                           weights_file)
+    from .modeldir import (LEGACY_WEIGHTS_FILE, WEIGHTS_FILE, check_weights, pretraining_only, read_model_config,
+                           resolve_model_dir, weights_file)
     from .predict import config_for_model
 
     model_dir = resolve_model_dir(model_dir)  # a path, or a shipped model's name
@@ -86,8 +86,7 @@ def open_model(model_dir: str | Path, cfg: Config, settings: Settings, given: It
         raise ModelError(f"{where}: needs a 'model' table")
     model_cfg = section_from_dict(ModelConfig, "model", mconf["model"], source=where)
     if model_cfg.task == "masked":
-        raise ModelError(f"{model_dir}: a masked-frame (pretraining) model rebuilds hidden frames and scores "
-                         f"nothing; train a classifier from it first: train DATASET --init {model_dir} --out DIR")
+        raise pretraining_only(model_dir, "it cannot be run for scores")
     run_cfg = config_for_model(mconf, cfg, given, where=where)
     weights = weights_file(model_dir)
     if not weights.is_file():  # nor a FIFO or a folder by that name, which hashing would block on

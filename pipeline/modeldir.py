@@ -126,6 +126,13 @@ def check_weights(directory: str | Path, name: str, digest: str | None = None,
 SHIPPED_DIR = Path(__file__).resolve().parent / "models"  # the shipped models (in a clone: ../models)
 
 
+def pretraining_only(directory: str | Path, what: str) -> ModelError:
+    """The one-line refusal of a masked-frame (pretraining) model where scores are wanted
+    (``what``: what it lacks or cannot do)."""
+    return ModelError(f"{directory}: a masked-frame (pretraining) model scores nothing, so {what}; "
+                      f"train a classifier from it: train DATASET --init {directory} --out DIR")
+
+
 def shipped_models() -> list[str]:
     """Names of the models shipped with the package (``vad``, ``vad-stream``, ...)."""
     if not SHIPPED_DIR.is_dir():

@@ -142,7 +142,7 @@ def hide(x: torch.Tensor, hidden: torch.Tensor, model: FrameModel) -> torch.Tens
 
 @torch.no_grad()
 def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: int, device: str,
-                    teacher: "Teacher | None" = None, mask: tuple[float, int] | None = None) -> dict[str, float]:
+                    teacher: "Teacher | None" = None, mask: tuple[float, int] = TrainConfig().mask) -> dict[str, float]:
     """Validation loss (mean over batches weighted by valid frames) and the task's metric; against
     ``teacher``'s probabilities instead of the labels when given (a run that learns from the
     teacher alone, ``train.distill=1``). A masked-frame model rebuilds the same hidden spans at
@@ -157,7 +157,7 @@ def evaluate_chunks(model: FrameModel, arrays, idx: np.ndarray, *, batch_size: i
         if teacher is not None:
             y = teacher.targets(raw, y, m, 1.0)
         if task == "masked":
-            m = hidden_frames(model, m, mask or (TrainConfig.mask_fraction, TrainConfig.mask_span), draw)
+            m = hidden_frames(model, m, mask, draw)
             x = hide(x, m, model)
         out, _ = model(x)
         n = int(m.sum())
@@ -615,7 +615,7 @@ def fit(entry, cfg: Config, out_dir: str | Path, *, device: str = "cpu", resume:
     if init is not None and t.start_epoch == 1:  # every rank: early stopping starts from it
         t.start = {"epoch": 0, **{k: round(v, 6) for k, v in evaluate_chunks(
             t.model, t.arrays, t.valid_idx, batch_size=cfg.train.batch_size, device=t.dist.device,
-            teacher=t.judge, mask=(cfg.train.mask_fraction, cfg.train.mask_span)).items()}}
+            teacher=t.judge, mask=cfg.train.mask).items()}}
         t.best = t.start["valid_loss"]
     if t.dist.main:
         log(f"training {cfg.model.cell} {cfg.model.layers}x{cfg.model.hidden}"
@@ -800,7 +800,7 @@ def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
         y = t.teacher.targets(raw, y, m, tc.distill)
     frames = int(m.sum())  # the audio read (a masked-frame model is scored on part of it)
     if cfg.model.task == "masked":  # rebuild what is hidden, and only that
-        m = hidden_frames(t.model, m, (tc.mask_fraction, tc.mask_span))
+        m = hidden_frames(t.model, m, tc.mask)
         x = hide(x, m, t.model)
     if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
         x = spec_augment(x, t.model.mean, tc)
@@ -831,7 +831,7 @@ def run_epoch(t: Trainer, cfg: Config, epoch: int) -> tuple[dict[str, Any], bool
         frames += n
     seconds = time.perf_counter() - t0
     metrics = evaluate_chunks(t.model, t.arrays, t.valid_idx, batch_size=tc.batch_size, device=t.dist.device,
-                              teacher=t.judge, mask=(tc.mask_fraction, tc.mask_span))
+                              teacher=t.judge, mask=tc.mask)
     row = {"epoch": epoch, "train_loss": round(total / max(frames, 1), 6),
            **{k: round(v, 6) for k, v in metrics.items()}, "lr": t.opt.param_groups[0]["lr"],
            "frames_per_s": round(frames * t.dist.world / seconds), "seconds": round(seconds, 2)}

@@ -323,13 +323,24 @@ def _config(d: Path) -> dict:
     return json.loads((d / "config.json").read_text())
 
 
+def _bare(src: Path, dst: Path) -> Path:
+    """A folder of ``src``'s WAVs without their labels."""
+    import shutil
+
+    dst.mkdir()
+    for wav in sorted(src.glob("*.wav")):
+        shutil.copy(wav, dst / wav.name)
+    return dst
+
+
 def _before_first_step(model: Path, data: Path, cache: Path, sets: tuple[str, ...] = ()):
     """A fine-tune of ``model`` on ``data`` set up as ``train --init`` sets it up, before any step:
     ``(its network, the model's network, whether the output layer was kept, the dataset)``."""
-    from pipeline.train import Dist, match_classes, set_up, start_from
+    from pipeline.train import Dist, classifier_from_pretrained, match_classes, set_up, start_from
 
     explicit = {s.split("=", 1)[0]: "--set" for s in sets}
     start = start_from(model, build_config(None, list(sets))[0], explicit=explicit, log=lambda m: None)
+    start = classifier_from_pretrained(start, load_dataset(data), explicit, log=lambda m: None)
     ds, kept = match_classes(load_dataset(data), start, log=lambda m: None)
     entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
     t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
@@ -621,14 +632,9 @@ def test_a_teacher_alone_trains_on_unlabelled_audio_and_validates_against_itself
     """A folder of audio without labels: with train.distill=1 the teacher gives every target, the
     classes are its own (or the --init model's), and early stopping follows the student's distance
     to the teacher. The student learns the tones from the teacher alone."""
-    import shutil
-
     torch.set_num_threads(1)
     model, new, cache = source
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    for wav in sorted(new.glob("*.wav")):
-        shutil.copy(wav, bare / wav.name)
+    bare = _bare(new, tmp_path / "bare")
     sets = [a for s in SMALL + ["train.epochs=6"] for a in ("--set", s)]
     capsys.readouterr()
     # the labels' weight must be 0: nothing else is asked of unlabelled audio
@@ -721,16 +727,11 @@ def test_masked_pretraining_on_bare_audio_then_a_classifier_from_it(source, tmp_
     """Pretraining on audio without labels (model.task=masked) rebuilds hidden frames better than
     the mean frame; it scores nothing itself and says so; train --init on labelled audio makes
     it a classifier whose body starts from the pretrained weights."""
-    import shutil
-
-    from pipeline.train import classifier_from_pretrained, match_classes, set_up, start_from, Dist
+    from pipeline.train import start_from
 
     torch.set_num_threads(1)
     _, new, cache = source
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    for wav in sorted(new.glob("*.wav")):
-        shutil.copy(wav, bare / wav.name)
+    bare = _bare(new, tmp_path / "bare")
     sets = [a for s in SMALL + PRE + ["train.epochs=6", "model.task=masked", "train.mask_span=6"]
             for a in ("--set", s)]
     capsys.readouterr()
@@ -754,15 +755,11 @@ def test_masked_pretraining_on_bare_audio_then_a_classifier_from_it(source, tmp_
     # a classifier from it: the body's weights as pretrained, a new head, the pretraining's learning rate
     start = start_from(tmp_path / "pre", build_config(None, [])[0], explicit={}, log=lambda m: None)
     assert start.cfg.train.lr == pytest.approx(0.01)
-    start = classifier_from_pretrained(start, load_dataset(new), {}, log=lambda m: None)
-    ds, kept = match_classes(load_dataset(new), start, log=lambda m: None)
-    assert start.cfg.model.task == "classify" and not kept
-    entry, _ = ensure_chunks(ds, start.cfg, Settings(cache_dir=str(cache)))
-    t = set_up(entry, start.cfg, Dist(), lambda m: None, start)
-    pre, _ = load_model(tmp_path / "pre")
+    net, pre, kept, _ = _before_first_step(tmp_path / "pre", new, cache)
+    assert net.cfg.task == "classify" and not kept
     body = {k: v for k, v in pre.state_dict().items() if not k.startswith("head.")}
-    assert body and all(torch.equal(t.model.state_dict()[k], v) for k, v in body.items())
-    assert t.model.head.out_features == 3  # one class, three frames per step
+    assert body and all(torch.equal(net.state_dict()[k], v) for k, v in body.items())
+    assert net.head.out_features == 3  # one class, three frames per step
     assert _main("--cache-dir", cache, "--set", "train.epochs=6", "train", new, "--init", tmp_path / "pre",
                  "--out", tmp_path / "cls") == 0
     out = capsys.readouterr().out
