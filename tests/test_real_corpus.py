@@ -175,6 +175,40 @@ def test_train_snr_moves_the_train_mixtures_only(tiny, tmp_path):
     assert mixed >= 1
 
 
+def test_speed_perturb_moves_train_phrases_only(tiny, tmp_path):
+    """--speed-perturb LO HI: every train utterance records its factor, inside LO..HI, and its
+    length in the clip follows it; dev is byte for byte the default build's."""
+    a, _ = tiny
+    out = tmp_path / "speed"
+    res = _build(out, "--seed", "3", *TINY, "--speed-perturb", "0.8", "0.9")
+    assert res.returncode == 0, res.stderr
+    da, dn = tree_digests(a), tree_digests(out)
+    assert {k: v for k, v in dn.items() if k.startswith("dev/")} == \
+        {k: v for k, v in da.items() if k.startswith("dev/")}
+    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, a))
+    assert meta["settings"]["speed_perturb"] == [0.8, 0.9]
+    assert "speed_perturb" not in base["settings"]
+    utts = [u for m in meta["clips"].values() if m["split"] == "train" for u in m["utterances"]]
+    assert utts
+    for u in utts:
+        assert 0.8 <= u["speed"] <= 0.9, u
+    assert not any("speed" in u for m in meta["clips"].values() if m["split"] == "dev"
+                   for u in m["utterances"])
+    # the labels scale with the phrases: every labelled span lies inside an utterance's span
+    for m in meta["clips"].values():
+        spans = [(u["start"], u["end"]) for u in m["utterances"]]
+        for on, off in m["segments"]:
+            assert any(a - 0.011 <= on and off <= b + 0.011 for a, b in spans), (m, on, off)
+
+
+def test_speed_perturb_range_is_checked(capsys):
+    for bad in (("1.2", "0.9"), ("0.2", "1.0"), ("1.0", "3")):
+        with pytest.raises(SystemExit) as e:
+            rc.main(["--out", "x", "--speed-perturb", *bad])
+        assert e.value.code == 2
+        assert "--speed-perturb" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @needs_packages
 def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path):

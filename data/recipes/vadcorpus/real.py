@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .common import SPLITS, choice, package_version, r3, weighted
+from .common import SPLITS, choice, package_version, r3, resample, weighted
 from .driver import (check_clip_args, clear_split_dirs, clip_counts, finish_clip, run_clip_jobs,
                      summarize, write_meta, write_tsv)
 from .gamesounds import (AMBIENCE_SECONDS, EFFECTS_EXCLUDE, OPENCLONK_EXCLUDE_DIRS, VOCAL_LIKE,
@@ -151,6 +151,7 @@ class Pools:
     continuous: bool = False  # --continuous-speech: train phrases weighted by CONTINUOUS_WEIGHTS
     events_near_speech: float = 0.0  # --events-near-speech: share of train events moved next to speech
     train_snr: tuple = SNR_RANGE_DB  # --train-snr: the train clips' SNR range (dev keeps SNR_RANGE_DB)
+    speed: tuple | None = None  # --speed-perturb: train phrases played LO..HI times as fast
 
 
 def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False,
@@ -238,6 +239,23 @@ def vc_phrase(rng, split: str, kind: str, pools: Pools) -> Phrase | None:
     entry["package"] = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival"}.get(
         spec["source"], SOURCE_BY_NAME.get(spec["source"], SOURCES[0]).packages[0])
     return Phrase(y=u.y / u.active_rms, segments=list(u.segments), entry=entry)
+
+
+def perturb_speed(rng, ph: Phrase, lo: float, hi: float, sr: int) -> Phrase:
+    """``ph`` played ``f`` times as fast, ``f`` drawn log-uniformly in ``lo..hi``: pitch, formants
+    and tempo move together, as a tape sped up (Kaldi's and ESPnet's speed perturbation, Ko et al.
+    2015), so one speaker's phrases sound like a shorter or longer vocal tract's. Resampled with
+    soxr; the label frames scale with it (first frame down, end frame up), the audio is padded to
+    whole 10 ms frames."""
+    f = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    hop = sr // 100
+    y = resample(ph.y, sr * f, sr)
+    nf = -(-len(y) // hop)
+    y = np.pad(y, (0, nf * hop - len(y)))
+    segments = [(min(int(np.floor(a / f)), nf - 1), min(int(np.ceil(b / f)), nf))
+                for a, b in ph.segments]
+    return Phrase(y=y, segments=[(a, b) for a, b in segments if b > a],
+                  entry={**ph.entry, "speed": round(f, 4)})
 
 
 def speech_kinds(pools: Pools, split: str = "dev") -> dict:
@@ -365,6 +383,8 @@ def make_clip(job: tuple) -> dict:
             gap = int(max(rng.exponential(0.8 * gap_scale), 0.2) * 100)
             if ph is None:
                 continue
+            if pools.speed and split == "train":
+                ph = perturb_speed(rng, ph, *pools.speed, sr)
             nf = len(ph.y) // hop
             if t + nf > nf_clip:
                 if rng.random() < 0.5 or t >= nf_clip - 20:
@@ -503,6 +523,10 @@ def parse_args(argv=None):
                    metavar=("LO", "HI"),
                    help="train clips with speech over a background: SNR drawn uniformly in "
                         "LO..HI dB; dev keeps the default range")
+    p.add_argument("--speed-perturb", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="train phrases: each played f times as fast, f drawn log-uniformly in "
+                        "LO..HI (e.g. 0.85 1.2: pitch, formants and tempo move together, like "
+                        "another speaker); labels scale with it; dev is unchanged")
     p.add_argument("--multi-label", action="store_true",
                    help="also write SPLIT.multi.tsv with music and other rows from the "
                         "backgrounds (with --relabel: only that, from OUT/meta.json)")
@@ -528,6 +552,9 @@ def parse_args(argv=None):
     if "speech" not in a.classes or not set(a.classes) <= set(MULTI_CLASSES) \
             or len(set(a.classes)) != len(a.classes):
         p.error(f"--classes {','.join(a.classes)}: speech and any of music, other, each once")
+    if a.speed_perturb and not 0.5 <= a.speed_perturb[0] <= a.speed_perturb[1] <= 2.0:
+        p.error(f"--speed-perturb {a.speed_perturb[0]:g} {a.speed_perturb[1]:g}: "
+                "needs 0.5 <= LO <= HI <= 2")
     check_clip_args(p, a)
     return a
 
@@ -642,6 +669,7 @@ def main(argv=None) -> int:
                         a.warzone_speech)
     pools.events_near_speech = a.events_near_speech
     pools.train_snr = tuple(a.train_snr)
+    pools.speed = tuple(a.speed_perturb) if a.speed_perturb else None
     jobs = [(a.seed, split, i, a.clip_seconds, pools, out)
             for split in SPLITS for i in range(counts[split])]
     jobs += [(a.seed, "train", counts["train"] + i, a.clip_seconds, pools, out, "no-speech")
@@ -680,6 +708,7 @@ def main(argv=None) -> int:
                      **({"warzone_speech": WARZONE_WEIGHT} if a.warzone_speech else {}),
                      **({"train_snr_db": list(a.train_snr)}
                         if tuple(a.train_snr) != SNR_RANGE_DB else {}),
+                     **({"speed_perturb": list(a.speed_perturb)} if a.speed_perturb else {}),
                      **({"extra_singing": a.extra_singing, "singing": {
                          "voices": singing.TRAIN_VOICES, "songs": singing.songs(),
                          "held_out_voices": singing.HELD_OUT_VOICES,
