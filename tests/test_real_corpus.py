@@ -64,6 +64,18 @@ def test_held_out_sources_are_declared_consistently():
     assert not rc.is_held_group("klettres", "en") and not rc.is_held_group("hedgewars", "Default")
 
 
+def _variant(tiny, tmp_path, name: str, *args: str):
+    """The tiny build again with ``args`` added: ``(its folder, the tiny build's digests, its digests)``."""
+    out = tmp_path / name
+    res = _build(out, "--seed", "3", *TINY, *args)
+    assert res.returncode == 0, res.stderr
+    return out, tree_digests(tiny[0]), tree_digests(out)
+
+
+def _dev(digests: dict) -> dict:
+    return {k: v for k, v in digests.items() if k.startswith("dev/")}
+
+
 @pytest.mark.slow
 @needs_packages
 def test_same_seed_is_byte_identical(tiny):
@@ -129,11 +141,7 @@ def test_pools_hold_out_whole_sources(tmp_path):
 @pytest.mark.slow
 @needs_packages
 def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
-    a, _ = tiny
-    out = tmp_path / "extra"
-    res = _build(out, "--seed", "3", *TINY, "--extra-no-speech", "3")
-    assert res.returncode == 0, res.stderr
-    da, de = tree_digests(a), tree_digests(out)
+    out, da, de = _variant(tiny, tmp_path, "extra", "--extra-no-speech", "3")
     wavs = {k for k in da if k.endswith(".wav")}
     assert {k: de[k] for k in wavs} == {k: da[k] for k in wavs}  # the 7 clips, byte for byte
     extra = sorted(set(k for k in de if k.endswith(".wav")) - wavs)
@@ -151,14 +159,9 @@ def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
 def test_train_snr_moves_the_train_mixtures_only(tiny, tmp_path):
     """--train-snr LO HI: train clips with speech over a background draw their SNR there; dev
     clips, and train clips without speech or background, are byte for byte the default build's."""
-    a, _ = tiny
-    out = tmp_path / "snr"
-    res = _build(out, "--seed", "3", *TINY, "--train-snr", "-5", "-4")
-    assert res.returncode == 0, res.stderr
-    da, dn = tree_digests(a), tree_digests(out)
-    assert {k: v for k, v in dn.items() if k.startswith("dev/")} == \
-        {k: v for k, v in da.items() if k.startswith("dev/")}
-    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, a))
+    out, da, dn = _variant(tiny, tmp_path, "snr", "--train-snr", "-5", "-4")
+    assert _dev(dn) == _dev(da)
+    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, tiny[0]))
     assert meta["settings"]["train_snr_db"] == [-5.0, -4.0]
     assert "train_snr_db" not in base["settings"]
     mixed = 0
@@ -176,16 +179,11 @@ def test_train_snr_moves_the_train_mixtures_only(tiny, tmp_path):
 
 
 def test_speed_perturb_moves_train_phrases_only(tiny, tmp_path):
-    """--speed-perturb LO HI: every train utterance records its factor, inside LO..HI, and its
-    length in the clip follows it; dev is byte for byte the default build's."""
-    a, _ = tiny
-    out = tmp_path / "speed"
-    res = _build(out, "--seed", "3", *TINY, "--speed-perturb", "0.8", "0.9")
-    assert res.returncode == 0, res.stderr
-    da, dn = tree_digests(a), tree_digests(out)
-    assert {k: v for k, v in dn.items() if k.startswith("dev/")} == \
-        {k: v for k, v in da.items() if k.startswith("dev/")}
-    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, a))
+    """--speed-perturb LO HI: every train utterance records its factor, inside LO..HI, and the
+    labels stay inside the scaled utterances; dev is byte for byte the default build's."""
+    out, da, dn = _variant(tiny, tmp_path, "speed", "--speed-perturb", "0.8", "0.9")
+    assert _dev(dn) == _dev(da)
+    meta, base = (json.loads((d / "meta.json").read_text()) for d in (out, tiny[0]))
     assert meta["settings"]["speed_perturb"] == [0.8, 0.9]
     assert "speed_perturb" not in base["settings"]
     utts = [u for m in meta["clips"].values() if m["split"] == "train" for u in m["utterances"]]
@@ -212,11 +210,7 @@ def test_speed_perturb_range_is_checked(capsys):
 @pytest.mark.slow
 @needs_packages
 def test_extra_animal_clips_come_last_and_hear_only_animal_calls(tiny, tmp_path):
-    a, _ = tiny
-    out = tmp_path / "animals"
-    res = _build(out, "--seed", "3", *TINY, "--extra-no-speech", "1", "--extra-animals", "4")
-    assert res.returncode == 0, res.stderr
-    da, de = tree_digests(a), tree_digests(out)
+    out, da, de = _variant(tiny, tmp_path, "animals", "--extra-no-speech", "1", "--extra-animals", "4")
     wavs = {k for k in da if k.endswith(".wav")}
     assert {k: de[k] for k in wavs} == {k: da[k] for k in wavs}  # the 7 clips, byte for byte
     meta = json.loads((out / "meta.json").read_text())
