@@ -500,3 +500,81 @@ def test_events_near_speech_start_after_or_end_before_an_utterance(tmp_path, sha
         assert max(outside) == 0.0, outside
     else:
         assert max(outside) > 0.0, outside
+
+
+def _queen_bundle(path, entries, compression=1):
+    """A resource bundle laid out like ScummVM's rebuilt ``queen.1c``: header, table, data."""
+    import struct
+    table_size = 15 + 21 * len(entries)
+    table, data, offset = b"", b"", table_size
+    for name, blob in entries:
+        table += name.encode("ascii").ljust(12, b"\0") + b"\x01" + struct.pack(">II", offset, len(blob))
+        data += blob
+        offset += len(blob)
+    path.write_bytes(b"QTBL" + b"CEM10\0" + b"\0\0" + bytes([compression])
+                     + struct.pack(">H", len(entries)) + table + data)
+
+
+def test_queen_bundle_reader_decodes_speech_files_only(monkeypatch, tmp_path):
+    """--queen-speech's reader: the bundle's table is parsed, its speech files (``*.SB``) decoded
+    into the cache by group (``JOE`` or the first two characters), and nothing else read."""
+    import io
+    import numpy as np
+    import soundfile as sf
+    gs = sys.modules["vadcorpus.gamespeech"]
+    tone = 0.25 * np.sin(2 * np.pi * 220 * np.arange(11025) / 11025)
+    blob = io.BytesIO()
+    sf.write(blob, tone, 11025, format="WAV", subtype="PCM_16")
+    bundle = tmp_path / "queen.1c"
+    _queen_bundle(bundle, [("020006J1.SB", blob.getvalue()), ("ROOM1.PCX", b"\x0a" * 40),
+                           ("JOE00001.SB", blob.getvalue()), ("C12A_001.SB", blob.getvalue())])
+    assert [e[0] for e in gs.queen_entries(str(bundle))] == ["020006J1.SB", "JOE00001.SB", "C12A_001.SB"]
+    monkeypatch.setattr(gs, "QUEEN_1C", str(bundle))
+    lines = gs.queen_lines(str(tmp_path / "cache"), "test")
+    assert {g: [os.path.basename(f) for f in fs] for g, fs in lines.items()} == \
+        {"02": ["020006J1.wav"], "C1": ["C12A_001.wav"], "JOE": ["JOE00001.wav"]}
+    y, sr = sf.read(lines["02"][0])
+    assert sr == 11025 and np.abs(y - tone).max() < 1e-3
+
+
+@pytest.mark.parametrize("head", [b"RIFF" + b"\0" * 11, b"QTBL" + b"CEM10\0" + b"\0\0" + b"\x07\0\1"])
+def test_queen_bundle_reader_names_a_wrong_file(tmp_path, head):
+    gs = sys.modules["vadcorpus.gamespeech"]
+    bad = tmp_path / "queen.1c"
+    bad.write_bytes(head)
+    with pytest.raises(ValueError, match=r"queen\.1c.*QTBL"):
+        gs.queen_entries(str(bad))
+
+
+def test_queen_speech_names_its_package_when_missing(monkeypatch, tmp_path, capsys):
+    recipe = sys.modules[rc.check_sources.__module__]
+    gone = dataclasses.replace(recipe.REAL_BY_NAME["queen"], check="/nonexistent/queen.1c")
+    monkeypatch.setitem(recipe.REAL_BY_NAME, "queen", gone)
+    assert rc.main(["--out", str(tmp_path / "c"), "--queen-speech"]) == 3
+    err = capsys.readouterr().err
+    assert "--queen-speech" in err and "apt-get install -y flight-of-the-amazon-queen" in err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.skipif(bool(MISSING) or not os.path.exists(rc.REAL_BY_NAME["queen"].check),
+                    reason="needs the recipe's packages and flight-of-the-amazon-queen")
+def test_queen_speech_joins_train_phrases_only(tmp_path):
+    """--queen-speech: Flight of the Amazon Queen's spoken lines join the train phrases, labelled
+    like every real word; dev stays byte for byte."""
+    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
+    plain, q = tmp_path / "plain", tmp_path / "q"
+    assert _build(plain, *args).returncode == 0
+    res = _build(q, *args, "--queen-speech")
+    assert res.returncode == 0, res.stderr
+    dp, dq = tree_digests(plain), tree_digests(q)
+    assert {k: v for k, v in dq.items() if k.startswith("dev")} == \
+        {k: v for k, v in dp.items() if k.startswith("dev")}
+    meta = json.loads((q / "meta.json").read_text())
+    assert meta["settings"]["queen_speech"] > 0 and meta["packages"]["flight-of-the-amazon-queen"]
+    lines = [(k, u) for k, m in meta["clips"].items() for u in m["utterances"]
+             if u["source"] == "queen"]
+    assert lines and all(k.startswith("train/") for k, _ in lines)
+    for _, u in lines:
+        assert u["lang"] == "en" and u["package"] == "flight-of-the-amazon-queen"
+        assert all(w.split(":", 1)[1].endswith(".wav") for w in u["words"])
+    assert all(meta["clips"][k]["segments"] for k, _ in lines)

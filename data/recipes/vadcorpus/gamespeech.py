@@ -1,9 +1,11 @@
 """Real speech from games and education packages: KLettres, KTuberling, Hedgewars voice packs,
-Tux Paint's spoken descriptions, Warzone 2100's voice lines."""
+Tux Paint's spoken descriptions, Warzone 2100's voice lines, Flight of the Amazon Queen's dialogue."""
 from __future__ import annotations
 
 import glob
+import io
 import os
+import struct
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,7 +15,7 @@ import numpy as np
 from .common import choice, r3, read_audio, resample, sha256_hex, unpack_once
 from .labels import analyse, frame_energy_db
 from .packages import (HEDGEWARS, HELD_OUT_LANGS, HELD_OUT_PACKS, KLETTRES, KTUBERLING, P_DEV_HELD,
-                       REAL_BY_NAME, TUXPAINT, WARZONE_ZIP, file_id, stem)
+                       QUEEN_1C, REAL_BY_NAME, TUXPAINT, WARZONE_ZIP, file_id, stem)
 
 
 # Screening of speech files (measured per file, see --inventory and the README):
@@ -50,7 +52,7 @@ HEDGEWARS_NONLEXICAL = ("Laugh", "Hmm", "Jump1", "Jump2", "Jump3", "Ooff1", "Oof
 
 WORD_JITTER_DB = (-2.5, 2.5)
 # sources whose files are whole lines or sentences, not words: 1-3 of them make a phrase (words: 1-6)
-LINE_SOURCES = ("hedgewars", "tuxpaint", "warzone")
+LINE_SOURCES = ("hedgewars", "tuxpaint", "warzone", "queen")
 # Tux Paint's spoken stamp descriptions in these languages are the use-like dev split's
 # (usedev.py) and never in training; Danish is also KLettres' and KTuberling's held-out language.
 TUXPAINT_DEV_LANGS = ("da", "el", "lt")
@@ -82,6 +84,63 @@ def warzone_lines(cache: str, version: str) -> dict[str, list[str]]:
     return out
 
 
+def queen_entries(path: str = QUEEN_1C) -> list[tuple[str, int, int]]:
+    """``(name, offset, size)`` of every speech file (``*.SB``) in a Flight of the Amazon Queen
+    resource bundle rebuilt for ScummVM (``queen.1c``): the header ``QTBL``, a 6-byte version,
+    2 bytes, the compression (1: MP3, 2: Ogg Vorbis, 3: FLAC), a big-endian uint16 entry count,
+    then per entry a 12-byte NUL-padded name, a bundle byte and big-endian uint32 offset and
+    size (ScummVM's ``engines/queen/resource.cpp``)."""
+    with open(path, "rb") as f:
+        head = f.read(15)
+        if len(head) < 15 or head[:4] != b"QTBL" or head[12] not in (1, 2, 3):
+            raise ValueError(f"{path}: not a compressed ScummVM queen bundle "
+                             f"(header {head[:13]!r}: wants 'QTBL' and compression 1-3)")
+        n = struct.unpack(">H", head[13:15])[0]
+        table = f.read(21 * n)
+    if len(table) < 21 * n:
+        raise ValueError(f"{path}: resource table cut short ({len(table) // 21} of {n} entries)")
+    out = []
+    for i in range(n):
+        rec = table[21 * i: 21 * i + 21]
+        name = rec[:12].split(b"\0", 1)[0].decode("ascii")
+        offset, size = struct.unpack(">II", rec[13:21])
+        if name.upper().endswith(".SB"):
+            out.append((name, offset, size))
+    return out
+
+
+def queen_group(name: str) -> str:
+    """The speaker-ish group of a queen speech file: ``JOE`` for Joe's comments, else the first
+    two characters (a dialogue's number, whose ``J`` and ``P`` lines are Joe and the person he
+    talks to, or a cutaway's ``C<n>``)."""
+    return "JOE" if name.upper().startswith("JOE") else name[:2].upper()
+
+
+def queen_lines(cache: str, version: str) -> dict[str, list[str]]:
+    """group -> Flight of the Amazon Queen's spoken lines, decoded once per package version from
+    ``queen.1c`` into 16-bit WAV files in the cache (MP3 through libsndfile)."""
+    import soundfile as sf
+
+    def lines():
+        with open(QUEEN_1C, "rb") as f:
+            for name, offset, size in queen_entries(QUEEN_1C):
+                f.seek(offset)
+                try:
+                    y, sr = sf.read(io.BytesIO(f.read(size)), dtype="float64", always_2d=True)
+                except RuntimeError as e:  # an old libsndfile: no MP3
+                    raise RuntimeError(f"{QUEEN_1C}: {name} does not decode ({e}); --queen-speech "
+                                       "needs libsndfile >= 1.1 (soundfile >= 0.12)") from e
+                buf = io.BytesIO()
+                sf.write(buf, y.mean(axis=1), sr, format="WAV", subtype="PCM_16")
+                yield f"{queen_group(name)}/{os.path.splitext(name)[0]}.wav", buf.getvalue()
+
+    d = unpack_once(cache, "flight-of-the-amazon-queen-" + version, lines)
+    out: dict[str, list[str]] = {}
+    for f in sorted(glob.glob(os.path.join(d, "*", "*.wav"))):
+        out.setdefault(os.path.basename(os.path.dirname(f)), []).append(f)
+    return out
+
+
 def tuxpaint_descriptions() -> dict[str, list[str]]:
     """language -> Tux Paint's spoken stamp descriptions (``*_desc_<lang>.ogg``; no suffix: en)."""
     out: dict[str, list[str]] = {}
@@ -92,7 +151,7 @@ def tuxpaint_descriptions() -> dict[str, list[str]]:
 
 
 def group_lang(source: str, group: str) -> str:
-    if source == "warzone":
+    if source in ("warzone", "queen"):
         return "en"
     if source == "hedgewars":
         return {"Default_es": "es", "Default_pl": "pl", "Russian_pl": "pl", "Default_ru": "ru",

@@ -46,6 +46,7 @@ OPENSFX = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 
 TUXPAINT = "/usr/share/tuxpaint/stamps"
 WARZONE_ZIP = "/usr/share/games/warzone2100/base.wz"
+QUEEN_1C = "/usr/share/scummvm/flight-of-the-amazon-queen/queen.1c"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,13 @@ REAL_SOURCES = (
 WARZONE = RealSource("warzone", "warzone2100-data", WARZONE_ZIP, ("speech",))
 
 
-REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE,)}
+# Flight of the Amazon Queen's talkie dialogue (English, about 40 voiced characters; freely
+# distributable, modifications allowed), the MP3 speech files inside queen.1c: read only by
+# --queen-speech (train)
+QUEEN = RealSource("queen", "flight-of-the-amazon-queen", QUEEN_1C, ("speech",))
+
+
+REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE, QUEEN)}
 
 
 # Whole sources that train never sees (dev only). Languages are held out across KLettres and

@@ -20,7 +20,7 @@ from .gamesounds import (AMBIENCE_SECONDS, EFFECTS_EXCLUDE, OPENCLONK_EXCLUDE_DI
 from .gamespeech import (DROPPED_GROUPS, HEDGEWARS_NONLEXICAL, MAX_WORD_SECONDS,
                          MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, Phrase, is_held_group,
                          real_phrase, screen_word, speech_files, tuxpaint_descriptions,
-                         warzone_lines)
+                         queen_lines, warzone_lines)
 from .labels import LABEL_RULE, merge_runs
 from .music import make_midi, render_music
 from .noise import background_noise, telephone
@@ -48,6 +48,11 @@ CONTINUOUS_WEIGHTS = {"klettres": 0.05, "ktuberling": 0.15, "hedgewars": 0.20, "
                       "tts": 0.15, "tuxpaint": 0.20}
 # --warzone-speech, train only: Warzone 2100's voice lines join at this weight (renormalised)
 WARZONE_WEIGHT = 0.10
+# --queen-speech, train only: Flight of the Amazon Queen's dialogue (4.6 h, some 40 characters)
+QUEEN_WEIGHT = 0.20
+# the train-only voice-line sources: option, weight, reader (group -> files)
+TRAIN_LINES = {"warzone": ("--warzone-speech", WARZONE_WEIGHT, warzone_lines),
+               "queen": ("--queen-speech", QUEEN_WEIGHT, queen_lines)}
 
 
 BACKGROUND_WEIGHTS = {"music": 0.30, "effects": 0.20, "ambience": 0.08, "midi": 0.08,
@@ -155,7 +160,8 @@ class Pools:
 
 
 def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False,
-                warzone: bool = False) -> Pools:
+                lines: tuple = ()) -> Pools:
+    """``lines``: names in TRAIN_LINES whose voice lines join the train phrases."""
     import soundfile as sf
     vpools = synthetic.build_pools(vc_sources, voices, sr, cache)
     versions = dict(vpools.versions)
@@ -205,11 +211,11 @@ def build_pools(vc_sources, voices, real, sr, cache, continuous: bool = False,
             elif lang not in TUXPAINT_DEV_LANGS:  # the alphabet stamps say one letter: out
                 p.words["train"]["tuxpaint"][lang] = [f for f in files
                                                       if "/symbols/alphabets/" not in f]
-    if warzone:  # Warzone 2100's voice lines, train only
-        version = package_version(REAL_BY_NAME["warzone"].package)
-        p.versions[REAL_BY_NAME["warzone"].package] = version
-        p.words["dev"]["warzone"] = {}
-        p.words["train"]["warzone"] = warzone_lines(cache, version)
+    for name in lines:  # train only: dev's sources stay as they were
+        version = package_version(REAL_BY_NAME[name].package)
+        p.versions[REAL_BY_NAME[name].package] = version
+        p.words["dev"][name] = {}
+        p.words["train"][name] = TRAIN_LINES[name][2](cache, version)
     p.screened = {"dropped_groups": dropped,
                   "file_rule": f"a speech file is skipped when its quietest 30 ms is within "
                                f"{MIN_FLOOR_MARGIN_DB:.0f} dB of its loudest 10 ms, or when "
@@ -268,8 +274,9 @@ def speech_kinds(pools: Pools, split: str = "dev") -> dict:
         kinds["tuxpaint"] = weights["tuxpaint"]
     if any(s.startswith("asterisk-") for s in pools.vc.sources):
         kinds["asterisk"] = weights["asterisk"]
-    if pools.words[split].get("warzone"):
-        kinds["warzone"] = WARZONE_WEIGHT
+    for name, (_, weight, _) in TRAIN_LINES.items():
+        if pools.words[split].get(name):
+            kinds[name] = weight
     if any(s in pools.vc.sources for s in ("espeak-ng", "flite", "festival")):
         kinds["tts"] = weights["tts"]
     return kinds
@@ -519,6 +526,10 @@ def parse_args(argv=None):
     p.add_argument("--warzone-speech", action="store_true",
                    help="train phrases: Warzone 2100's recorded voice lines join (English, "
                         "needs warzone2100-data); dev is unchanged")
+    p.add_argument("--queen-speech", action="store_true",
+                   help="train phrases: Flight of the Amazon Queen's recorded dialogue joins "
+                        "(English, some 40 characters, needs flight-of-the-amazon-queen); dev is "
+                        "unchanged")
     p.add_argument("--train-snr", type=float, nargs=2, default=list(SNR_RANGE_DB),
                    metavar=("LO", "HI"),
                    help="train clips with speech over a background: SNR drawn uniformly in "
@@ -644,12 +655,14 @@ def main(argv=None) -> int:
               f"{', '.join(singing.TRAIN_VOICES)}: apt-get install festival festvox-kallpc16k "
               "festvox-italp16k", file=sys.stderr)
         return 3
-    if a.warzone_speech and not os.path.exists(REAL_BY_NAME["warzone"].check):
-        print(f"error: --warzone-speech needs the Debian package {REAL_BY_NAME['warzone'].package} "
-              f"({REAL_BY_NAME['warzone'].check} is missing)\ninstall it with:\n"
-              f"    apt-get update && apt-get install -y {REAL_BY_NAME['warzone'].package}",
-              file=sys.stderr)
-        return EXIT_MISSING
+    lines = tuple(n for n in TRAIN_LINES if getattr(a, TRAIN_LINES[n][0][2:].replace("-", "_")))
+    for name in lines:
+        src = REAL_BY_NAME[name]
+        if not os.path.exists(src.check):
+            print(f"error: {TRAIN_LINES[name][0]} needs the Debian package {src.package} "
+                  f"({src.check} is missing)\ninstall it with:\n"
+                  f"    apt-get update && apt-get install -y {src.package}", file=sys.stderr)
+            return EXIT_MISSING
     vc_sources, voices, real, notes = check_sources(
         allow, calls=a.extra_animals > 0 or a.continuous_speech)
     say = (lambda *x: None) if a.quiet else (lambda *x: print(*x, flush=True))
@@ -665,8 +678,7 @@ def main(argv=None) -> int:
     clear_split_dirs(out)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
-    pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech,
-                        a.warzone_speech)
+    pools = build_pools(vc_sources, voices, real, a.sr, cache, a.continuous_speech, lines)
     pools.events_near_speech = a.events_near_speech
     pools.train_snr = tuple(a.train_snr)
     pools.speed = tuple(a.speed_perturb) if a.speed_perturb else None
@@ -705,7 +717,7 @@ def main(argv=None) -> int:
                      **({"continuous_speech": CONTINUOUS_WEIGHTS} if a.continuous_speech
                         else {}),
                      **({"events_near_speech": a.events_near_speech} if a.events_near_speech else {}),
-                     **({"warzone_speech": WARZONE_WEIGHT} if a.warzone_speech else {}),
+                     **{f"{n}_speech": TRAIN_LINES[n][1] for n in lines},
                      **({"train_snr_db": list(a.train_snr)}
                         if tuple(a.train_snr) != SNR_RANGE_DB else {}),
                      **({"speed_perturb": list(a.speed_perturb)} if a.speed_perturb else {}),
