@@ -230,6 +230,10 @@ class TrainConfig:
     freq_mask_width: int = 8
     time_masks: int = 0
     time_mask_width: int = 10
+    # random level (classify, logmel / fbank features): each training chunk's frames are shifted
+    # as if its audio were g dB louder, g uniform in [-gain_db, gain_db], before SpecAugment;
+    # frames at the floor (digital silence) stay there. 0 = off
+    gain_db: float = 0.0
     # knowledge distillation (``train --teacher DIR``): the training targets are
     # ``(1 - distill) * labels + distill * the teacher's probabilities``; validation stays on the labels
     distill: float = 0.5
@@ -255,6 +259,8 @@ class TrainConfig:
             raise ParameterError(f"train.lr={self.lr} must be > 0")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ParameterError("train.grad_clip, train.weight_decay and train.warmup_epochs must be >= 0")
+        if not 0.0 <= self.gain_db <= 60.0:
+            raise ParameterError(f"train.gain_db={self.gain_db} must be in [0, 60] (dB of random level)")
         if min(self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width) < 0:
             raise ParameterError("train.freq_masks, train.freq_mask_width, train.time_masks and "
                                  "train.time_mask_width must be >= 0")

@@ -196,6 +196,9 @@ def check_training_data(arrays, meta: dict, cfg: Config, *, labels_used: bool = 
     train_idx, valid_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     if len(train_idx) == 0:
         raise ParameterError("the training split is empty (every file went to validation)")
+    if cfg.train.gain_db > 0 and cfg.model.task == "classify" and cfg.features.kind not in ("logmel", "fbank"):
+        raise ParameterError(f"train.gain_db={cfg.train.gain_db} needs log features (features.kind logmel "
+                             f"or fbank), not {cfg.features.kind!r}")
     if cfg.model.task == "classify":
         classes = meta["classes"]
         if not classes:
@@ -792,6 +795,24 @@ def spec_augment(x: torch.Tensor, mean: torch.Tensor, tc: TrainConfig) -> torch.
     return torch.where(keep.squeeze(1).transpose(1, 2) > 0, x, mean.to(x.dtype).expand_as(x))
 
 
+def random_gain(x: torch.Tensor, gain_db: float, fc) -> torch.Tensor:
+    """Each chunk of a batch ``(B, T, F)`` of log features as if its audio were ``g`` dB louder,
+    ``g`` drawn uniformly in ``[-gain_db, gain_db]`` per chunk from torch's seeded generator.
+    ``logmel`` frames are in dB (``+g``), Kaldi ``fbank`` ones in nepers (``+g ln(10) / 10``);
+    frames at the floor ``log(amin)`` (digital silence, which no gain moves) stay at the floor,
+    and none is shifted below it."""
+    if fc.kind == "logmel":
+        per_db, floor = 1.0, 10.0 * float(np.log10(fc.amin))
+    elif fc.kind == "fbank":
+        per_db, floor = float(np.log(10.0) / 10.0), float(np.log(np.finfo(np.float32).eps))
+    else:
+        raise ParameterError(f"train.gain_db needs log features (features.kind logmel or fbank), "
+                             f"not {fc.kind!r}")
+    g = (torch.rand(x.shape[0], 1, 1, device=x.device) * 2.0 - 1.0) * (gain_db * per_db)
+    silent = x <= floor + 1e-3
+    return torch.where(silent, x, torch.clamp_min(x + g.to(x.dtype), floor))
+
+
 def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     """One optimiser step on a batch of chunk indices; returns (mean loss, valid frames)."""
     x, y, m, raw = _tensors(t.arrays, batch, t.model, t.dist.device, raw=True)
@@ -802,6 +823,8 @@ def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:
     if cfg.model.task == "masked":  # rebuild what is hidden, and only that
         m = hidden_frames(t.model, m, tc.mask)
         x = hide(x, m, t.model)
+    if cfg.model.task == "classify" and tc.gain_db > 0:
+        x = random_gain(x, tc.gain_db, cfg.features)
     if cfg.model.task == "classify" and (tc.freq_masks or tc.time_masks):
         x = spec_augment(x, t.model.mean, tc)
     with torch.autocast("cuda", dtype=torch.float16, enabled=t.use_amp):

@@ -202,6 +202,47 @@ def test_spec_augment_masks_whole_bands_and_spans_to_the_mean():
         TrainConfig(freq_masks=-1)
 
 
+def test_random_gain_shifts_each_chunk_as_a_louder_or_quieter_recording():
+    """train.gain_db: a chunk's logmel frames move as the features of the same audio g dB louder
+    do (computed, not assumed); digital silence stays at the floor; per-chunk draws, seeded."""
+    from pipeline.config import FeaturesConfig, TrainConfig
+    from pipeline.features import spectrogram
+    from pipeline.train import random_gain
+
+    fc = FeaturesConfig(kind="logmel", n_mels=32)
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.zeros(3200), 0.05 * rng.standard_normal(16000)]).astype(np.float32)
+    quiet = torch.from_numpy(spectrogram(y, sr=16000, cfg=fc))
+    loud = torch.from_numpy(spectrogram(y * 10 ** (7.0 / 20), sr=16000, cfg=fc))
+    floor = 10 * np.log10(fc.amin)
+    audible = quiet > floor + 1e-3
+    assert bool(audible.any()) and bool((~audible).any())  # the leading zeros sit at the floor
+    assert torch.allclose(loud[audible], quiet[audible] + 7.0, atol=1e-3)
+    x = quiet.expand(64, -1, -1).clone()
+    torch.manual_seed(3)
+    z = random_gain(x, 10.0, fc)
+    shift = (z - x)[:, audible]  # (B, audible values)
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)  # one gain per chunk
+    g = shift[:, 0]
+    assert float(g.abs().max()) <= 10.0 and len(set(g.round(decimals=3).tolist())) > 32
+    assert float(g.min()) < -5 and float(g.max()) > 5
+    assert torch.equal(z[:, ~audible], x[:, ~audible])  # silence is not moved by a gain
+    assert float(z.min()) >= floor - 1e-4
+    torch.manual_seed(3)
+    assert torch.equal(random_gain(x, 10.0, fc), z)
+    with pytest.raises(ParameterError, match="log features"):
+        random_gain(x, 10.0, FeaturesConfig(kind="mel"))
+    with pytest.raises(ParameterError, match="gain_db"):
+        TrainConfig(gain_db=-1)
+
+
+def test_training_with_random_gain_still_learns(tones, tmp_path):
+    torch.set_num_threads(1)
+    best, entry = train_small(tones, tmp_path, "train.gain_db=10")
+    assert best["valid_f1"] > chance_f1(entry) + 0.1, best
+    assert load_model(tmp_path / "model")[1]["train"]["gain_db"] == 10
+
+
 def test_training_with_spec_augment_still_learns(tones, tmp_path):
     torch.set_num_threads(1)
     best, entry = train_small(tones, tmp_path, "train.freq_masks=2", "train.time_masks=2",
