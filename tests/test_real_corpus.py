@@ -517,7 +517,8 @@ def _queen_bundle(path, entries, compression=1):
 
 def test_queen_bundle_reader_decodes_speech_files_only(monkeypatch, tmp_path):
     """--queen-speech's reader: the bundle's table is parsed, its speech files (``*.SB``) decoded
-    into the cache by group (``JOE`` or the first two characters), and nothing else read."""
+    into the cache by group (``JOE`` or the first two characters), and nothing else read; the
+    vocal sounds (``*SSSS*``) and one-off names are not lines."""
     import io
     import numpy as np
     import soundfile as sf
@@ -527,8 +528,10 @@ def test_queen_bundle_reader_decodes_speech_files_only(monkeypatch, tmp_path):
     sf.write(blob, tone, 11025, format="WAV", subtype="PCM_16")
     bundle = tmp_path / "queen.1c"
     _queen_bundle(bundle, [("020006J1.SB", blob.getvalue()), ("ROOM1.PCX", b"\x0a" * 40),
-                           ("JOE00001.SB", blob.getvalue()), ("C12A_001.SB", blob.getvalue())])
-    assert [e[0] for e in gs.queen_entries(str(bundle))] == ["020006J1.SB", "JOE00001.SB", "C12A_001.SB"]
+                           ("JOE00001.SB", blob.getvalue()), ("C12A_001.SB", blob.getvalue()),
+                           ("1000SSSS.SB", blob.getvalue()), ("MIK_0112.SB", blob.getvalue())])
+    assert [e[0] for e in gs.queen_entries(str(bundle))] == \
+        ["020006J1.SB", "JOE00001.SB", "C12A_001.SB", "1000SSSS.SB", "MIK_0112.SB"]
     monkeypatch.setattr(gs, "QUEEN_1C", str(bundle))
     lines = gs.queen_lines(str(tmp_path / "cache"), "test")
     assert {g: [os.path.basename(f) for f in fs] for g, fs in lines.items()} == \
