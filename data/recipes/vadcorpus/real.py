@@ -48,7 +48,7 @@ CONTINUOUS_WEIGHTS = {"klettres": 0.05, "ktuberling": 0.15, "hedgewars": 0.20, "
                       "tts": 0.15, "tuxpaint": 0.20}
 # --warzone-speech, train only: Warzone 2100's voice lines join at this weight (renormalised)
 WARZONE_WEIGHT = 0.10
-# --queen-speech, train only: Flight of the Amazon Queen's dialogue (4.6 h, some 40 characters)
+# --queen-speech, train only: Flight of the Amazon Queen's dialogue (4.5 h kept, some 40 characters)
 QUEEN_WEIGHT = 0.20
 # the train-only voice-line sources: option, weight, reader (group -> files)
 TRAIN_LINES = {"warzone": ("--warzone-speech", WARZONE_WEIGHT, warzone_lines),
