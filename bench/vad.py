@@ -283,14 +283,14 @@ def system_ours(model_dir: Path, threads: int, name: str = "ours") -> System:
         # every class's segments: speech is scored, music too where a benchmark has it
         return [segments(sc, classes=classes, fps=fps, pcfg=pc, per_class=per_class,
                          duration=len(y) / lc.sr)
-                for y, sc in zip(ys, score_files(model, Ss, fps=fps, pcfg=pc))]
+                for y, sc in zip(ys, score_files(model, Ss, fps=fps, pcfg=pc, features=fc))]
 
     def infer(y: np.ndarray) -> list:
         return infer_many([y])[0]
 
     tuned = {k: getattr(pc, k) for k in ("threshold", "offset_threshold", "median_filter",
                                           "min_duration_on", "min_duration_off", "pad_onset",
-                                          "pad_offset")}
+                                          "pad_offset", "level_db")}
     note = (f"{mconf['model'].get('cell')} h={mconf['model'].get('hidden')} "
             f"x{mconf['model'].get('layers')}{' bi' if mconf['model'].get('bidirectional') else ''}, "
             f"{fc.kind} {fc.n_mels}, predict {tuned}"

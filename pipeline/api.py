@@ -69,6 +69,7 @@ class Model:
         arrays, meta = features_of(y, self.config.load.sr, self.config.features)
         S = np.asarray(arrays["S"], dtype=np.float32)
         return score_files(self._scoring.model, [S], fps=meta["fps"], pcfg=self.config.predict,
+                           features=self.config.features,
                            device=self.settings.device)[0]
 
     def file_scores(self, path: str | Path, *, with_duration: bool = False):

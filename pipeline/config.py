@@ -282,6 +282,9 @@ class PredictConfig:
     chunk_step: float = scores(4.0)
     window: str = scores("hamming")
     stateful: bool = scores(True)  # unidirectional models carry the state across chunks
+    # each file heard at this level (dB, pipeline.features.file_level) before the network; 0: as it is
+    level_db: float = scores(0.0)
+    level_range_db: float = scores(20.0)  # the most the level moves a file, either way
     batch_size: int = nokey(128)  # chunks per network call, at most the engine's call_frames frames in all
 
     def __post_init__(self) -> None:
@@ -300,6 +303,10 @@ class PredictConfig:
                 f"predict.chunk_step={self.chunk_step} must be > 0 and <= chunk_duration={self.chunk_duration}")
         _choice("predict", "window", self.window, WINDOWS)
         _positive("predict", batch_size=self.batch_size)
+        if not (-200.0 <= self.level_db <= 100.0):
+            raise ParameterError(f"predict.level_db={self.level_db} must lie in -200..100 dB (0: off)")
+        if not (0 < self.level_range_db <= 100.0):
+            raise ParameterError(f"predict.level_range_db={self.level_range_db} must be > 0 and <= 100 dB")
 
 
 SECTIONS: dict[str, type] = {

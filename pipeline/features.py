@@ -476,6 +476,77 @@ def compute_batched(cfg: FeaturesConfig, inputs: list, *, device: str = "cpu", *
                 yield start + i, exc
 
 
+# --------------------------------------------------------------------------- input level
+
+LEVEL_KINDS = ("logmel", "fbank")  # the kinds whose rows a gain moves by a constant
+LEVEL_PERCENTILE = 90.0  # the file's level: this percentile of its frames' levels (its loud part)
+_LEVEL_BLOCK = 65536  # frames per pass over a file's rows: memory does not grow with its length
+
+
+def level_floor(cfg: FeaturesConfig) -> float:
+    """The value of a silent bin of a log kind: ``10 log10(amin)`` (logmel), ``ln(eps)`` (fbank)."""
+    if cfg.kind == "logmel":
+        return float(10.0 * np.log10(cfg.amin))
+    if cfg.kind == "fbank":
+        return float(np.log(np.finfo(np.float32).eps))
+    raise ParameterError(f"predict.level_db needs a log-mel kind ({', '.join(LEVEL_KINDS)}); the model's "
+                         f"features.kind is {cfg.kind!r}, which a gain does not move by a constant")
+
+
+def _db_per_unit(cfg: FeaturesConfig) -> float:
+    return 1.0 if cfg.kind == "logmel" else float(_DB_PER_NEPER)  # fbank: natural log
+
+
+def file_level(S, cfg: FeaturesConfig) -> float | None:
+    """A file's level in dB: the :data:`LEVEL_PERCENTILE` th percentile, over its frames more
+    than 10 dB above silence, of each frame's mean mel power (``10 log10(mean_k 10^(S_k / 10))``
+    for logmel). Speech where a file has speech, else its loudest background; a gain of ``g`` dB
+    on the audio moves it by ``g``. ``None`` for a file with no such frame (silence)."""
+    unit, floor = _db_per_unit(cfg), level_floor(cfg) * _db_per_unit(cfg)
+    levels = []
+    for a in range(0, len(S), _LEVEL_BLOCK):
+        x = np.asarray(S[a: a + _LEVEL_BLOCK], dtype=np.float64) * unit  # dB
+        top = x.max(axis=1, keepdims=True)
+        lv = (top + 10.0 * np.log10(np.mean(10.0 ** ((x - top) / 10.0), axis=1, keepdims=True)))[:, 0]
+        levels.append(lv[lv > floor + 10.0])
+    lv = np.concatenate(levels) if levels else np.zeros(0)
+    return float(np.percentile(lv, LEVEL_PERCENTILE)) if len(lv) else None
+
+
+def level_gain(S, cfg: FeaturesConfig, level_db: float, range_db: float) -> float:
+    """The gain in dB that brings the file's level (:func:`file_level`) to ``level_db``, limited
+    to ``+-range_db``; 0 for a silent file."""
+    level = file_level(S, cfg)
+    return 0.0 if level is None else float(np.clip(level_db - level, -range_db, range_db))
+
+
+class Leveled:
+    """A file's rows as if its audio had been ``gain_db`` louder: each bin moved by the gain (in
+    the kind's units), silent bins kept silent and none pushed below silence. Read lazily, like
+    the rows it wraps (``len``, ``shape``, slices)."""
+
+    def __init__(self, S, cfg: FeaturesConfig, gain_db: float):
+        self.S, self.gain_db = S, float(gain_db)
+        self.floor = np.float32(level_floor(cfg))
+        self.silent = self.floor + np.float32(1e-3)  # the float32 log's round-off around the floor
+        self.shift = np.float32(self.gain_db / _db_per_unit(cfg))
+        self.shape = S.shape
+
+    def __len__(self) -> int:
+        return len(self.S)
+
+    def __getitem__(self, index) -> np.ndarray:
+        x = np.asarray(self.S[index], dtype=np.float32)
+        return np.where(x <= self.silent, x, np.maximum(x + self.shift, self.floor))
+
+
+def leveled(S, cfg: FeaturesConfig, level_db: float, range_db: float):
+    """``S`` moved to the level ``level_db`` (:func:`level_gain`, :class:`Leveled`); ``S`` itself
+    when the gain is 0."""
+    gain = level_gain(S, cfg, level_db, range_db)
+    return Leveled(S, cfg, gain) if gain else S
+
+
 # --------------------------------------------------------------------------- keyword API
 
 

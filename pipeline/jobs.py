@@ -113,7 +113,7 @@ def predict_files(sources: list[Source], model, model_digest: str, cfg: Config, 
     and ``settings.device`` (``-j`` sets the engine's threads and the feature workers).
     """
     return run_files(sources, cfg, settings, upto="predict", problems=problems, cache=cache,
-                     context={"model": model, "model_digest": model_digest})
+                     context={"model": model, "model_digest": model_digest, "features": cfg.features})
 
 
 def predict_to_dir(inputs, model_dir: str | Path, out_dir: str | Path, cfg: Config, settings: Settings, *,

@@ -72,6 +72,10 @@ def config_for_model(model_config: dict[str, Any], cfg: Config, given: Iterable[
                      if k in stored and f"predict.{k}" not in given}
     predict = dataclasses.replace(cfg.predict, **model_predict) if model_predict else cfg.predict
     feats = dataclasses.replace(feats, batch_size=cfg.features.batch_size)
+    if predict.level_db:
+        from .features import level_floor
+
+        level_floor(feats)  # a kind that a gain does not move by a constant is refused here
     return cfg.replace(load=load, features=feats, predict=predict)
 
 
@@ -83,9 +87,11 @@ def runs_stateful(model, pcfg: PredictConfig) -> bool:
 
 def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
     """Stage ``predict``'s key settings: the ones that change the scores for this model."""
+    level = {"level_db": pcfg.level_db, "level_range_db": pcfg.level_range_db} if pcfg.level_db else {}
     if runs_stateful(context["model"], pcfg):
-        return {"mode": "stateful"}
-    return {"mode": "overlap", **{k: v for k, v in score_fields(pcfg).items() if k != "stateful"}}
+        return {"mode": "stateful", **level}
+    return {"mode": "overlap", **{k: v for k, v in score_fields(pcfg).items()
+                                  if k != "stateful" and not k.startswith("level_")}, **level}
 
 
 # ------------------------------------------------------------------ scores
@@ -201,14 +207,29 @@ def score_overlap(model, feats: list[np.ndarray], *, frames: int, hop: int, wind
 
 
 def score_files(model, feats: list[np.ndarray], *, fps: float, pcfg: PredictConfig,
-                device: str = "cpu") -> list[np.ndarray]:
-    """Frame scores [shape=(n_frames, C)] for each spectrogram, by the model's way of running."""
+                device: str = "cpu", features: FeaturesConfig | None = None) -> list[np.ndarray]:
+    """Frame scores [shape=(n_frames, C)] for each spectrogram, by the model's way of running.
+
+    With ``pcfg.level_db`` (not 0) each file is first moved to that level
+    (:func:`pipeline.features.leveled`, which needs the model's ``features`` settings)."""
+    if pcfg.level_db:
+        feats = level_inputs(feats, pcfg, features)
     frames = max(1, int(round(pcfg.chunk_duration * fps)))
     if runs_stateful(model, pcfg):
         return score_stateful(model, feats, chunk_frames=frames, device=device)
     hop = max(1, int(round(pcfg.chunk_step * fps)))
     return score_overlap(model, feats, frames=frames, hop=hop, window=pcfg.window,
                          batch_size=pcfg.batch_size, device=device)
+
+
+def level_inputs(feats: list, pcfg: PredictConfig, features: FeaturesConfig | None) -> list:
+    """Each file's rows moved to ``pcfg.level_db`` (at most ``pcfg.level_range_db`` either way)."""
+    from .features import leveled
+
+    if features is None:
+        raise ParameterError("predict.level_db: scoring needs the model's features settings to move "
+                             "the input level (score_files(..., features=...))")
+    return [leveled(S, features, pcfg.level_db, pcfg.level_range_db) for S in feats]
 
 
 # ------------------------------------------------------------------ segments and files
@@ -259,7 +280,8 @@ def length_batches(items: list, lengths: list[int], max_files: int = FILES_PER_B
 
 
 def compute_batched(pcfg: PredictConfig, inputs: list, *, model, device: str = "cpu",
-                    threads: int = 1, files_per_batch: int = FILES_PER_BATCH, **_):
+                    threads: int = 1, files_per_batch: int = FILES_PER_BATCH,
+                    features: FeaturesConfig | None = None, **_):
     """Stage ``predict``: frame scores of many features entries, several files per network call
     (files of similar length together); yields ``(i, ({"scores": ...}, meta))`` per input.
     ``model``: the run's network (``jobs.LazyNetwork``: opened on its engine now), or a torch
@@ -272,6 +294,7 @@ def compute_batched(pcfg: PredictConfig, inputs: list, *, model, device: str = "
         entries = [inputs[i][0] for i in group]
         fps = float(entries[0].meta["fps"])
         # rows read as the chunks need them: memory does not grow with a file's length
-        scores = score_files(model, [e.rows("S") for e in entries], fps=fps, pcfg=pcfg, device=device)
+        scores = score_files(model, [e.rows("S") for e in entries], fps=fps, pcfg=pcfg, device=device,
+                             features=features)
         for i, e, sc in zip(group, entries, scores):
             yield i, ({"scores": sc}, {"fps": fps, "duration": e.meta["duration"], "device": device})

@@ -407,6 +407,10 @@ class Streamer:
                                  "which a stream cannot reproduce; use predict.stateful=true")
         if not cfg.load.mono and cfg.load.channel < 0:
             raise ParameterError("stream needs a mono signal (load.mono=true or load.channel)")
+        if cfg.predict.level_db:
+            raise ParameterError(f"predict.level_db={cfg.predict.level_db}: a stream cannot know a recording's "
+                                 "level before its end (predict measures the whole file); stream it with "
+                                 "--set predict.level_db=0, or run predict")
         from .engine import as_network
 
         self.model, self.cfg, self.device = as_network(model, device), cfg, device
