@@ -131,3 +131,10 @@ def test_a_stream_refuses_a_level_it_cannot_know():
     cfg, _, given = build_config(None, ["predict.level_db=-16"])
     with pytest.raises(ParameterError, match="level_db"):
         open_streamer(ROOT / "models" / "vad-stream", cfg, given)
+
+
+def test_the_shipped_speech_model_levels_its_input_and_records_why():
+    mconf = json.loads((ROOT / "models" / "vad" / "config.json").read_text())
+    assert mconf["predict"]["level_db"] == -16.0 and mconf["predict"]["level_range_db"] == 20.0
+    assert "level_db" in mconf["predict_history"][-1]["by"]  # the replaced settings kept, with the reason
+    assert "level_db" not in mconf["predict_history"][-1]["predict"]
