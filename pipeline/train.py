@@ -103,6 +103,10 @@ def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str, *, raw: bo
     """``(x, y, m)`` of a batch: ``model``'s inputs, the targets, the valid frames; with ``raw``,
     the chunks' features as stored are appended (another model's inputs, :func:`_inputs`)."""
     x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
+    if "level_shift" in arrays:  # predict.level_db: each chunk as its file is heard (chunk_levels)
+        shift, floor = arrays["level_shift"], arrays["level_floor"]
+        g = torch.from_numpy(np.asarray(shift[idx], dtype=np.float32)).to(device)[:, None, None]
+        x = torch.where(x <= floor + 1e-3, x, torch.clamp_min(x + g, floor))
     m = torch.from_numpy(np.asarray(arrays["mask"][idx])).to(device)  # (B, T)
     task = model.cfg.task
     y = torch.from_numpy(np.asarray(arrays["Y"][idx], dtype=np.float32)).to(device) if task == "classify" else x
@@ -706,6 +710,30 @@ def init_record(init: Start, t: "Trainer") -> dict[str, Any]:
             "lr": init.cfg.train.lr}
 
 
+def chunk_levels(arrays, meta: dict, cfg: Config, stats: bool = False) -> dict[str, Any]:
+    """``predict.level_db`` in training: each file heard at that level, as ``predict`` hears it
+    (:func:`pipeline.features.leveled`): its rows rebuilt from its chunks, its gain measured on
+    them. Returns each chunk's shift in the features' units and the floor, for :func:`_tensors`;
+    with ``stats``, the training files' per-bin mean and std as heard (a new model's normalisation)."""
+    from .chunks import normalization_stats, reassemble
+    from .features import Leveled, _db_per_unit, level_floor, level_gain
+
+    index, X = np.asarray(arrays["index"]), arrays["X"]
+    shift = np.zeros(len(index), dtype=np.float32)
+    heard, split = [], []
+    for f, info in enumerate(meta["files"]):
+        S = reassemble(X, index, f, int(info["n_frames"]))
+        gain = level_gain(S, cfg.features, cfg.predict.level_db, cfg.predict.level_range_db)
+        shift[index[:, 0] == f] = gain / _db_per_unit(cfg.features)
+        if stats:
+            heard.append(Leveled(S, cfg.features, gain)[:])
+            split.append(1 if info.get("split") == "valid" else 0)
+    out = {"level_shift": shift, "level_floor": float(level_floor(cfg.features))}
+    if stats:
+        out["mean"], out["std"] = normalization_stats(heard, np.asarray(split))
+    return out
+
+
 def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Start | None = None,
            labels_used: bool = True) -> Trainer:
     """Check the chunks, build the model (with the training split's normalisation, or ``init``'s
@@ -715,6 +743,12 @@ def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Sta
     train_idx, valid_idx = check_training_data(arrays, meta, cfg, labels_used=labels_used)
     if np.array_equal(train_idx, valid_idx) and dist.main:
         log("note: no validation files; validating on the training chunks")
+    if cfg.predict.level_db and cfg.model.task == "classify":
+        arrays = {**arrays, **chunk_levels(arrays, meta, cfg, stats=init is None)}
+        if dist.main:
+            gains = arrays["level_shift"] * (1.0 if cfg.features.kind == "logmel" else 10.0 / np.log(10.0))
+            log(f"input level: each file heard at {cfg.predict.level_db:g} dB (predict.level_db), gains "
+                f"{np.percentile(gains, 10):+.1f} / {np.median(gains):+.1f} / {np.percentile(gains, 90):+.1f} dB (p10 / median / p90 of the chunks)")
     torch.manual_seed(cfg.train.seed)
     model = FrameModel(cfg.model, n_features=meta["n_bins"], n_outputs=max(1, len(meta["classes"])))
     head_kept = True

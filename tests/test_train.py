@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 
@@ -241,6 +243,25 @@ def test_training_with_random_gain_still_learns(tones, tmp_path):
     best, entry = train_small(tones, tmp_path, "train.gain_db=10")
     assert best["valid_f1"] > chance_f1(entry) + 0.1, best
     assert load_model(tmp_path / "model")[1]["train"]["gain_db"] == 10
+
+
+def test_training_hears_each_file_at_the_runs_input_level(tones, tmp_path):
+    """predict.level_db in a run: training hears every file at that level, as predict will, so a
+    copy of the dataset played 12 dB louder trains the same model (the same losses, step by step)."""
+    torch.set_num_threads(1)
+    ds_path, cache = tones
+    louder = tmp_path / "louder"
+    louder.mkdir()
+    for wav in sorted(ds_path.glob("*.wav")):
+        y, sr = sf.read(wav, dtype="float32")
+        sf.write(louder / wav.name, y * np.float32(10 ** (12 / 20)), sr, subtype="FLOAT")
+        shutil.copy(wav.with_suffix(".tsv"), louder / wav.with_suffix(".tsv").name)
+    as_is, _ = train_small(tones, tmp_path / "a", "predict.level_db=-20", "predict.level_range_db=40", epochs=3)
+    loud, _ = train_small((louder, cache), tmp_path / "b", "predict.level_db=-20", "predict.level_range_db=40", epochs=3)
+    plain, _ = train_small((louder, cache), tmp_path / "c", epochs=3)
+    assert as_is["valid_loss"] == pytest.approx(loud["valid_loss"], rel=1e-3), (as_is, loud)
+    assert abs(plain["valid_loss"] - loud["valid_loss"]) > 1e-3  # without it the level is heard
+    assert load_model(tmp_path / "b" / "model")[1]["predict"]["level_db"] == -20
 
 
 def test_training_with_spec_augment_still_learns(tones, tmp_path):
