@@ -503,11 +503,15 @@ def file_level(S, cfg: FeaturesConfig) -> float | None:
     for logmel). Speech where a file has speech, else its loudest background; a gain of ``g`` dB
     on the audio moves it by ``g``. ``None`` for a file with no such frame (silence)."""
     unit, floor = _db_per_unit(cfg), level_floor(cfg) * _db_per_unit(cfg)
+    per_db = np.float32(np.log(10.0) / 10.0)
     levels = []
     for a in range(0, len(S), _LEVEL_BLOCK):
-        x = np.asarray(S[a: a + _LEVEL_BLOCK], dtype=np.float64) * unit  # dB
+        x = np.asarray(S[a: a + _LEVEL_BLOCK], dtype=np.float32) * np.float32(unit)  # dB
         top = x.max(axis=1, keepdims=True)
-        lv = (top + 10.0 * np.log10(np.mean(10.0 ** ((x - top) / 10.0), axis=1, keepdims=True)))[:, 0]
+        x -= top  # <= 0: the powers below stay in (0, 1], float32 holds them to 1e-7
+        np.multiply(x, per_db, out=x)
+        np.exp(x, out=x)
+        lv = top[:, 0].astype(np.float64) + 10.0 * np.log10(x.mean(axis=1, dtype=np.float64))
         levels.append(lv[lv > floor + 10.0])
     lv = np.concatenate(levels) if levels else np.zeros(0)
     return float(np.percentile(lv, LEVEL_PERCENTILE)) if len(lv) else None
