@@ -101,7 +101,8 @@ def _batches(indices: np.ndarray, batch_size: int):
 
 def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str, *, raw: bool = False):
     """``(x, y, m)`` of a batch: ``model``'s inputs, the targets, the valid frames; with ``raw``,
-    the chunks' features as stored are appended (another model's inputs, :func:`_inputs`)."""
+    the chunks' features as heard (as stored, at the run's input level if it has one) are appended
+    (another model's inputs, :func:`_inputs`)."""
     x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
     if "level_shift" in arrays:  # predict.level_db: each chunk as its file is heard (chunk_levels)
         shift, floor = arrays["level_shift"], arrays["level_floor"]
@@ -715,22 +716,24 @@ def chunk_levels(arrays, meta: dict, cfg: Config, stats: bool = False) -> dict[s
     (:func:`pipeline.features.leveled`): its rows rebuilt from its chunks, its gain measured on
     them. Returns each chunk's shift in the features' units and the floor, for :func:`_tensors`;
     with ``stats``, the training files' per-bin mean and std as heard (a new model's normalisation)."""
-    from .chunks import normalization_stats, reassemble
+    from .chunks import reassemble
     from .features import Leveled, _db_per_unit, level_floor, level_gain
 
     index, X = np.asarray(arrays["index"]), arrays["X"]
     shift = np.zeros(len(index), dtype=np.float32)
-    heard, split = [], []
+    n, total, squares = 0, 0.0, 0.0  # the training files' rows as heard (float64 sums)
     for f, info in enumerate(meta["files"]):
         S = reassemble(X, index, f, int(info["n_frames"]))
         gain = level_gain(S, cfg.features, cfg.predict.level_db, cfg.predict.level_range_db)
         shift[index[:, 0] == f] = gain / _db_per_unit(cfg.features)
-        if stats:
-            heard.append(Leveled(S, cfg.features, gain)[:])
-            split.append(1 if info.get("split") == "valid" else 0)
+        if stats and info.get("split") != "valid":
+            heard = Leveled(S, cfg.features, gain)[:].astype(np.float64)
+            n, total, squares = n + len(heard), total + heard.sum(axis=0), squares + (heard ** 2).sum(axis=0)
     out = {"level_shift": shift, "level_floor": float(level_floor(cfg.features))}
-    if stats:
-        out["mean"], out["std"] = normalization_stats(heard, np.asarray(split))
+    if stats and n:
+        mean = total / n
+        out["mean"] = mean.astype(np.float32)
+        out["std"] = np.sqrt(np.maximum(squares / n - mean ** 2, 1e-10)).astype(np.float32)
     return out
 
 
