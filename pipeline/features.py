@@ -493,8 +493,10 @@ def level_floor(cfg: FeaturesConfig) -> float:
                          f"features.kind is {cfg.kind!r}, which a gain does not move by a constant")
 
 
-def _db_per_unit(cfg: FeaturesConfig) -> float:
-    return 1.0 if cfg.kind == "logmel" else float(_DB_PER_NEPER)  # fbank: natural log
+def db_per_unit(cfg: FeaturesConfig) -> float:
+    """Decibels per unit of a log kind's rows: 1 (logmel), ``10 / ln 10`` (fbank: natural log)."""
+    level_floor(cfg)  # other kinds are refused, naming the rule
+    return 1.0 if cfg.kind == "logmel" else float(_DB_PER_NEPER)
 
 
 def file_level(S, cfg: FeaturesConfig) -> float | None:
@@ -502,7 +504,8 @@ def file_level(S, cfg: FeaturesConfig) -> float | None:
     than 10 dB above silence, of each frame's mean mel power (``10 log10(mean_k 10^(S_k / 10))``
     for logmel). Speech where a file has speech, else its loudest background; a gain of ``g`` dB
     on the audio moves it by ``g``. ``None`` for a file with no such frame (silence)."""
-    unit, floor = _db_per_unit(cfg), level_floor(cfg) * _db_per_unit(cfg)
+    unit = db_per_unit(cfg)
+    floor = level_floor(cfg) * unit
     per_db = np.float32(np.log(10.0) / 10.0)
     levels = []
     for a in range(0, len(S), _LEVEL_BLOCK):
@@ -533,7 +536,7 @@ class Leveled:
         self.S, self.gain_db = S, float(gain_db)
         self.floor = np.float32(level_floor(cfg))
         self.silent = self.floor + np.float32(1e-3)  # the float32 log's round-off around the floor
-        self.shift = np.float32(self.gain_db / _db_per_unit(cfg))
+        self.shift = np.float32(self.gain_db / db_per_unit(cfg))
         self.shape = S.shape
 
     def __len__(self) -> int:

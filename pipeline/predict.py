@@ -87,6 +87,7 @@ def runs_stateful(model, pcfg: PredictConfig) -> bool:
 
 def key_config(pcfg: PredictConfig, context: dict) -> dict[str, Any]:
     """Stage ``predict``'s key settings: the ones that change the scores for this model."""
+    # the input level enters only when set: the scores of a model without it keep their keys
     level = {"level_db": pcfg.level_db, "level_range_db": pcfg.level_range_db} if pcfg.level_db else {}
     if runs_stateful(context["model"], pcfg):
         return {"mode": "stateful", **level}

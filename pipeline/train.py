@@ -105,13 +105,19 @@ def _tensors(arrays, idx: np.ndarray, model: FrameModel, device: str, *, raw: bo
     (another model's inputs, :func:`_inputs`)."""
     x = torch.from_numpy(np.asarray(arrays["X"][idx], dtype=np.float32)).to(device)  # (B, T, F)
     if "level_shift" in arrays:  # predict.level_db: each chunk as its file is heard (chunk_levels)
-        shift, floor = arrays["level_shift"], arrays["level_floor"]
-        g = torch.from_numpy(np.asarray(shift[idx], dtype=np.float32)).to(device)[:, None, None]
-        x = torch.where(x <= floor + 1e-3, x, torch.clamp_min(x + g, floor))
+        g = torch.from_numpy(np.asarray(arrays["level_shift"][idx], dtype=np.float32)).to(device)
+        x = shift_rows(x, g[:, None, None], arrays["level_floor"])
     m = torch.from_numpy(np.asarray(arrays["mask"][idx])).to(device)  # (B, T)
     task = model.cfg.task
     y = torch.from_numpy(np.asarray(arrays["Y"][idx], dtype=np.float32)).to(device) if task == "classify" else x
     return (_inputs(x, m, model), y, m) + ((x,) if raw else ())
+
+
+def shift_rows(x: torch.Tensor, g: torch.Tensor, floor: float) -> torch.Tensor:
+    """Log rows ``x`` as if their audio were louder by ``g`` (in the rows' units, broadcast):
+    bins at the floor (digital silence, which no gain moves) stay there, none goes below it
+    (:class:`pipeline.features.Leveled` in torch)."""
+    return torch.where(x <= floor + 1e-3, x, torch.clamp_min(x + g.to(x.dtype), floor))
 
 
 def _inputs(x: torch.Tensor, m: torch.Tensor, model: FrameModel) -> torch.Tensor:
@@ -717,7 +723,7 @@ def chunk_levels(arrays, meta: dict, cfg: Config, stats: bool = False) -> dict[s
     them. Returns each chunk's shift in the features' units and the floor, for :func:`_tensors`;
     with ``stats``, the training files' per-bin mean and std as heard (a new model's normalisation)."""
     from .chunks import reassemble
-    from .features import Leveled, _db_per_unit, level_floor, level_gain
+    from .features import Leveled, db_per_unit, level_floor, level_gain
 
     index, X = np.asarray(arrays["index"]), arrays["X"]
     shift = np.zeros(len(index), dtype=np.float32)
@@ -725,7 +731,7 @@ def chunk_levels(arrays, meta: dict, cfg: Config, stats: bool = False) -> dict[s
     for f, info in enumerate(meta["files"]):
         S = reassemble(X, index, f, int(info["n_frames"]))
         gain = level_gain(S, cfg.features, cfg.predict.level_db, cfg.predict.level_range_db)
-        shift[index[:, 0] == f] = gain / _db_per_unit(cfg.features)
+        shift[index[:, 0] == f] = gain / db_per_unit(cfg.features)
         if stats and info.get("split") != "valid":
             heard = Leveled(S, cfg.features, gain)[:].astype(np.float64)
             n, total, squares = n + len(heard), total + heard.sum(axis=0), squares + (heard ** 2).sum(axis=0)
@@ -749,7 +755,9 @@ def set_up(entry, cfg: Config, dist: Dist, log: Callable[[str], None], init: Sta
     if cfg.predict.level_db and cfg.model.task == "classify":
         arrays = {**arrays, **chunk_levels(arrays, meta, cfg, stats=init is None)}
         if dist.main:
-            gains = arrays["level_shift"] * (1.0 if cfg.features.kind == "logmel" else 10.0 / np.log(10.0))
+            from .features import db_per_unit
+
+            gains = arrays["level_shift"] * db_per_unit(cfg.features)
             log(f"input level: each file heard at {cfg.predict.level_db:g} dB (predict.level_db), gains "
                 f"{np.percentile(gains, 10):+.1f} / {np.median(gains):+.1f} / {np.percentile(gains, 90):+.1f} dB (p10 / median / p90 of the chunks)")
     torch.manual_seed(cfg.train.seed)
@@ -838,16 +846,13 @@ def random_gain(x: torch.Tensor, gain_db: float, fc) -> torch.Tensor:
     ``logmel`` frames are in dB (``+g``), Kaldi ``fbank`` ones in nepers (``+g ln(10) / 10``);
     frames at the floor ``log(amin)`` (digital silence, which no gain moves) stay at the floor,
     and none is shifted below it."""
-    if fc.kind == "logmel":
-        per_db, floor = 1.0, 10.0 * float(np.log10(fc.amin))
-    elif fc.kind == "fbank":
-        per_db, floor = float(np.log(10.0) / 10.0), float(np.log(np.finfo(np.float32).eps))
-    else:
+    from .features import LEVEL_KINDS, db_per_unit, level_floor
+
+    if fc.kind not in LEVEL_KINDS:
         raise ParameterError(f"train.gain_db needs log features (features.kind logmel or fbank), "
                              f"not {fc.kind!r}")
-    g = (torch.rand(x.shape[0], 1, 1, device=x.device) * 2.0 - 1.0) * (gain_db * per_db)
-    silent = x <= floor + 1e-3
-    return torch.where(silent, x, torch.clamp_min(x + g.to(x.dtype), floor))
+    g = (torch.rand(x.shape[0], 1, 1, device=x.device) * 2.0 - 1.0) * (gain_db / db_per_unit(fc))
+    return shift_rows(x, g, level_floor(fc))
 
 
 def train_step(t: Trainer, batch: np.ndarray, cfg: Config) -> tuple[float, int]:

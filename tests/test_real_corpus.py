@@ -15,7 +15,6 @@ import pytest
 from synth import load_recipe, run_recipe, tree_digests
 
 
-
 rc = load_recipe('real_corpus')
 MISSING = rc.missing_packages()
 SKIP_REASON = ("missing Debian packages: " + " ".join(MISSING)
@@ -153,7 +152,6 @@ def test_extra_no_speech_clips_leave_the_others_unchanged(tiny, tmp_path):
         assert m["split"] == "train" and not m["segments"] and not m["utterances"]
         assert m["background"]["kind"] != "none" and not m["background"]["held_out"]
     assert (out / "train.tsv").read_text().count("clip_0000") >= 6
-
 
 
 def test_train_snr_moves_the_train_mixtures_only(tiny, tmp_path):
@@ -424,15 +422,38 @@ def test_singing_clips_are_music_not_speech(tmp_path):
     assert meta["settings"]["singing"]["held_out_voices"] == list(sing.HELD_OUT_VOICES)
 
 
-
-def test_warzone_speech_names_its_package_when_missing(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("name, option, package", [
+    ("warzone", "--warzone-speech", "warzone2100-data"),
+    ("queen", "--queen-speech", "flight-of-the-amazon-queen")])
+def test_train_line_sources_name_their_package_when_missing(monkeypatch, tmp_path, capsys,
+                                                            name, option, package):
     recipe = sys.modules[rc.check_sources.__module__]
-    gone = dataclasses.replace(recipe.REAL_BY_NAME["warzone"], check="/nonexistent/base.wz")
-    monkeypatch.setitem(recipe.REAL_BY_NAME, "warzone", gone)
-    assert rc.main(["--out", str(tmp_path / "c"), "--warzone-speech"]) == 3
+    gone = dataclasses.replace(recipe.REAL_BY_NAME[name], check=f"/nonexistent/{name}")
+    monkeypatch.setitem(recipe.REAL_BY_NAME, name, gone)
+    assert rc.main(["--out", str(tmp_path / "c"), option]) == 3
     err = capsys.readouterr().err
-    assert "--warzone-speech" in err and "apt-get install -y warzone2100-data" in err
+    assert option in err and f"apt-get install -y {package}" in err
     assert not (tmp_path / "c").exists()
+
+
+def _train_lines_build(tmp_path, option: str, source: str, package: str) -> tuple[dict, list]:
+    """Build the same small corpus with and without ``option``: dev must stay byte for byte, the
+    setting and the package are recorded, and ``source``'s utterances are all in train clips.
+    Returns the meta and those (clip, utterance) pairs, each utterance English from ``package``."""
+    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
+    plain, with_lines = tmp_path / "plain", tmp_path / "lines"
+    assert _build(plain, *args).returncode == 0
+    res = _build(with_lines, *args, option)
+    assert res.returncode == 0, res.stderr
+    dp, dl = tree_digests(plain), tree_digests(with_lines)
+    assert {k: v for k, v in dl.items() if k.startswith("dev")} == \
+        {k: v for k, v in dp.items() if k.startswith("dev")}
+    meta = json.loads((with_lines / "meta.json").read_text())
+    assert meta["settings"][f"{source}_speech"] > 0 and meta["packages"][package]
+    lines = [(k, u) for k, m in meta["clips"].items() for u in m["utterances"] if u["source"] == source]
+    assert lines and all(k.startswith("train/") for k, _ in lines)
+    assert all(u["lang"] == "en" and u["package"] == package for _, u in lines)
+    return meta, lines
 
 
 @pytest.mark.skipif(bool(MISSING) or not os.path.exists(rc.REAL_BY_NAME["warzone"].check),
@@ -440,21 +461,8 @@ def test_warzone_speech_names_its_package_when_missing(monkeypatch, tmp_path, ca
 def test_warzone_speech_joins_train_phrases_only(tmp_path):
     """--warzone-speech: Warzone 2100's spoken lines (never its effects, clicks, cutscene tracks
     or laughs) join the train phrases, labelled like every real word; dev stays byte for byte."""
-    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
-    plain, wz = tmp_path / "plain", tmp_path / "wz"
-    assert _build(plain, *args).returncode == 0
-    res = _build(wz, *args, "--warzone-speech")
-    assert res.returncode == 0, res.stderr
-    dp, dw = tree_digests(plain), tree_digests(wz)
-    assert {k: v for k, v in dw.items() if k.startswith("dev")} == \
-        {k: v for k, v in dp.items() if k.startswith("dev")}
-    meta = json.loads((wz / "meta.json").read_text())
-    assert meta["settings"]["warzone_speech"] > 0 and meta["packages"]["warzone2100-data"]
-    lines = [(k, u) for k, m in meta["clips"].items() for u in m["utterances"]
-             if u["source"] == "warzone"]
-    assert lines and all(k.startswith("train/") for k, _ in lines)
+    meta, lines = _train_lines_build(tmp_path, "--warzone-speech", "warzone", "warzone2100-data")
     for _, u in lines:
-        assert u["lang"] == "en" and u["package"] == "warzone2100-data"
         for w in u["words"]:
             folder = w.split(":", 1)[1]
             assert folder.startswith("audio/") and not folder.startswith(("audio/sfx/", "audio/multi/"))
@@ -549,35 +557,12 @@ def test_queen_bundle_reader_names_a_wrong_file(tmp_path, head):
         gs.queen_entries(str(bad))
 
 
-def test_queen_speech_names_its_package_when_missing(monkeypatch, tmp_path, capsys):
-    recipe = sys.modules[rc.check_sources.__module__]
-    gone = dataclasses.replace(recipe.REAL_BY_NAME["queen"], check="/nonexistent/queen.1c")
-    monkeypatch.setitem(recipe.REAL_BY_NAME, "queen", gone)
-    assert rc.main(["--out", str(tmp_path / "c"), "--queen-speech"]) == 3
-    err = capsys.readouterr().err
-    assert "--queen-speech" in err and "apt-get install -y flight-of-the-amazon-queen" in err
-    assert not (tmp_path / "c").exists()
-
-
 @pytest.mark.skipif(bool(MISSING) or not os.path.exists(rc.REAL_BY_NAME["queen"].check),
                     reason="needs the recipe's packages and flight-of-the-amazon-queen")
 def test_queen_speech_joins_train_phrases_only(tmp_path):
     """--queen-speech: Flight of the Amazon Queen's spoken lines join the train phrases, labelled
     like every real word; dev stays byte for byte."""
-    args = ("--seed", "3", "--train-clips", "6", "--dev-clips", "2", "--clip-seconds", "20")
-    plain, q = tmp_path / "plain", tmp_path / "q"
-    assert _build(plain, *args).returncode == 0
-    res = _build(q, *args, "--queen-speech")
-    assert res.returncode == 0, res.stderr
-    dp, dq = tree_digests(plain), tree_digests(q)
-    assert {k: v for k, v in dq.items() if k.startswith("dev")} == \
-        {k: v for k, v in dp.items() if k.startswith("dev")}
-    meta = json.loads((q / "meta.json").read_text())
-    assert meta["settings"]["queen_speech"] > 0 and meta["packages"]["flight-of-the-amazon-queen"]
-    lines = [(k, u) for k, m in meta["clips"].items() for u in m["utterances"]
-             if u["source"] == "queen"]
-    assert lines and all(k.startswith("train/") for k, _ in lines)
+    meta, lines = _train_lines_build(tmp_path, "--queen-speech", "queen", "flight-of-the-amazon-queen")
     for _, u in lines:
-        assert u["lang"] == "en" and u["package"] == "flight-of-the-amazon-queen"
         assert all(w.split(":", 1)[1].endswith(".wav") for w in u["words"])
     assert all(meta["clips"][k]["segments"] for k, _ in lines)

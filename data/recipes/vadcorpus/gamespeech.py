@@ -147,7 +147,7 @@ def queen_lines(cache: str, version: str) -> dict[str, list[str]]:
     d = unpack_once(cache, "flight-of-the-amazon-queen-" + version, lines)
     out: dict[str, list[str]] = {}
     for f in sorted(glob.glob(os.path.join(d, "*", "*.wav"))):
-        if QUEEN_KEEP.match(stem(f)) and "SSSS" not in stem(f):
+        if QUEEN_KEEP.match(stem(f)):  # no *SSSS* name matches
             out.setdefault(os.path.basename(os.path.dirname(f)), []).append(f)
     return out
 
