@@ -2,7 +2,7 @@
 
     python bench/vad_hour.py [--model models/vad] [--corpus /work/corpus/real] [--split dev]
                              [--clips DIR] [--engine auto] [--hours 1] [--threads 1] [--repeat 2]
-                             [--keep PATH] [--json PATH]
+                             [--keep PATH] [--json PATH] [--long-pause V]
 
 The recording is the split's clips (``<corpus>/<split>.tsv``, sorted), or with ``--clips DIR`` the
 FLAC files of a folder with a DCASE ``.tsv`` beside each (``../shared/benchmarks/speech-v1``, 20
@@ -25,6 +25,14 @@ system (torch, BLAS pools, onnxruntime's session):
   the file with soundfile and calls ``get_speech_timestamps``); ``OMP_NUM_THREADS=THREADS`` for
   both, timed by ``bench/scale.py``'s ``timed``; ``--repeat`` runs of each, alternated, the best
   counts (start-up times swing by a second or more from run to run on a shared machine).
+
+``--long-pause V`` lays out another recording instead, for quality rather than speed: six clips with
+speech (those numbered 6V to 6V+5 among the split's clips with speech), three before and three
+after every clip without speech (V = 0: in order; 1: reversed; 2: every second one, then the
+others), so that a long stretch without speech, its backgrounds changing every clip, sits inside
+one file: what a whole-file setting such as ``predict.level_db`` measures on a recording that is
+mostly not speech. ``--hours`` does not apply; the table adds the share of that stretch called
+speech.
 
 Both systems' segments are scored on the hour (frame P/R/F1 at 10 ms, ``bench/vad.py``'s rule), so
 a speed figure never hides a broken output. Timing is not a test: run it on an idle machine.
@@ -66,6 +74,32 @@ def hour_plan(clips: list, hours: float) -> tuple[list, list]:
             if t >= total:
                 break
     return plan, ref
+
+
+def pause_plan(clips: list, variant: int) -> tuple[list, list, tuple[float, float]]:
+    """``--long-pause``: three clips with speech, every clip without speech, three clips with speech
+    (:func:`hour_plan`'s plan and reference), and the span of the stretch without speech (s)."""
+    from pipeline.labels import Segment
+
+    speech, quiet = [c for c in clips if c.ref], [c for c in clips if not c.ref]
+    speech = speech[6 * variant: 6 * variant + 6]
+    if len(speech) < 6 or not quiet:
+        raise SystemExit(f"--long-pause {variant}: needs six clips with speech from number {6 * variant} "
+                         f"and one without (the split has {len(speech)} and {len(quiet)})")
+    quiet = {0: quiet, 1: quiet[::-1], 2: quiet[1::2] + quiet[0::2]}[variant % 3]
+    t, plan, ref = 0, [], []
+    for c in speech[:3] + quiet + speech[3:]:
+        plan.append((c, c.n_samples))
+        ref += [Segment(t / SR + s.onset, t / SR + s.offset, bv.LABEL) for s in c.ref]
+        t += c.n_samples
+    start = sum(c.n_samples for c in speech[:3]) / SR
+    return plan, ref, (start, start + sum(c.n_samples for c in quiet) / SR)
+
+
+def called_speech(segs: list, span: tuple[float, float]) -> float:
+    """The share of ``span`` (s) that ``segs`` call speech."""
+    a, b = span
+    return sum(max(0.0, min(s.offset, b) - max(s.onset, a)) for s in segs) / (b - a)
 
 
 def write_hour(plan: list, path: Path) -> None:
@@ -132,9 +166,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="runs of each, in-process and as whole processes; the best counts")
     p.add_argument("--keep", type=Path, default=None, help="write (or reuse) the recording here")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--long-pause", type=int, default=None, metavar="V",
+                   help="instead of the hour: six clips with speech around every clip without speech (V: 0, 1, 2 "
+                        "orders and speech clips); scores a long stretch without speech inside one file")
     a = p.parse_args(argv)
     if a.threads < 1 or a.repeat < 1 or not a.hours > 0:
         p.error("--threads and --repeat must be >= 1, --hours > 0")
+    if a.long_pause is not None and a.long_pause < 0:
+        p.error("--long-pause must be >= 0")
 
     from threadpoolctl import threadpool_limits
 
@@ -144,8 +183,13 @@ def main(argv=None) -> int:
     source = str(a.clips) if a.clips else f"{a.corpus}/{a.split}.tsv"
     with tempfile.TemporaryDirectory(prefix="vadhour-") as tmp:
         tmp = Path(tmp)
-        audio = a.keep or tmp / f"{a.split}_{a.hours:g}h.flac"
-        plan, ref = hour_plan(clips, a.hours)
+        span = None
+        if a.long_pause is None:
+            audio = a.keep or tmp / f"{a.split}_{a.hours:g}h.flac"
+            plan, ref = hour_plan(clips, a.hours)
+        else:
+            audio = a.keep or tmp / f"{a.split}_pause{a.long_pause}.flac"
+            plan, ref, span = pause_plan(clips, a.long_pause)
         if a.keep and audio.exists():
             print(f"reusing {audio}", file=sys.stderr)
         else:
@@ -154,7 +198,8 @@ def main(argv=None) -> int:
 
         n_samples = sf.info(str(audio)).frames
         hours = n_samples / SR / 3600
-        res = {"settings": {"model": str(a.model), "audio": f"{source} looped to {hours:g} h",
+        layout = f"looped to {hours:g} h" if span is None else f"--long-pause {a.long_pause}, {hours * 60:.1f} min"
+        res = {"settings": {"model": str(a.model), "audio": f"{source} {layout}",
                             "engine": a.engine, "threads": a.threads, "repeat": a.repeat,
                             "torch": torch.__version__}}
         silero = bv.system_silero(True, a.threads)  # sets torch's threads to 1 on import: set again
@@ -171,7 +216,8 @@ def main(argv=None) -> int:
                 segs_silero = silero.infer(silero.decode(audio))
                 runs["silero-vad onnx"].append(time.perf_counter() - t0)
         res["in_process"] = {name: {"seconds": min(v), "runs": v, "xrt": hours * 3600 / min(v),
-                                    "scores": scores(segs, ref, n_samples)}
+                                    "scores": {**scores(segs, ref, n_samples),
+                                               **({} if span is None else {"pause_called_speech": called_speech(segs, span)})}}
                              for (name, v), segs in zip(runs.items(), (segs_ours, segs_silero))}
         env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -189,12 +235,14 @@ def main(argv=None) -> int:
                                        "walls": [x["wall"] for x in v]}
                                 for name, v in procs.items()}
     ip, wp = res["in_process"], res["whole_process"]
-    print(f"{hours:g} h of {source} audio, {a.threads} thread(s), model {a.model}, engine {a.engine}")
-    print(f"{'':28} {'seconds':>8} {'x real time':>12} {'P':>6} {'R':>6} {'F1':>6}")
+    print(f"{res['settings']['audio']}: {hours:g} h, {a.threads} thread(s), model {a.model}, engine {a.engine}")
+    pause = " the pause called speech" if span else ""
+    print(f"{'':28} {'seconds':>8} {'x real time':>12} {'P':>6} {'R':>6} {'F1':>6}{pause}")
     for name, r in ip.items():
         s = r["scores"]
         print(f"{name + ', in-process':28} {r['seconds']:8.2f} {r['xrt']:12,.0f} {s['precision']:6.3f} "
-              f"{s['recall']:6.3f} {s['f1']:6.3f}")
+              f"{s['recall']:6.3f} {s['f1']:6.3f}"
+              + (f" {100 * s['pause_called_speech']:23.2f} %" if span else ""))
     for name, r in wp.items():
         print(f"{name + ', whole process':28} {r['wall']:8.2f} {hours * 3600 / r['wall']:12,.0f}"
               f"  peak RSS {r['rss']:.0f} MiB" + ("" if r["rc"] == 0 else f"  FAILED: {r['err']}")
