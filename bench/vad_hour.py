@@ -58,18 +58,23 @@ from scale import silero_script, timed  # noqa: E402  (bench/scale.py: whole pro
 SR = bv.SR
 
 
+def placed(clip, t: int, n: int) -> list:
+    """``clip``'s reference segments when its first ``n`` samples start at sample ``t`` of the recording."""
+    from pipeline.labels import Segment
+
+    a, b = t / SR, (t + n) / SR
+    return [Segment(a + s.onset, min(a + s.offset, b), bv.LABEL) for s in clip.ref if a + s.onset < b]
+
+
 def hour_plan(clips: list, hours: float) -> tuple[list, list]:
     """The clips laid end to end, looped to ``hours``: [(clip, samples taken)] and the reference
     segments shifted by each clip's start (from the clips' lengths: nothing is decoded)."""
-    from pipeline.labels import Segment
-
     total, t, plan, ref = int(round(hours * 3600 * SR)), 0, [], []
     while t < total:
         for c in clips:
             n = min(c.n_samples, total - t)
             plan.append((c, n))
-            ref += [Segment(t / SR + s.onset, min(t / SR + s.offset, (t + n) / SR), bv.LABEL)
-                    for s in c.ref if t / SR + s.onset < (t + n) / SR]
+            ref += placed(c, t, n)
             t += n
             if t >= total:
                 break
@@ -79,18 +84,16 @@ def hour_plan(clips: list, hours: float) -> tuple[list, list]:
 def pause_plan(clips: list, variant: int) -> tuple[list, list, tuple[float, float]]:
     """``--long-pause``: three clips with speech, every clip without speech, three clips with speech
     (:func:`hour_plan`'s plan and reference), and the span of the stretch without speech (s)."""
-    from pipeline.labels import Segment
-
-    speech, quiet = [c for c in clips if c.ref], [c for c in clips if not c.ref]
-    speech = speech[6 * variant: 6 * variant + 6]
+    with_speech, quiet = [c for c in clips if c.ref], [c for c in clips if not c.ref]
+    speech = with_speech[6 * variant: 6 * variant + 6]
     if len(speech) < 6 or not quiet:
         raise SystemExit(f"--long-pause {variant}: needs six clips with speech from number {6 * variant} "
-                         f"and one without (the split has {len(speech)} and {len(quiet)})")
+                         f"and one without (the split has {len(with_speech)} and {len(quiet)})")
     quiet = {0: quiet, 1: quiet[::-1], 2: quiet[1::2] + quiet[0::2]}[variant % 3]
     t, plan, ref = 0, [], []
     for c in speech[:3] + quiet + speech[3:]:
         plan.append((c, c.n_samples))
-        ref += [Segment(t / SR + s.onset, t / SR + s.offset, bv.LABEL) for s in c.ref]
+        ref += placed(c, t, c.n_samples)
         t += c.n_samples
     start = sum(c.n_samples for c in speech[:3]) / SR
     return plan, ref, (start, start + sum(c.n_samples for c in quiet) / SR)

@@ -481,6 +481,7 @@ def compute_batched(cfg: FeaturesConfig, inputs: list, *, device: str = "cpu", *
 LEVEL_KINDS = ("logmel", "fbank")  # the kinds whose rows a gain moves by a constant
 LEVEL_PERCENTILE = 90.0  # the file's level: this percentile of its frames' levels (its loud part)
 _LEVEL_BLOCK = 65536  # frames per pass over a file's rows: memory does not grow with its length
+SILENT_ABOVE_FLOOR = 1e-3  # a bin within this of the floor is digital silence (the float32 log's round-off)
 
 
 def level_floor(cfg: FeaturesConfig) -> float:
@@ -535,7 +536,7 @@ class Leveled:
     def __init__(self, S, cfg: FeaturesConfig, gain_db: float):
         self.S, self.gain_db = S, float(gain_db)
         self.floor = np.float32(level_floor(cfg))
-        self.silent = self.floor + np.float32(1e-3)  # the float32 log's round-off around the floor
+        self.silent = self.floor + np.float32(SILENT_ABOVE_FLOOR)
         self.shift = np.float32(self.gain_db / db_per_unit(cfg))
         self.shape = S.shape
 

@@ -117,7 +117,9 @@ def shift_rows(x: torch.Tensor, g: torch.Tensor, floor: float) -> torch.Tensor:
     """Log rows ``x`` as if their audio were louder by ``g`` (in the rows' units, broadcast):
     bins at the floor (digital silence, which no gain moves) stay there, none goes below it
     (:class:`pipeline.features.Leveled` in torch)."""
-    return torch.where(x <= floor + 1e-3, x, torch.clamp_min(x + g.to(x.dtype), floor))
+    from .features import SILENT_ABOVE_FLOOR
+
+    return torch.where(x <= floor + SILENT_ABOVE_FLOOR, x, torch.clamp_min(x + g.to(x.dtype), floor))
 
 
 def _inputs(x: torch.Tensor, m: torch.Tensor, model: FrameModel) -> torch.Tensor:
