@@ -75,3 +75,64 @@ def test_tiny_build_is_deterministic_and_scorable(tmp_path):
         assert len(frames) == int(r["n_frames"]) == 3000
         assert (frames.mean() > 0.2) == (r["kind"] == "clean")
         assert abs(frames.mean() - float(r["speech_frac"])) < 1e-3
+
+
+def test_sides_share_no_voice_and_no_file(tmp_path, monkeypatch):
+    """--side train reads what the training recipes may read, --side dev the held-out rest:
+    no voice group and no file in both, and nothing of the held-out packs or languages in train."""
+    root = tmp_path / "asterisk"
+    for d in usedev.ASTERISK_DIRS.values():
+        for k in range(40):
+            (root / d / "digits").mkdir(parents=True, exist_ok=True)
+            (root / d / "digits" / f"p{k}.wav").write_bytes(b"")
+    (root / "en" / "silence").mkdir(parents=True, exist_ok=True)
+    (root / "en" / "silence" / "1.wav").write_bytes(b"")
+    monkeypatch.setattr(usedev, "ASTERISK_ROOT", str(root))
+    packs = {p: [f"/hw/{p}/line{k}.ogg" for k in range(30)]
+             for p in ("Default_pl", "Pirate", "Russian_pl", "Robot", "Classic", "British", "Singer")}
+    monkeypatch.setattr(usedev, "speech_files", lambda real: {"hedgewars": packs})
+    langs = {lang: [f"/tp/{lang}/stamp{k}_desc_{lang}.ogg" for k in range(20)]
+             + [f"/tp/symbols/alphabets/a_desc_{lang}.ogg"] for lang in ("da", "el", "lt", "es", "fr", "ru")}
+    monkeypatch.setattr(usedev, "tuxpaint_descriptions", lambda: langs)
+    dev, train = usedev.speech_groups("dev"), usedev.speech_groups("train")
+    assert all(g.startswith("asterisk:") for g in set(dev) & set(train))  # its two voices: other prompts
+    dev_files = {f for v in dev.values() for _, f in v}
+    train_files = {f for v in train.values() for _, f in v}
+    assert dev_files and train_files and not dev_files & train_files
+    assert not any("/silence/" in f or "/alphabets/" in f for f in dev_files | train_files)
+    held = set(usedev.HEDGEWARS_DEV_PACKS) | {"Robot", "Singer"}  # held out, vocoded, sung
+    assert not {g.split(":")[1] for g in train if g.startswith("hedgewars:")} & held
+    dev_packs = {g.split(":")[1] for g in dev if g.startswith("hedgewars:")}
+    assert dev_packs == set(usedev.HEDGEWARS_DEV_PACKS)
+    assert {g for g in train if g.startswith("tuxpaint:")} == {"tuxpaint:es", "tuxpaint:ru"}  # fr: dropped
+    assert {g for g in dev if g.startswith("tuxpaint:")} == {"tuxpaint:da", "tuxpaint:el", "tuxpaint:lt"}
+    assert all(usedev.real_split_of(i) == "train" for g, v in train.items() if g.startswith("hedgewars:")
+               for i, _ in v)
+    assert all(usedev.split_of(f"asterisk:{i.split('/', 1)[1]}") == "train"
+               for g, v in train.items() if g.startswith("asterisk:") for i, _ in v)
+    with pytest.raises(ValueError, match="side='test'"):
+        usedev.speech_groups("test")
+
+
+def test_speed_perturbation_moves_pitch_length_and_labels():
+    sr, hop = usedev.SR, usedev.HOP
+    t = np.arange(sr * 2) / sr
+    piece = np.sin(2 * np.pi * 1000 * t) * (t >= 0.5)
+    y, a, b = usedev.played_at(piece, 50, 200, 1.25)
+    assert len(y) % hop == 0 and abs(len(y) - len(piece) / 1.25) <= hop
+    assert (a, b) == (40, 160)
+    spec = np.abs(np.fft.rfft(y[len(y) // 2:]))
+    assert abs(np.argmax(spec) * sr / (len(y) - len(y) // 2) - 1250) < 10  # played faster: higher
+    speeds = [usedev.speed_of(0, f"/x/{k}.wav", 0.85, 1.2) for k in range(200)]
+    assert all(0.85 <= f <= 1.2 for f in speeds) and np.std(speeds) > 0.05
+    assert speeds[:5] == [usedev.speed_of(0, f"/x/{k}.wav", 0.85, 1.2) for k in range(5)]
+    assert speeds[:5] != [usedev.speed_of(1, f"/x/{k}.wav", 0.85, 1.2) for k in range(5)]
+
+
+def test_speed_perturbation_is_refused_on_the_dev_side():
+    with pytest.raises(SystemExit) as e:
+        usedev.parse_args(["--out", "x", "--speed-perturb", "0.9", "1.1"])
+    assert e.value.code == 2
+    a = usedev.parse_args(["--out", "x", "--side", "train", "--speed-perturb", "0.9", "1.1"])
+    assert a.speech == ["asterisk", "hedgewars", "tuxpaint"] and a.speed_perturb == [0.9, 1.1]
+    assert usedev.parse_args(["--out", "x"]).speech == ["hedgewars", "tuxpaint"]

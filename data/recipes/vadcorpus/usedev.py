@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import hashlib
 import os
 import re
 import sys
@@ -25,13 +26,14 @@ from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT
 from .common import (canonical_json, choice, package_version, read_audio, resample, split_of,
                      weighted, write_wav_atomic)
 from .gamesounds import AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives
-from .gamespeech import (MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, speech_files,
-                         tuxpaint_descriptions)
+from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
+                         speech_files, tuxpaint_descriptions)
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 
 RECIPE_VERSION = 1
+SIDES = ("dev", "train")  # --side: whose voices, files and packages a build reads
 SR, HOP, FPS = 16000, 160, 100
 EXIT_MISSING = 3
 
@@ -99,9 +101,13 @@ def v1_frames(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- speech
 
 
-def speech_groups() -> dict[str, list[tuple[str, str]]]:
-    """voice group -> [(id, path)]: Asterisk prompts hashed into dev (as ``vad_corpus.py``
-    splits them), Hedgewars' held-out packs, Tux Paint's held-out languages."""
+def speech_groups(side: str = "dev") -> dict[str, list[tuple[str, str]]]:
+    """voice group -> [(id, path)]. ``dev``: Asterisk prompts hashed into dev (as ``vad_corpus.py``
+    splits them), Hedgewars' held-out packs, Tux Paint's held-out languages. ``train``: what the
+    training recipes may read of the same three sources (Asterisk prompts hashed into train,
+    Hedgewars' train packs' files hashed into train, Tux Paint's train languages), so that a
+    train build shares no voice and no file with the dev split or the recipes' dev clips."""
+    check_side(side)
     groups: dict[str, list[tuple[str, str]]] = {}
     for lang, d in sorted(ASTERISK_DIRS.items()):
         root = os.path.join(ASTERISK_ROOT, d)
@@ -109,16 +115,41 @@ def speech_groups() -> dict[str, list[tuple[str, str]]]:
             rel = os.path.relpath(f, root)
             if rel.startswith("silence/") or os.path.basename(rel) in ASTERISK_EXCLUDE:
                 continue
-            if split_of(f"asterisk:{rel}") == "dev":
+            if (split_of(f"asterisk:{rel}") == "dev") == (side == "dev"):
                 groups.setdefault(f"asterisk:{d}", []).append((f"asterisk:{d}/{rel}", f))
     for pack, files in sorted(speech_files(["hedgewars"]).get("hedgewars", {}).items()):
-        if pack in HEDGEWARS_DEV_PACKS:
+        if side == "dev" and pack in HEDGEWARS_DEV_PACKS:
             groups[f"hedgewars:{pack}"] = [(file_id("hedgewars", f), f) for f in files]
+        elif side == "train" and not (pack in HEDGEWARS_DEV_PACKS or is_held_group("hedgewars", pack)
+                                      or f"hedgewars:{pack}" in DROPPED_GROUPS):
+            groups[f"hedgewars:{pack}"] = [(file_id("hedgewars", f), f) for f in files
+                                           if real_split_of(file_id("hedgewars", f)) == "train"]
     for lang, files in sorted(tuxpaint_descriptions().items()):
-        if lang in TUXPAINT_DEV_LANGS:  # the alphabet stamps say a letter: left out
-            groups[f"tuxpaint:{lang}"] = [(file_id("tuxpaint", f), f) for f in files
-                                          if "/symbols/alphabets/" not in f]
+        if (lang in TUXPAINT_DEV_LANGS) != (side == "dev") or f"tuxpaint:{lang}" in DROPPED_GROUPS:
+            continue  # the alphabet stamps say a letter: left out
+        groups[f"tuxpaint:{lang}"] = [(file_id("tuxpaint", f), f) for f in files
+                                      if "/symbols/alphabets/" not in f]
     return {g: v for g, v in groups.items() if v}
+
+
+def check_side(side: str) -> None:
+    if side not in SIDES:
+        raise ValueError(f"side={side!r}: choose from {', '.join(SIDES)}")
+
+
+def played_at(piece: np.ndarray, a: int, b: int, factor: float) -> tuple[np.ndarray, int, int]:
+    """A screened utterance (:func:`screen`) played ``factor`` times as fast (resampled: pitch,
+    formants and tempo move together), its first and end labelled frame moved alike."""
+    y = resample(piece, int(round(SR * factor)), SR)
+    n = len(y) // HOP
+    return y[:n * HOP], int(round(a / factor)), min(int(round(b / factor)), n)
+
+
+def speed_of(seed: int, path: str, lo: float, hi: float) -> float:
+    """One speed per build and file, log-uniform in ``lo..hi`` (from a hash: no draw from a
+    clip's generator, so the rest of the build does not move)."""
+    h = int(hashlib.sha256(f"{seed}:{path}".encode()).hexdigest()[:8], 16)
+    return float(np.exp(np.random.default_rng(h).uniform(np.log(lo), np.log(hi))))
 
 
 def screen(path: str) -> tuple[np.ndarray, int, int] | None:
@@ -148,26 +179,38 @@ def screen(path: str) -> tuple[np.ndarray, int, int] | None:
 # ----------------------------------------------------------------------------- backgrounds
 
 
-def background_pools(cache: str) -> dict[str, list]:
-    """Held-out music and effect packages (never in training), and recorded ambience beds:
-    files of the seen packages hashed into dev (never in training either), animal calls out."""
+def background_pools(cache: str, side: str = "dev") -> dict[str, list]:
+    """``dev``: held-out music and effect packages (never in training), and recorded ambience
+    beds: files of the seen packages hashed into dev (never in training either), animal calls
+    out. ``train``: the seen packages' music and effects hashed into train (as the training
+    recipes split them), animal calls out, and their steady ambience files as beds."""
     import soundfile as sf
 
+    check_side(side)
     real = [s.name for s in REAL_BY_NAME.values() if os.path.exists(s.check)]
     versions = {REAL_BY_NAME[s].package: package_version(REAL_BY_NAME[s].package) for s in real}
     music, effects = background_files(real, extract_archives(cache, real, versions))
-    held_music = [(s, f, float(sf.info(f).duration)) for s, f in music if s in HELD_OUT_MUSIC]
-    events = [(s, f) for s, f in effects if s in HELD_OUT_EFFECTS]
+
+    def on_side(s: str, f: str, held: tuple) -> bool:
+        if side == "dev":
+            return s in held
+        return s not in held and real_split_of(file_id(s, f)) == "train"
+
+    def vocal(s: str, f: str) -> bool:
+        return bool(VOCAL_LIKE.search(file_id(s, f).split(":", 1)[1]))
+
+    music_files = [(s, f, float(sf.info(f).duration)) for s, f in music if on_side(s, f, HELD_OUT_MUSIC)]
+    events = [(s, f) for s, f in effects if on_side(s, f, HELD_OUT_EFFECTS)
+              and (side == "dev" or not vocal(s, f))]
     beds = []
     for s, f in effects:
         fid = file_id(s, f)
-        if s not in HELD_OUT_EFFECTS and real_split_of(fid) == "dev" \
-                and not VOCAL_LIKE.search(fid.split(":", 1)[1]) \
+        if s not in HELD_OUT_EFFECTS and real_split_of(fid) == side and not vocal(s, f) \
                 and NOISE_LIKE.search(fid.split(":", 1)[1]):
             d = float(sf.info(f).duration)
             if d >= AMBIENCE_SECONDS:
                 beds.append((s, f, d))
-    return {"music": held_music, "events": events, "beds": beds, "versions": versions}
+    return {"music": music_files, "events": events, "beds": beds, "versions": versions}
 
 
 def _loop(y: np.ndarray, n: int, rng) -> np.ndarray:
@@ -238,8 +281,9 @@ def clip_plan(per_cell: int, clean: int, nonspeech: int) -> list[tuple[str, str,
 
 
 def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, groups: dict,
-              bg: dict, screened: dict) -> dict:
-    """One clip: its signal, its label frames and its meta.csv / utterances.csv rows."""
+              bg: dict, screened: dict, speed: tuple | None = None) -> dict:
+    """One clip: its signal, its label frames and its meta.csv / utterances.csv rows.
+    ``speed``: (lo, hi), each file played at its :func:`speed_of`."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2000, index])))
     n = int(CLIP_S * SR)
     nf = n // HOP
@@ -256,7 +300,10 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
             voice = choice(rng, voices)
             uid, path = choice(rng, groups[voice])
             if path not in screened:
-                screened[path] = screen(path)
+                got = screen(path)
+                if got is not None and speed:
+                    got = played_at(*got, speed_of(seed, path, *speed))
+                screened[path] = got
             got = screened[path]
             if got is None:
                 continue
@@ -337,13 +384,29 @@ def parse_args(argv=None):
     p.add_argument("--per-cell", type=int, default=3, help="clips per background class and SNR")
     p.add_argument("--clean", type=int, default=6, help="clips of speech alone")
     p.add_argument("--nonspeech", type=int, default=6, help="clips without speech")
-    p.add_argument("--speech", default="hedgewars,tuxpaint",
-                   help="speech families to draw from; 'asterisk' adds the prompts hashed into "
-                        "dev, whose two speakers training has heard (other prompts)")
+    p.add_argument("--speech", default=None,
+                   help="speech families to draw from (default: hedgewars,tuxpaint for --side dev, "
+                        "asterisk,hedgewars,tuxpaint for --side train); 'asterisk' on the dev side "
+                        "adds the prompts hashed into dev, whose two speakers training has heard "
+                        "(other prompts)")
+    p.add_argument("--side", choices=SIDES, default="dev",
+                   help="dev: held-out voices and packages (the dev split); train: the same layout "
+                        "from what the training recipes may read, with a train.tsv to train on")
+    p.add_argument("--speed-perturb", nargs=2, type=float, default=None, metavar=("LO", "HI"),
+                   help="--side train only: each speech file played f times as fast, f log-uniform "
+                        "in LO..HI, one draw per file and build")
     p.add_argument("--cache-dir", default=None, help="unpacked archives (default: OUT/_cache)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.speech is None:
+        a.speech = "hedgewars,tuxpaint" if a.side == "dev" else "asterisk,hedgewars,tuxpaint"
     a.speech = [x.strip() for x in a.speech.split(",") if x.strip()]
+    if a.speed_perturb is not None:
+        lo, hi = a.speed_perturb
+        if a.side != "train":
+            p.error("--speed-perturb is for --side train: the dev split plays its speech as recorded")
+        if not 0.5 <= lo <= hi <= 2.0:
+            p.error(f"--speed-perturb {lo:g} {hi:g}: need 0.5 <= LO <= HI <= 2")
     if not a.speech or set(a.speech) - set(SPEECH_WEIGHTS):
         p.error(f"--speech={','.join(a.speech)}: choose from {', '.join(SPEECH_WEIGHTS)}")
     for k in ("per_cell", "clean", "nonspeech"):
@@ -370,15 +433,19 @@ def main(argv=None) -> int:
     os.makedirs(out, exist_ok=True)
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
-    groups = {g: v for g, v in speech_groups().items() if g.split(":")[0] in a.speech}
-    bg = background_pools(cache)
+    groups = {g: v for g, v in speech_groups(a.side).items() if g.split(":")[0] in a.speech}
+    bg = background_pools(cache, a.side)
     plan = clip_plan(a.per_cell, a.clean, a.nonspeech)
     screened: dict = {}
-    meta_rows, utt_rows = [], []
+    meta_rows, utt_rows, train_rows = [], [], []
     for i, (kind, cls, snr) in enumerate(plan):
         name = f"use_{i:03d}"
-        c = make_clip(a.seed, i, kind, cls, snr, groups, bg, screened)
+        c = make_clip(a.seed, i, kind, cls, snr, groups, bg, screened, a.speed_perturb)
         write_clip(out, name, c)
+        if a.side == "train":  # the training recipes' rule (ours), as their train.tsv rows
+            runs = merge_runs(c["ours"], 1)
+            train_rows += [f"{name}.wav\t{r0 / FPS:.3f}\t{r1 / FPS:.3f}\tspeech" for r0, r1 in runs] \
+                or [f"{name}.wav\t\t\t"]
         srcs = sorted({u["speaker"].split(":")[0] for u in c["utterances"]} | set(c["packages"]))
         meta_rows.append({
             "clip": name, "kind": kind, "bg_class": cls, "bg_detail": c["detail"],
@@ -397,9 +464,12 @@ def main(argv=None) -> int:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
+    if a.side == "train":
+        with open(os.path.join(out, "train.tsv"), "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("filename\tonset\toffset\tevent_label\n" + "\n".join(train_rows) + "\n")
     info = {"recipe": "data/recipes/dev_continuous.py", "version": RECIPE_VERSION,
             "settings": {"seed": a.seed, "per_cell": a.per_cell, "clean": a.clean,
-                         "speech": a.speech,
+                         "speech": a.speech, "side": a.side, "speed_perturb": a.speed_perturb,
                          "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR},
             "speech_groups": {g: len(v) for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
