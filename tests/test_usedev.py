@@ -136,3 +136,41 @@ def test_speed_perturbation_is_refused_on_the_dev_side():
     a = usedev.parse_args(["--out", "x", "--side", "train", "--speed-perturb", "0.9", "1.1"])
     assert a.speech == ["asterisk", "hedgewars", "tuxpaint"] and a.speed_perturb == [0.9, 1.1]
     assert usedev.parse_args(["--out", "x"]).speech == ["hedgewars", "tuxpaint"]
+
+
+def test_rooms_reverberate_the_speech_only_and_keep_the_dry_labels(tmp_path):
+    import soundfile as sf
+    sr = usedev.SR
+    rng = np.random.default_rng(1)
+    groups = {"hedgewars:Synthetic": []}
+    for k in range(3):  # 1.2 s of band noise bursts with a -60 dB floor either side: screened in
+        y = 1e-3 * rng.standard_normal(int(2.0 * sr))
+        y[int(0.4 * sr):int(1.6 * sr)] += 0.3 * np.sin(2 * np.pi * (200 + 50 * k) * np.arange(int(1.2 * sr)) / sr)
+        sf.write(tmp_path / f"u{k}.wav", y, sr, subtype="FLOAT")
+        groups["hedgewars:Synthetic"].append((f"u{k}", str(tmp_path / f"u{k}.wav")))
+    dry = usedev.make_clip(0, 7, "clean", "none", None, groups, {}, {})
+    wet = usedev.make_clip(0, 7, "clean", "none", None, groups, {}, {}, rooms=1.0)
+    assert dry["room"] is None and 0.15 <= wet["room"]["rt60_s"] <= 0.8
+    for k in ("frames", "ours", "tight"):  # labels from the dry speech
+        assert np.array_equal(dry[k], wet[k])
+    m = dry["ours"]
+    tail = np.zeros_like(m)  # the 100 ms after each labelled run
+    for end in np.flatnonzero(np.diff(m.astype(int)) == -1) + 1:
+        tail[end:end + 10] = True
+    tail &= ~m
+    level = lambda c, sel: float(np.sqrt(np.mean(c["mix"].reshape(-1, usedev.HOP)[sel] ** 2)))  # noqa: E731
+    assert abs(20 * np.log10(level(wet, m) / level(dry, m))) < 1.0  # the speech's level kept
+    assert level(wet, tail) > 3 * level(dry, tail)  # a reverberation tail after the speech
+    again = usedev.make_clip(0, 7, "clean", "none", None, groups, {}, {}, rooms=0.5)
+    assert again["room"] is None or np.array_equal(again["mix"], wet["mix"])  # its own stream
+    if again["room"] is None:
+        assert np.array_equal(again["mix"], dry["mix"])
+
+
+def test_rooms_are_refused_on_the_dev_side_and_outside_0_1():
+    for argv in (["--out", "x", "--rooms", "0.5"],
+                 ["--out", "x", "--side", "train", "--rooms", "1.5"]):
+        with pytest.raises(SystemExit) as e:
+            usedev.parse_args(argv)
+        assert e.value.code == 2
+    assert usedev.parse_args(["--out", "x", "--side", "train", "--rooms", "0.5"]).rooms == 0.5

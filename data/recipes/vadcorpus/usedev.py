@@ -31,6 +31,7 @@ from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
+from .rooms import convolve, room_rir
 
 RECIPE_VERSION = 1
 SIDES = ("dev", "train")  # --side: whose voices, files and packages a build reads
@@ -281,9 +282,12 @@ def clip_plan(per_cell: int, clean: int, nonspeech: int) -> list[tuple[str, str,
 
 
 def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, groups: dict,
-              bg: dict, screened: dict, speed: tuple | None = None) -> dict:
+              bg: dict, screened: dict, speed: tuple | None = None, rooms: float = 0.0) -> dict:
     """One clip: its signal, its label frames and its meta.csv / utterances.csv rows.
-    ``speed``: (lo, hi), each file played at its :func:`speed_of`."""
+    ``speed``: (lo, hi), each file played at its :func:`speed_of`. ``rooms``: the share of clips
+    whose speech (not the background) is heard in a simulated room, drawn from a stream of its own
+    so that the clips without a room are the bytes of a build without ``rooms``; the labels stay
+    the dry speech's (a reverberation tail is not speech)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2000, index])))
     n = int(CLIP_S * SR)
     nf = n // HOP
@@ -333,6 +337,14 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         target = float(rng.uniform(*SPEECH_DBFS))
         gain = 10 ** (target / 20) / level
         s *= gain
+    room = None
+    if placed and rooms > 0:
+        rr = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2001, index])))
+        if rr.random() < rooms:
+            hs, room = room_rir(rr, SR, 1)
+            wet = convolve(s, hs[0])
+            frames_s = lambda y: float(np.sqrt(np.mean(y.reshape(-1, HOP)[ours] ** 2)))  # noqa: E731
+            s = wet * (frames_s(s) / (frames_s(wet) + 1e-12))  # the speech's level kept
     primary, strict = np.zeros(nf, bool), np.zeros(nf, bool)
     for lo, piece, a, b, uid, voice, _ in placed:
         p, st = v1_frames(gain * piece)  # at its level in the clip (the rule has a dBFS floor)
@@ -361,7 +373,8 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         if frames.any() else None
     return {"mix": mix, "frames": frames, "tight": tight, "uncertain": uncertain, "ours": ours,
             "utterances": rows, "detail": detail, "packages": pkgs,
-            "speakers": sorted({u["speaker"] for u in rows}), "speech_dbfs": speech_dbfs}
+            "speakers": sorted({u["speaker"] for u in rows}), "speech_dbfs": speech_dbfs,
+            "room": room}
 
 
 def write_clip(out: str, name: str, c: dict) -> None:
@@ -374,6 +387,14 @@ def write_clip(out: str, name: str, c: dict) -> None:
         lines.append(f"{a / FPS:.2f}\t{b / FPS:.2f}\tspeech")
     with open(os.path.join(out, name + ".tsv"), "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def room_method() -> str:
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        return "synthetic exponential noise tail (pyroomacoustics not installed)"
+    return f"pyroomacoustics {pra.__version__} image sources"
 
 
 def parse_args(argv=None):
@@ -395,6 +416,9 @@ def parse_args(argv=None):
     p.add_argument("--speed-perturb", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="--side train only: each speech file played f times as fast, f log-uniform "
                         "in LO..HI, one draw per file and build")
+    p.add_argument("--rooms", type=float, default=0.0, metavar="P",
+                   help="--side train only: the share of clips whose speech is heard in a simulated "
+                        "room (RT60 0.15-0.8 s; labels from the dry speech)")
     p.add_argument("--cache-dir", default=None, help="unpacked archives (default: OUT/_cache)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -407,6 +431,10 @@ def parse_args(argv=None):
             p.error("--speed-perturb is for --side train: the dev split plays its speech as recorded")
         if not 0.5 <= lo <= hi <= 2.0:
             p.error(f"--speed-perturb {lo:g} {hi:g}: need 0.5 <= LO <= HI <= 2")
+    if a.rooms and a.side != "train":
+        p.error("--rooms is for --side train: the dev split plays its speech as recorded")
+    if not 0.0 <= a.rooms <= 1.0:
+        p.error(f"--rooms {a.rooms:g}: a share, 0..1")
     if not a.speech or set(a.speech) - set(SPEECH_WEIGHTS):
         p.error(f"--speech={','.join(a.speech)}: choose from {', '.join(SPEECH_WEIGHTS)}")
     for k in ("per_cell", "clean", "nonspeech"):
@@ -440,7 +468,7 @@ def main(argv=None) -> int:
     meta_rows, utt_rows, train_rows = [], [], []
     for i, (kind, cls, snr) in enumerate(plan):
         name = f"use_{i:03d}"
-        c = make_clip(a.seed, i, kind, cls, snr, groups, bg, screened, a.speed_perturb)
+        c = make_clip(a.seed, i, kind, cls, snr, groups, bg, screened, a.speed_perturb, a.rooms)
         write_clip(out, name, c)
         if a.side == "train":  # the training recipes' rule (ours), as their train.tsv rows
             runs = merge_runs(c["ours"], 1)
@@ -455,7 +483,8 @@ def main(argv=None) -> int:
             "uncertain_frac": f"{c['uncertain'].mean():.3f}", "duration_s": f"{CLIP_S:.2f}",
             "n_frames": len(c["frames"]),
             "speech_dbfs": "" if c["speech_dbfs"] is None else f"{c['speech_dbfs']:.1f}",
-            "ours_speech_frac": f"{c['ours'].mean():.3f}"})
+            "ours_speech_frac": f"{c['ours'].mean():.3f}",
+            **({"rt60_s": "" if c["room"] is None else f"{c['room']['rt60_s']:g}"} if a.rooms else {})})
         utt_rows += [{"clip": name, **u} for u in c["utterances"]]
         if (i + 1) % 10 == 0:
             say(f"  {i + 1}/{len(plan)} clips, {time.monotonic() - t0:.0f} s")
@@ -470,7 +499,8 @@ def main(argv=None) -> int:
     info = {"recipe": "data/recipes/dev_continuous.py", "version": RECIPE_VERSION,
             "settings": {"seed": a.seed, "per_cell": a.per_cell, "clean": a.clean,
                          "speech": a.speech, "side": a.side, "speed_perturb": a.speed_perturb,
-                         "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR},
+                         "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR,
+                         **({"rooms": a.rooms, "room_simulation": room_method()} if a.rooms else {})},
             "speech_groups": {g: len(v) for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
             "background_files": {k: len(bg[k]) for k in ("music", "events", "beds")},
