@@ -26,7 +26,7 @@ from .music import make_midi, render_music
 from .noise import background_noise, telephone
 from .packages import (DEV_PERCENT, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, REAL_SOURCES,
                        TUXPAINT, file_id, split_of, stem)
-from .rooms import convolve, equalise, level_ramp, room_rir
+from .rooms import convolve, equalise, level_ramp, room_rir, simulation_method
 from .samples import background_keyboard, background_samples
 from .synthetic import SOURCES, SOURCE_BY_NAME, load_utterance, utterance_spec
 from .tts import FESTIVAL_VOICES, HELD_OUT
@@ -703,11 +703,7 @@ def main(argv=None) -> int:
                                      if s in real),
             "effects_packages": sorted(REAL_BY_NAME[s].package for s in HELD_OUT_EFFECTS
                                        if s in real)}
-    try:
-        import pyroomacoustics as pra
-        rir = f"pyroomacoustics {pra.__version__}"
-    except ImportError:
-        rir = "synthetic exponential noise tail (pyroomacoustics not installed)"
+    rir = simulation_method()
     meta = {
         "recipe": "data/recipes/real_corpus.py", "version": RECIPE_VERSION,
         "settings": {"seed": a.seed, "sr": a.sr, "clip_seconds": a.clip_seconds,

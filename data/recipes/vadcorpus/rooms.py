@@ -59,6 +59,15 @@ def room_rir(rng, sr: int, n_sources: int) -> tuple[list[np.ndarray], dict]:
     return out, info
 
 
+def simulation_method() -> str:
+    """What :func:`room_rir` simulates rooms with here, for a build's recipe.json."""
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        return "synthetic exponential noise tail (pyroomacoustics not installed)"
+    return f"pyroomacoustics {pra.__version__}"
+
+
 def convolve(y: np.ndarray, h: np.ndarray) -> np.ndarray:
     from scipy.signal import fftconvolve
     shift = int(np.flatnonzero(np.abs(h) >= 0.5 * np.abs(h).max())[0])

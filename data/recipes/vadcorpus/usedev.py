@@ -31,7 +31,7 @@ from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
-from .rooms import convolve, room_rir
+from .rooms import convolve, room_rir, simulation_method
 
 RECIPE_VERSION = 1
 SIDES = ("dev", "train")  # --side: whose voices, files and packages a build reads
@@ -281,6 +281,11 @@ def clip_plan(per_cell: int, clean: int, nonspeech: int) -> list[tuple[str, str,
     return plan
 
 
+def rms_over(y: np.ndarray, frames: np.ndarray) -> float:
+    """RMS of ``y`` over the 10 ms frames where ``frames`` is true."""
+    return float(np.sqrt(np.mean(y.reshape(-1, HOP)[frames] ** 2)))
+
+
 def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, groups: dict,
               bg: dict, screened: dict, speed: tuple | None = None, rooms: float = 0.0) -> dict:
     """One clip: its signal, its label frames and its meta.csv / utterances.csv rows.
@@ -319,7 +324,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
             mask = np.zeros(len(piece) // HOP, bool)
             for r0, r1 in runs:
                 mask[r0:r1] = True
-            rms = float(np.sqrt(np.mean(piece.reshape(-1, HOP)[mask] ** 2)))
+            rms = rms_over(piece, mask)
             g = 10 ** (rng.uniform(*UTTERANCE_JITTER_DB) / 20) / rms
             placed.append([lo, g * piece, a, b, uid, voice, runs])
             pause = np.exp(rng.uniform(*np.log(PAUSE_S)))  # log-uniform: median 1.26 s
@@ -333,7 +338,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
     ours = fill_gaps(ours, int(round(LABEL_RULE["merge_gap_s"] * FPS)), 1)
     rows, detail, pkgs = [], "none", []
     if placed:
-        level = float(np.sqrt(np.mean(s.reshape(-1, HOP)[ours] ** 2)))
+        level = rms_over(s, ours)
         target = float(rng.uniform(*SPEECH_DBFS))
         gain = 10 ** (target / 20) / level
         s *= gain
@@ -343,8 +348,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         if rr.random() < rooms:
             hs, room = room_rir(rr, SR, 1)
             wet = convolve(s, hs[0])
-            frames_s = lambda y: float(np.sqrt(np.mean(y.reshape(-1, HOP)[ours] ** 2)))  # noqa: E731
-            s = wet * (frames_s(s) / (frames_s(wet) + 1e-12))  # the speech's level kept
+            s = wet * (rms_over(s, ours) / (rms_over(wet, ours) + 1e-12))  # the speech's level kept
     primary, strict = np.zeros(nf, bool), np.zeros(nf, bool)
     for lo, piece, a, b, uid, voice, _ in placed:
         p, st = v1_frames(gain * piece)  # at its level in the clip (the rule has a dBFS floor)
@@ -361,7 +365,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         b, detail, pkgs = background(rng, cls, n, bg)
         b = b / (float(np.sqrt(np.mean(b ** 2))) + 1e-12)
         if placed:
-            level = float(np.sqrt(np.mean(s.reshape(-1, HOP)[frames] ** 2)))
+            level = rms_over(s, frames)
             b *= level * 10 ** (-snr / 20)
         else:
             b *= 10 ** (rng.uniform(*BACKGROUND_DBFS) / 20)
@@ -369,7 +373,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
     peak = float(np.max(np.abs(mix)))
     if peak > 0.98:  # scaled down whole: labels (from the clean speech) are unchanged
         mix *= 0.98 / peak
-    speech_dbfs = 20 * np.log10(np.sqrt(np.mean(mix.reshape(-1, HOP)[frames] ** 2)) + 1e-12) \
+    speech_dbfs = 20 * np.log10(rms_over(mix, frames) + 1e-12) \
         if frames.any() else None
     return {"mix": mix, "frames": frames, "tight": tight, "uncertain": uncertain, "ours": ours,
             "utterances": rows, "detail": detail, "packages": pkgs,
@@ -387,14 +391,6 @@ def write_clip(out: str, name: str, c: dict) -> None:
         lines.append(f"{a / FPS:.2f}\t{b / FPS:.2f}\tspeech")
     with open(os.path.join(out, name + ".tsv"), "w", encoding="utf-8", newline="\n") as fh:
         fh.write("\n".join(lines) + "\n")
-
-
-def room_method() -> str:
-    try:
-        import pyroomacoustics as pra
-    except ImportError:
-        return "synthetic exponential noise tail (pyroomacoustics not installed)"
-    return f"pyroomacoustics {pra.__version__} image sources"
 
 
 def parse_args(argv=None):
@@ -500,7 +496,7 @@ def main(argv=None) -> int:
             "settings": {"seed": a.seed, "per_cell": a.per_cell, "clean": a.clean,
                          "speech": a.speech, "side": a.side, "speed_perturb": a.speed_perturb,
                          "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR,
-                         **({"rooms": a.rooms, "room_simulation": room_method()} if a.rooms else {})},
+                         **({"rooms": a.rooms, "room_simulation": simulation_method()} if a.rooms else {})},
             "speech_groups": {g: len(v) for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
             "background_files": {k: len(bg[k]) for k in ("music", "events", "beds")},
