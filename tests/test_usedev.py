@@ -167,10 +167,13 @@ def test_rooms_reverberate_the_speech_only_and_keep_the_dry_labels(tmp_path):
         assert np.array_equal(again["mix"], dry["mix"])
 
 
-def test_rooms_are_refused_on_the_dev_side_and_outside_0_1():
-    for argv in (["--out", "x", "--rooms", "0.5"],
-                 ["--out", "x", "--side", "train", "--rooms", "1.5"]):
+def test_rooms_are_refused_outside_0_1_and_speed_on_the_dev_side():
+    for argv in (["--out", "x", "--side", "train", "--rooms", "1.5"],
+                 ["--out", "x", "--rooms", "-0.1"],
+                 ["--out", "x", "--rooms", "1", "--speed-perturb", "0.9", "1.1"]):
         with pytest.raises(SystemExit) as e:
             usedev.parse_args(argv)
         assert e.value.code == 2
     assert usedev.parse_args(["--out", "x", "--side", "train", "--rooms", "0.5"]).rooms == 0.5
+    a = usedev.parse_args(["--out", "x", "--rooms", "1"])  # the dev split's reverberant twin
+    assert (a.side, a.rooms, a.speech) == ("dev", 1.0, ["hedgewars", "tuxpaint"])

@@ -413,8 +413,9 @@ def parse_args(argv=None):
                    help="--side train only: each speech file played f times as fast, f log-uniform "
                         "in LO..HI, one draw per file and build")
     p.add_argument("--rooms", type=float, default=0.0, metavar="P",
-                   help="--side train only: the share of clips whose speech is heard in a simulated "
-                        "room (RT60 0.15-0.8 s; labels from the dry speech)")
+                   help="the share of clips whose speech is heard in a simulated room (RT60 "
+                        "0.15-0.8 s; labels from the dry speech); on the dev side, a reverberant "
+                        "twin of the split (the same clips, the speech in rooms), not the split")
     p.add_argument("--cache-dir", default=None, help="unpacked archives (default: OUT/_cache)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -427,8 +428,6 @@ def parse_args(argv=None):
             p.error("--speed-perturb is for --side train: the dev split plays its speech as recorded")
         if not 0.5 <= lo <= hi <= 2.0:
             p.error(f"--speed-perturb {lo:g} {hi:g}: need 0.5 <= LO <= HI <= 2")
-    if a.rooms and a.side != "train":
-        p.error("--rooms is for --side train: the dev split plays its speech as recorded")
     if not 0.0 <= a.rooms <= 1.0:
         p.error(f"--rooms {a.rooms:g}: a share, 0..1")
     if not a.speech or set(a.speech) - set(SPEECH_WEIGHTS):
