@@ -14,6 +14,7 @@ import pytest
 RECIPES = Path(__file__).resolve().parents[1] / "data" / "recipes"
 sys.path.insert(0, str(RECIPES))
 from vadcorpus import usedev  # noqa: E402
+from vadcorpus.labels import rms_over  # noqa: E402
 
 
 def test_fill_gaps_joins_then_drops_islands():
@@ -23,6 +24,15 @@ def test_fill_gaps_joins_then_drops_islands():
     assert np.flatnonzero(np.diff(np.r_[0, usedev.fill_gaps(m, 11, 3), 0])).tolist() == [10, 40]
     assert usedev.fill_gaps(m, 5, 3)[30:40].all() and not usedev.fill_gaps(m, 5, 3)[20:30].any()
     assert not usedev.fill_gaps(m, 5, 3)[60:62].any() and usedev.fill_gaps(m, 5, 1)[60:62].all()
+
+
+def test_rms_over_counts_only_the_marked_frames():
+    # the level every recipe sets speech and SNRs by: frames of `hop` samples, the unmarked ignored
+    y = np.r_[np.full(160, 0.5), np.full(160, 2.0), np.zeros(160)]
+    assert rms_over(y, np.array([True, False, False]), 160) == pytest.approx(0.5)
+    assert rms_over(y, np.array([True, True, False]), 160) == pytest.approx(np.sqrt((0.25 + 4) / 2))
+    assert rms_over(y, np.array([True, True, True, False, False, False]), 80) \
+        == pytest.approx(np.sqrt((2 * 0.25 + 4) / 3))
 
 
 def test_v1_rule_counts_quiet_frames_only_near_loud_ones():

@@ -29,6 +29,12 @@ def frame_energy_db(y: np.ndarray, hop: int) -> np.ndarray:
     return 10.0 * np.log10((padded.reshape(n, hop) ** 2).mean(axis=1) + 1e-20)
 
 
+def rms_over(y: np.ndarray, frames: np.ndarray, hop: int) -> float:
+    """RMS of ``y`` over the ``hop``-sample frames where ``frames`` is true (the level of the
+    labelled speech: every recipe sets speech levels and SNRs with it)."""
+    return float(np.sqrt(np.mean(y.reshape(-1, hop)[frames] ** 2)))
+
+
 def label_runs(y: np.ndarray, sr: int) -> tuple[list, np.ndarray, float] | None:
     """LABEL_RULE on an untrimmed signal: ([(first_frame, end_frame)] runs, the active frames
     before merging, the threshold re the peak), or None when nothing is active."""
@@ -63,7 +69,7 @@ def analyse(y: np.ndarray, sr: int) -> Utterance | None:
     kept = np.zeros(len(active), dtype=bool)
     for a, b in runs:
         kept[a:b] = True
-    level = float(np.sqrt(np.mean(y.reshape(-1, hop)[(active & kept)[first:last]] ** 2)))
+    level = rms_over(y, (active & kept)[first:last], hop)
     return Utterance(y=y, segments=[(a - first, b - first) for a, b in runs],
                      active_rms=level, threshold_db=round(rel, 2))
 

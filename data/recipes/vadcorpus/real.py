@@ -21,7 +21,7 @@ from .gamespeech import (DROPPED_GROUPS, HEDGEWARS_NONLEXICAL, MAX_WORD_SECONDS,
                          MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, Phrase, is_held_group,
                          real_phrase, screen_word, speech_files, tuxpaint_descriptions,
                          queen_lines, warzone_lines)
-from .labels import LABEL_RULE, merge_runs
+from .labels import LABEL_RULE, merge_runs, rms_over
 from .music import make_midi, render_music
 from .noise import background_noise, telephone
 from .packages import (DEV_PERCENT, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, REAL_SOURCES,
@@ -424,7 +424,7 @@ def make_clip(job: tuple) -> dict:
     if has_speech and reverb:
         s = convolve(s, hs[0])
         room["applied_to"] = ["speech"]
-    speech_level = float(np.sqrt(np.mean(s.reshape(-1, hop)[mask] ** 2))) if has_speech else 0.
+    speech_level = rms_over(s, mask, hop) if has_speech else 0.
 
     kind, bg_info = "none", {"sources": [], "packages": [], "held_out": False}
     if has_bg:

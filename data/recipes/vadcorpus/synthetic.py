@@ -19,7 +19,7 @@ from .common import (DEV_PERCENT, EXIT_MISSING, RECIPE_VERSION, SPLITS, choice, 
                      r3, read_audio, resample, sha256_hex, split_of, weighted)
 from .driver import (check_clip_args, clear_split_dirs, clip_counts, finish_clip, run_clip_jobs,
                      summarize, write_meta, write_tsv)
-from .labels import LABEL_RULE, Utterance, analyse
+from .labels import LABEL_RULE, Utterance, analyse, rms_over
 from .music import SF2, make_midi, render_music
 from .noise import background_noise, telephone
 from .samples import (BUCKLE_DIR, SONIC_PI_DIR, SONIC_PI_EXCLUDE, background_keyboard,
@@ -332,7 +332,7 @@ def make_clip(job: tuple) -> dict:
     mask = np.zeros(n // hop, dtype=bool)
     for a, b in segments:
         mask[a:b] = True
-    speech_level = float(np.sqrt(np.mean(s.reshape(-1, hop)[mask] ** 2))) if has_speech else 0.0
+    speech_level = rms_over(s, mask, hop) if has_speech else 0.0
 
     # background
     kind, bg_info = "none", {"sources": []}

@@ -28,7 +28,7 @@ from .common import (canonical_json, choice, package_version, read_audio, resamp
 from .gamesounds import AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives
 from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
                          speech_files, tuxpaint_descriptions)
-from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs
+from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_over
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 from .rooms import convolve, room_rir, simulation_method
@@ -281,11 +281,6 @@ def clip_plan(per_cell: int, clean: int, nonspeech: int) -> list[tuple[str, str,
     return plan
 
 
-def rms_over(y: np.ndarray, frames: np.ndarray) -> float:
-    """RMS of ``y`` over the 10 ms frames where ``frames`` is true."""
-    return float(np.sqrt(np.mean(y.reshape(-1, HOP)[frames] ** 2)))
-
-
 def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, groups: dict,
               bg: dict, screened: dict, speed: tuple | None = None, rooms: float = 0.0) -> dict:
     """One clip: its signal, its label frames and its meta.csv / utterances.csv rows.
@@ -324,7 +319,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
             mask = np.zeros(len(piece) // HOP, bool)
             for r0, r1 in runs:
                 mask[r0:r1] = True
-            rms = rms_over(piece, mask)
+            rms = rms_over(piece, mask, HOP)
             g = 10 ** (rng.uniform(*UTTERANCE_JITTER_DB) / 20) / rms
             placed.append([lo, g * piece, a, b, uid, voice, runs])
             pause = np.exp(rng.uniform(*np.log(PAUSE_S)))  # log-uniform: median 1.26 s
@@ -338,7 +333,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
     ours = fill_gaps(ours, int(round(LABEL_RULE["merge_gap_s"] * FPS)), 1)
     rows, detail, pkgs = [], "none", []
     if placed:
-        level = rms_over(s, ours)
+        level = rms_over(s, ours, HOP)
         target = float(rng.uniform(*SPEECH_DBFS))
         gain = 10 ** (target / 20) / level
         s *= gain
@@ -348,7 +343,8 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         if rr.random() < rooms:
             hs, room = room_rir(rr, SR, 1)
             wet = convolve(s, hs[0])
-            s = wet * (rms_over(s, ours) / (rms_over(wet, ours) + 1e-12))  # the speech's level kept
+            # the speech's level kept
+            s = wet * (rms_over(s, ours, HOP) / (rms_over(wet, ours, HOP) + 1e-12))
     primary, strict = np.zeros(nf, bool), np.zeros(nf, bool)
     for lo, piece, a, b, uid, voice, _ in placed:
         p, st = v1_frames(gain * piece)  # at its level in the clip (the rule has a dBFS floor)
@@ -365,7 +361,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         b, detail, pkgs = background(rng, cls, n, bg)
         b = b / (float(np.sqrt(np.mean(b ** 2))) + 1e-12)
         if placed:
-            level = rms_over(s, frames)
+            level = rms_over(s, frames, HOP)
             b *= level * 10 ** (-snr / 20)
         else:
             b *= 10 ** (rng.uniform(*BACKGROUND_DBFS) / 20)
@@ -373,7 +369,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
     peak = float(np.max(np.abs(mix)))
     if peak > 0.98:  # scaled down whole: labels (from the clean speech) are unchanged
         mix *= 0.98 / peak
-    speech_dbfs = 20 * np.log10(rms_over(mix, frames) + 1e-12) \
+    speech_dbfs = 20 * np.log10(rms_over(mix, frames, HOP) + 1e-12) \
         if frames.any() else None
     return {"mix": mix, "frames": frames, "tight": tight, "uncertain": uncertain, "ours": ours,
             "utterances": rows, "detail": detail, "packages": pkgs,
