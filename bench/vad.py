@@ -564,13 +564,33 @@ def score(preds: dict, clips: list[Clip], has_meta: bool) -> dict:
     return result
 
 
+NEAR_BOUNDARY_S = 0.1  # "where the errors are": within this of a reference speech boundary
+
+
+def boundary_distance(ref: np.ndarray, fps: float = FPS) -> np.ndarray:
+    """Seconds from each frame's centre to the nearest onset or offset of ``ref`` (boundaries lie
+    between frames; the clip's own start and end are not boundaries); inf where ``ref`` has none."""
+    n = len(ref)
+    p = np.flatnonzero(np.diff(np.r_[0, ref.astype(np.int8), 0]))
+    p = p[(p > 0) & (p < n)]
+    if not len(p):
+        return np.full(n, np.inf)
+    centre = np.arange(n) + 0.5
+    i = np.searchsorted(p, centre)
+    left, right = p[np.clip(i - 1, 0, len(p) - 1)], p[np.clip(i, 0, len(p) - 1)]
+    return np.minimum(np.abs(centre - left), np.abs(centre - right)) / fps
+
+
 def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
     """speech-v1's figures (its ``score.py``, the same counts): pooled frame P / R / F1 over the
     generated clips (the conversation kept apart) with the false-positive rate, F1 against the
     tight labels and on certain frames; per background class and per SNR over the clips with
     speech; the share of frames called speech on the clips without speech (FA); F1 on the
     conversation; music P / R / F1 where a system writes ``music`` rows (music, noise and clean
-    clips; music is present throughout a music clip)."""
+    clips; music is present throughout a music clip). ``errors``: the generated clips' missed and
+    false speech frames, and the share of each within :data:`NEAR_BOUNDARY_S` of a reference onset
+    or offset (edges that a shift of the boundaries explains) against further away (missed speech,
+    bridged pauses, false alarms away from speech)."""
     def counts(ref, hyp, keep=None):
         if keep is not None:
             ref, hyp = ref[keep], hyp[keep]
@@ -587,6 +607,7 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
     zero = lambda: np.zeros(4, np.int64)  # noqa: E731
     tot = {k: zero() for k in ("all", "tight", "certain", "nonspeech", "conv", "music")}
     by_class, by_snr, music_rows = {}, {}, False
+    err = np.zeros(4, np.int64)  # missed, missed near a boundary, false, false near a boundary
     for c in clips:
         row, ref, n = c.bench["row"], c.bench["frames"], c.n_frames
         segs = preds.get(c.name, [])
@@ -600,6 +621,9 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
             tot["conv"] += cnt
             continue
         tot["all"] += cnt
+        near = boundary_distance(ref) < NEAR_BOUNDARY_S
+        miss, false = ref & ~hyp, ~ref & hyp
+        err += [miss.sum(), (miss & near).sum(), false.sum(), (false & near).sum()]
         if "tight" in c.bench:
             tot["tight"] += counts(c.bench["tight"], hyp)
         tot["certain"] += counts(ref, hyp, ~c.bench["uncertain"] if "uncertain" in c.bench else None)
@@ -619,7 +643,10 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
             "nonspeech": {"clips": sum(c.bench["row"]["kind"] == "nonspeech" for c in clips),
                           "false_alarm": float(ns[1] / max(1, ns.sum())) if ns.sum() else None},
             "conversation": summary(tot["conv"]) if tot["conv"].sum() else None,
-            "music": summary(tot["music"]) if music_rows else None}
+            "music": summary(tot["music"]) if music_rows else None,
+            "errors": {"near_s": NEAR_BOUNDARY_S, "missed": int(err[0]), "false": int(err[2]),
+                       "missed_near": float(err[1] / err[0]) if err[0] else None,
+                       "false_near": float(err[3] / err[2]) if err[2] else None}}
 
 
 def report_benchmark(res: dict) -> str:
@@ -653,6 +680,14 @@ def report_benchmark(res: dict) -> str:
     out.append(table(["system", "FPR", "F1 tight", "F1 certain"],
                      [[n, _f(s["scores"]["overall"]["fpr"]), _f(s["scores"]["overall"]["f1_tight"]),
                        _f(s["scores"]["overall"]["f1_certain"])] for n, s in systems.items()]))
+    errs = {n: s["scores"].get("errors") for n, s in systems.items()}
+    if all(errs.values()):
+        near = int(round(next(iter(errs.values()))["near_s"] * 1000))
+        out.append(f"\nWhere the errors are (10 ms frames; near: within {near} ms of a reference onset "
+                   "or offset)")
+        out.append(table(["system", "missed", "near %", "false", "near %"],
+                         [[n, str(e["missed"]), _f(e["missed_near"], pct=True), str(e["false"]),
+                           _f(e["false_near"], pct=True)] for n, e in errs.items()]))
     cli = res.get("cli")
     if cli:
         o = cli.get("scores", {}).get("overall")

@@ -74,8 +74,28 @@ def test_benchmark_scores_as_score_py(vad, tmp_path):
     # music rows over music/noise/clean clips (conversation left out): m0 all music, c0 none
     assert res["music"]["precision"] == pytest.approx(1.0)
     assert res["music"]["recall"] == pytest.approx(200 / 400)  # n0 is music too, not predicted
+    # where the errors are (conversation left out): m0's 10 early frames (0.40-0.50 s) all lie within
+    # 100 ms of its onset; of its 20 missed frames (1.00-1.20 s), the last 10 are within 100 ms of
+    # its offset; n0's 10 false frames have no speech near them
+    e = res["errors"]
+    assert (e["missed"], e["false"]) == (20, 20)
+    assert e["missed_near"] == pytest.approx(10 / 20) and e["false_near"] == pytest.approx(10 / 20)
     # a system without music rows reports none
     assert vad.score_benchmark({"c0": [Segment(0.2, 0.6, "speech")]}, clips)["music"] is None
+
+
+def test_boundary_distance(vad):
+    ref = np.zeros(20, bool)
+    ref[5:8] = True  # onset between frames 4 and 5, offset between 7 and 8
+    d = vad.boundary_distance(ref, fps=100.0)
+    assert d[4] == pytest.approx(0.005) and d[5] == pytest.approx(0.005)
+    assert d[6] == pytest.approx(0.015) and d[7] == pytest.approx(0.005)
+    assert d[19] == pytest.approx(0.115) and d[0] == pytest.approx(0.045)
+    # speech from the clip's first frame: the clip's start is no boundary
+    assert np.isinf(vad.boundary_distance(np.ones(5, bool))).all()
+    assert np.isinf(vad.boundary_distance(np.zeros(5, bool))).all()
+    starts = np.r_[np.ones(3, bool), np.zeros(3, bool)]
+    assert vad.boundary_distance(starts, fps=100.0)[0] == pytest.approx(0.025)
 
 
 def test_benchmark_rasterises_frame_centres(vad):
