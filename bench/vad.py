@@ -607,7 +607,7 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
     zero = lambda: np.zeros(4, np.int64)  # noqa: E731
     tot = {k: zero() for k in ("all", "tight", "certain", "nonspeech", "conv", "music")}
     by_class, by_snr, music_rows = {}, {}, False
-    err = np.zeros(4, np.int64)  # missed, missed near a boundary, false, false near a boundary
+    near_err = np.zeros(2, np.int64)  # missed and false frames near a reference boundary
     for c in clips:
         row, ref, n = c.bench["row"], c.bench["frames"], c.n_frames
         segs = preds.get(c.name, [])
@@ -622,8 +622,7 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
             continue
         tot["all"] += cnt
         near = boundary_distance(ref) < NEAR_BOUNDARY_S
-        miss, false = ref & ~hyp, ~ref & hyp
-        err += [miss.sum(), (miss & near).sum(), false.sum(), (false & near).sum()]
+        near_err += [np.sum(ref & ~hyp & near), np.sum(~ref & hyp & near)]
         if "tight" in c.bench:
             tot["tight"] += counts(c.bench["tight"], hyp)
         tot["certain"] += counts(ref, hyp, ~c.bench["uncertain"] if "uncertain" in c.bench else None)
@@ -644,9 +643,9 @@ def score_benchmark(preds: dict, clips: list[Clip]) -> dict:
                           "false_alarm": float(ns[1] / max(1, ns.sum())) if ns.sum() else None},
             "conversation": summary(tot["conv"]) if tot["conv"].sum() else None,
             "music": summary(tot["music"]) if music_rows else None,
-            "errors": {"near_s": NEAR_BOUNDARY_S, "missed": int(err[0]), "false": int(err[2]),
-                       "missed_near": float(err[1] / err[0]) if err[0] else None,
-                       "false_near": float(err[3] / err[2]) if err[2] else None}}
+            "errors": {"near_s": NEAR_BOUNDARY_S, "missed": int(a[2]), "false": int(a[1]),
+                       "missed_near": float(near_err[0] / a[2]) if a[2] else None,
+                       "false_near": float(near_err[1] / a[1]) if a[1] else None}}
 
 
 def report_benchmark(res: dict) -> str:
