@@ -177,6 +177,28 @@ def test_rooms_reverberate_the_speech_only_and_keep_the_dry_labels(tmp_path):
         assert np.array_equal(again["mix"], dry["mix"])
 
 
+def test_more_music_is_for_the_train_side_only():
+    with pytest.raises(SystemExit) as e:
+        usedev.parse_args(["--out", "x", "--more-music"])
+    assert e.value.code == 2
+    assert usedev.parse_args(["--out", "x", "--side", "train", "--more-music"]).more_music
+    assert not usedev.parse_args(["--out", "x", "--side", "train"]).more_music
+    with pytest.raises(ValueError, match="train side"):
+        usedev.background_pools("unused", "dev", more_music=True)
+
+
+def test_more_music_sources_are_known_packages_none_reserved():
+    from vadcorpus.packages import MORE_MUSIC, REAL_BY_NAME, file_id
+    reserved = ("wesnoth", "supertux-data", "megaglest", "redeclipse", "openarena", "freedroidrpg",
+                "0ad", "extremetuxracer", "fillets", "moh-opsound", "oxygen", "deepin", "gnome-audio")
+    for s in MORE_MUSIC:
+        assert REAL_BY_NAME[s.name] is s and s.roles == ("music",)
+        assert not any(r in s.package for r in reserved)
+    # ids stay machine-independent: the path inside the package
+    assert file_id("warzone-music", "/usr/share/games/warzone2100/music/albums/a/t1.opus") \
+        == "warzone-music:albums/a/t1.opus"
+
+
 def test_rooms_are_refused_outside_0_1_and_speed_on_the_dev_side():
     for argv in (["--out", "x", "--side", "train", "--rooms", "1.5"],
                  ["--out", "x", "--rooms", "-0.1"],

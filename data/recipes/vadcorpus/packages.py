@@ -47,6 +47,9 @@ OPENSFX = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 TUXPAINT = "/usr/share/tuxpaint/stamps"
 WARZONE_ZIP = "/usr/share/games/warzone2100/base.wz"
 QUEEN_1C = "/usr/share/scummvm/flight-of-the-amazon-queen/queen.1c"
+WARZONE_MUSIC = "/usr/share/games/warzone2100/music"
+NEXUIZ_PK3 = "/usr/share/games/nexuiz/data/music.pk3"
+LINCITY_MUSIC = "/usr/share/games/lincity-ng/music"
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,16 @@ WARZONE = RealSource("warzone", "warzone2100-data", WARZONE_ZIP, ("speech",))
 QUEEN = RealSource("queen", "flight-of-the-amazon-queen", QUEEN_1C, ("speech",))
 
 
-REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE, QUEEN)}
+# More soundtracks, read only by the use-like builds' --more-music (train side): Warzone 2100's
+# two albums (CC-BY-SA-3.0+ or GPL-2+), Nexuiz's (GPL-2+, the tracks inside music.pk3) and
+# LinCity-NG's three tracks (GPL-2+); instrumental, checked by ear-free screening
+# (gamesounds.MORE_MUSIC_EXCLUDE), none reserved for evaluation
+MORE_MUSIC = (RealSource("warzone-music", "warzone2100-music", WARZONE_MUSIC, ("music",)),
+              RealSource("nexuiz", "nexuiz-music", NEXUIZ_PK3, ("music",)),
+              RealSource("lincity", "lincity-ng-data", LINCITY_MUSIC, ("music",)))
+
+
+REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE, QUEEN) + MORE_MUSIC}
 
 
 # Whole sources that train never sees (dev only). Languages are held out across KLettres and
@@ -119,7 +131,7 @@ def stem(path: str) -> str:
 def file_id(src: str, path: str) -> str:
     """A stable, machine-independent id: the source name and the path inside the package."""
     for root in (KLETTRES, KTUBERLING, HEDGEWARS, FROZEN, NEVERBALL, PINGUS, STK, WIDELANDS,
-                 OPENCLONK, MINETEST, TUXPAINT):
+                 OPENCLONK, MINETEST, TUXPAINT, WARZONE_MUSIC, LINCITY_MUSIC):
         if path.startswith(root + "/"):
             return f"{src}:{os.path.relpath(path, root)}"
     if "/extracted/" in path:  # <cache>/extracted/<package-version>/<path in the archive>

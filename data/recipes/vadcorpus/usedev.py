@@ -25,11 +25,12 @@ import numpy as np
 from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT
 from .common import (canonical_json, choice, package_version, read_audio, resample, split_of,
                      weighted, write_wav_atomic)
-from .gamesounds import AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives
+from .gamesounds import (AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives,
+                         more_music_files)
 from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
                          speech_files, tuxpaint_descriptions)
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_over
-from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, REAL_BY_NAME, file_id
+from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 from .rooms import convolve, room_rir, simulation_method
 
@@ -180,15 +181,19 @@ def screen(path: str) -> tuple[np.ndarray, int, int] | None:
 # ----------------------------------------------------------------------------- backgrounds
 
 
-def background_pools(cache: str, side: str = "dev") -> dict[str, list]:
+def background_pools(cache: str, side: str = "dev", more_music: bool = False) -> dict[str, list]:
     """``dev``: held-out music and effect packages (never in training), and recorded ambience
     beds: files of the seen packages hashed into dev (never in training either), animal calls
     out. ``train``: the seen packages' music and effects hashed into train (as the training
-    recipes split them), animal calls out, and their steady ambience files as beds."""
+    recipes split them), animal calls out, and their steady ambience files as beds.
+    ``more_music`` (train only): the installed ``packages.MORE_MUSIC`` soundtracks' files hashed
+    into train join the music."""
     import soundfile as sf
 
     check_side(side)
-    real = [s.name for s in REAL_BY_NAME.values() if os.path.exists(s.check)]
+    if more_music and side != "train":
+        raise ValueError("more_music is for the train side")
+    real = [s.name for s in REAL_BY_NAME.values() if s not in MORE_MUSIC and os.path.exists(s.check)]
     versions = {REAL_BY_NAME[s].package: package_version(REAL_BY_NAME[s].package) for s in real}
     music, effects = background_files(real, extract_archives(cache, real, versions))
 
@@ -200,6 +205,10 @@ def background_pools(cache: str, side: str = "dev") -> dict[str, list]:
     def vocal(s: str, f: str) -> bool:
         return bool(VOCAL_LIKE.search(file_id(s, f).split(":", 1)[1]))
 
+    if more_music:
+        more = [s for s in MORE_MUSIC if os.path.exists(s.check)]
+        versions.update({s.package: package_version(s.package) for s in more})
+        music = music + more_music_files(cache, versions)
     music_files = [(s, f, float(sf.info(f).duration)) for s, f in music if on_side(s, f, HELD_OUT_MUSIC)]
     events = [(s, f) for s, f in effects if on_side(s, f, HELD_OUT_EFFECTS)
               and (side == "dev" or not vocal(s, f))]
@@ -412,6 +421,10 @@ def parse_args(argv=None):
                    help="the share of clips whose speech is heard in a simulated room (RT60 "
                         "0.15-0.8 s; labels from the dry speech); on the dev side, a reverberant "
                         "twin of the split (the same clips, the speech in rooms), not the split")
+    p.add_argument("--more-music", action="store_true",
+                   help="--side train only: Warzone 2100's, Nexuiz's and LinCity-NG's soundtracks "
+                        "(warzone2100-music, nexuiz-music, lincity-ng-data; those installed) join "
+                        "the music backgrounds, their files hashed into train")
     p.add_argument("--cache-dir", default=None, help="unpacked archives (default: OUT/_cache)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -424,6 +437,8 @@ def parse_args(argv=None):
             p.error("--speed-perturb is for --side train: the dev split plays its speech as recorded")
         if not 0.5 <= lo <= hi <= 2.0:
             p.error(f"--speed-perturb {lo:g} {hi:g}: need 0.5 <= LO <= HI <= 2")
+    if a.more_music and a.side != "train":
+        p.error("--more-music is for --side train: the dev split's music is its held-out packages'")
     if not 0.0 <= a.rooms <= 1.0:
         p.error(f"--rooms {a.rooms:g}: a share, 0..1")
     if not a.speech or set(a.speech) - set(SPEECH_WEIGHTS):
@@ -453,7 +468,7 @@ def main(argv=None) -> int:
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     groups = {g: v for g, v in speech_groups(a.side).items() if g.split(":")[0] in a.speech}
-    bg = background_pools(cache, a.side)
+    bg = background_pools(cache, a.side, a.more_music)
     plan = clip_plan(a.per_cell, a.clean, a.nonspeech)
     screened: dict = {}
     meta_rows, utt_rows, train_rows = [], [], []
@@ -491,7 +506,8 @@ def main(argv=None) -> int:
             "settings": {"seed": a.seed, "per_cell": a.per_cell, "clean": a.clean,
                          "speech": a.speech, "side": a.side, "speed_perturb": a.speed_perturb,
                          "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR,
-                         **({"rooms": a.rooms, "room_simulation": simulation_method()} if a.rooms else {})},
+                         **({"rooms": a.rooms, "room_simulation": simulation_method()} if a.rooms else {}),
+                         **({"more_music": True} if a.more_music else {})},
             "speech_groups": {g: len(v) for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
             "background_files": {k: len(bg[k]) for k in ("music", "events", "beds")},
