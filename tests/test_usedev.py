@@ -199,6 +199,34 @@ def test_more_music_sources_are_known_packages_none_reserved():
         == "warzone-music:albums/a/t1.opus"
 
 
+def test_more_music_unpacks_a_pk3_once_and_leaves_out_the_excluded_tracks(tmp_path, monkeypatch):
+    import zipfile
+
+    import soundfile as sf
+    from vadcorpus import gamesounds
+    from vadcorpus.packages import RealSource, file_id
+
+    tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)
+    sf.write(tmp_path / "t.ogg", tone, 16000)
+    pk3 = tmp_path / "music.pk3"
+    with zipfile.ZipFile(pk3, "w") as z:
+        for name in ("sound/cdtracks/calm.ogg", "sound/cdtracks/digital-pursuit.ogg"):
+            z.write(tmp_path / "t.ogg", name)
+        z.writestr("sound/cdtracks/readme.txt", "not audio")
+    monkeypatch.setattr(gamesounds, "NEXUIZ_PK3", str(pk3))
+    monkeypatch.setattr(gamesounds, "MORE_MUSIC", (
+        RealSource("nexuiz", "nexuiz-music", str(pk3), ("music",)),
+        RealSource("warzone-music", "warzone2100-music", str(tmp_path / "absent"), ("music",))))
+    cache = tmp_path / "cache"
+    got = gamesounds.more_music_files(str(cache), {"nexuiz-music": "9"})
+    assert [s for s, _ in got] == ["nexuiz"]  # the absent package skipped, the excluded track out
+    assert file_id(*got[0]) == "nexuiz:sound/cdtracks/calm.ogg"
+    y, sr = sf.read(got[0][1])
+    assert sr == 16000 and len(y) == 8000
+    again = gamesounds.more_music_files(str(cache), {"nexuiz-music": "9"})
+    assert again == got and len(list((cache / "extracted").iterdir())) == 1  # unpacked once
+
+
 def test_rooms_are_refused_outside_0_1_and_speed_on_the_dev_side():
     for argv in (["--out", "x", "--side", "train", "--rooms", "1.5"],
                  ["--out", "x", "--rooms", "-0.1"],
