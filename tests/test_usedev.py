@@ -213,7 +213,6 @@ def test_more_music_unpacks_a_pk3_once_and_leaves_out_the_excluded_tracks(tmp_pa
         for name in ("sound/cdtracks/calm.ogg", "sound/cdtracks/digital-pursuit.ogg"):
             z.write(tmp_path / "t.ogg", name)
         z.writestr("sound/cdtracks/readme.txt", "not audio")
-    monkeypatch.setattr(gamesounds, "NEXUIZ_PK3", str(pk3))
     monkeypatch.setattr(gamesounds, "MORE_MUSIC", (
         RealSource("nexuiz", "nexuiz-music", str(pk3), ("music",)),
         RealSource("warzone-music", "warzone2100-music", str(tmp_path / "absent"), ("music",))))

@@ -11,10 +11,9 @@ from functools import lru_cache
 import numpy as np
 
 from .common import _add, r3, read_audio, resample, unpack_once
-from .packages import (FROZEN, HEDGEWARS, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, LINCITY_MUSIC,
-                       MINETEST, MORE_MUSIC, NEVERBALL, NEXUIZ_PK3, OPENCLONK, OPENSFX, PINGUS,
-                       REAL_BY_NAME, STK, WARZONE_MUSIC, WIDELANDS, _dev_side, _pick, file_id,
-                       stem)
+from .packages import (FROZEN, HEDGEWARS, HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MINETEST, MORE_MUSIC,
+                       NEVERBALL, OPENCLONK, OPENSFX, PINGUS, REAL_BY_NAME, STK, WIDELANDS,
+                       _dev_side, _pick, file_id, stem)
 
 
 # Effects files with voices (speech, crowds, screams, singing, chants) or derived from packages
@@ -153,7 +152,8 @@ MORE_MUSIC_EXCLUDE = {"nexuiz": ("digital-pursuit", "infight")}
 
 def more_music_files(cache: str, versions: dict) -> list[tuple[str, str]]:
     """[(source, path)] of the --more-music soundtracks whose packages are installed (Nexuiz's
-    tracks unpacked from music.pk3 into the cache once per version)."""
+    tracks unpacked from music.pk3 into the cache once per version; the others' ``check`` is
+    their music folder)."""
     import zipfile
 
     out = []
@@ -162,7 +162,7 @@ def more_music_files(cache: str, versions: dict) -> list[tuple[str, str]]:
             continue
         if s.name == "nexuiz":
             def pk3():
-                with zipfile.ZipFile(NEXUIZ_PK3) as z:
+                with zipfile.ZipFile(s.check) as z:
                     for name in sorted(z.namelist()):
                         if name.lower().endswith(".ogg"):
                             yield name, z.read(name)
@@ -170,9 +170,8 @@ def more_music_files(cache: str, versions: dict) -> list[tuple[str, str]]:
             d = unpack_once(cache, "nexuiz-music-" + versions.get(s.package, ""), pk3)
             files = glob.glob(os.path.join(d, "**", "*.ogg"), recursive=True)
         else:
-            root = WARZONE_MUSIC if s.name == "warzone-music" else LINCITY_MUSIC
             files = [f for ext in ("ogg", "opus")
-                     for f in glob.glob(os.path.join(root, "**", f"*.{ext}"), recursive=True)]
+                     for f in glob.glob(os.path.join(s.check, "**", f"*.{ext}"), recursive=True)]
         ex = MORE_MUSIC_EXCLUDE.get(s.name, ())
         out += [(s.name, f) for f in sorted(files) if stem(f) not in ex]
     return out
