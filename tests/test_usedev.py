@@ -4,6 +4,7 @@ speech-v1."""
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,52 @@ def test_rooms_are_refused_outside_0_1_and_speed_on_the_dev_side():
     assert usedev.parse_args(["--out", "x", "--side", "train", "--rooms", "0.5"]).rooms == 0.5
     a = usedev.parse_args(["--out", "x", "--rooms", "1"])  # the dev split's reverberant twin
     assert (a.side, a.rooms, a.speech) == ("dev", 1.0, ["hedgewars", "tuxpaint"])
+
+
+def test_synthetic_voices_are_for_the_train_side_only():
+    for speech in ("tts", "asterisk,espeak-ng", "flite"):
+        with pytest.raises(SystemExit) as e:
+            usedev.parse_args(["--out", "x", "--speech", speech])
+        assert e.value.code == 2
+    a = usedev.parse_args(["--out", "x", "--side", "train", "--speech", "asterisk,tts"])
+    assert a.speech == ["asterisk", "espeak-ng", "festival", "flite"]
+    a = usedev.parse_args(["--out", "x", "--side", "train", "--speech", "flite,tts"])
+    assert sorted(a.speech) == ["espeak-ng", "festival", "flite"] and len(a.speech) == 3
+    with pytest.raises(SystemExit):
+        usedev.parse_args(["--out", "x", "--side", "train", "--speech", "espeak"])
+
+
+def test_synthetic_voices_leave_out_the_held_voices(tmp_path):
+    groups, versions = usedev.tts_groups(["espeak-ng", "flite", "festival"], str(tmp_path))
+    held = {f"{e}:{v}" for e, vs in usedev.HELD_OUT.items() for v in vs}
+    assert groups and not {g.split("+")[0] if g.startswith("flite") else g for g in groups} & held
+    variants = {g.split("+")[1] for g in groups if g.startswith("espeak-ng:")}
+    assert variants and not variants & set(usedev.HELD_OUT["espeak-ng"])
+    assert "flite:rms" not in groups and "festival:ked_diphone" not in groups
+    assert {"espeak-ng", "flite", "festival"} <= set(versions)
+    # one voice keeps its pitch; voices differ
+    pitches = {g.pitch for g in groups.values() if g.engine == "espeak-ng"}
+    assert len(pitches) > 10 and all(30 <= p <= 70 for p in pitches)
+    only, _ = usedev.tts_groups(["flite"], str(tmp_path))
+    assert set(only) == {f"flite:{v}" for v in usedev.FLITE_VOICES if v != "rms"}
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng (Debian package)")
+def test_a_synthetic_voice_reads_train_sentences_once_each(tmp_path):
+    from vadcorpus.common import split_of
+    groups, _ = usedev.tts_groups(["espeak-ng"], str(tmp_path))
+    voice = groups["espeak-ng:en-gb+m1"]
+    rng = np.random.default_rng(0)
+    drawn = [voice.draw(rng) for _ in range(3)]
+    assert len({uid for uid, _ in drawn}) == 3 and all(uid.startswith("espeak-ng:") for uid, _ in drawn)
+    for _, path in drawn:
+        assert Path(path).is_file() and str(tmp_path) in path
+        got = usedev.screen(path)  # a sentence: passes the same screening as the recordings
+        assert got is None or (got[2] - got[1]) / usedev.FPS >= usedev.MIN_ACTIVE_S
+    # the same draws render nothing new, and read train-side sentences only
+    n = len(list(tmp_path.rglob("*.wav")))
+    again = np.random.default_rng(0)
+    assert [voice.draw(again) for _ in range(3)] == drawn
+    assert len(list(tmp_path.rglob("*.wav"))) == n == 3
+    assert all(split_of(f"text:en:{usedev.pick_sentence(rng, 'en', 'train')[0]}") == "train"
+               for _ in range(20))

@@ -33,6 +33,8 @@ from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_ove
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 from .rooms import convolve, room_rir, simulation_method
+from .tts import ESPEAK_LANGS, ESPEAK_VARIANTS, FESTIVAL_VOICES, FLITE_VOICES, HELD_OUT
+from .tts import pick_sentence, render_tts
 
 RECIPE_VERSION = 1
 SIDES = ("dev", "train")  # --side: whose voices, files and packages a build reads
@@ -42,7 +44,12 @@ EXIT_MISSING = 3
 # Voices no training clip contains: Tux Paint's descriptions in gamespeech.TUXPAINT_DEV_LANGS,
 # Hedgewars' held-out packs (their Robot pack is vocoded: left out).
 HEDGEWARS_DEV_PACKS = ("Default_pl", "Pirate", "Russian_pl")
-SPEECH_WEIGHTS = {"asterisk": 0.35, "hedgewars": 0.25, "tuxpaint": 0.40}
+SPEECH_WEIGHTS = {"asterisk": 0.35, "hedgewars": 0.25, "tuxpaint": 0.40,
+                  # --side train only, and only when named in --speech: synthetic voices reading
+                  # sentences of tts.py's word lists (0.30 of 1.30: 23 % of the voices drawn)
+                  "espeak-ng": 0.15, "festival": 0.10, "flite": 0.05}
+TTS_FAMILIES = ("espeak-ng", "festival", "flite")
+TTS_SPEED = {"espeak-ng": (130, 190), "flite": (0.85, 1.2), "festival": (0.9, 1.2)}
 MIN_ACTIVE_S = 0.8          # shorter files are single words or syllables: left out (sentences wanted)
 MAX_ACTIVE_S = 20.0
 
@@ -137,6 +144,66 @@ def speech_groups(side: str = "dev") -> dict[str, list[tuple[str, str]]]:
 def check_side(side: str) -> None:
     if side not in SIDES:
         raise ValueError(f"side={side!r}: choose from {', '.join(SIDES)}")
+
+
+class TtsVoice:
+    """One synthetic voice of the train side: an espeak-ng language voice with one speaker
+    variant (its pitch fixed per voice), a flite voice or a festival voice. Each draw reads a new
+    train-side sentence (``tts.pick_sentence``) at a drawn speed, rendered once into the cache
+    (``tts.render_tts``), so a voice is a stream of utterances, not a list of files."""
+
+    def __init__(self, engine: str, voice: str, lang: str, cache: str, versions: dict,
+                 espeak_voice: str = "", stretch: bool = True):
+        self.engine, self.voice, self.lang = engine, voice, lang
+        self.espeak_voice, self.stretch = espeak_voice, stretch
+        self.cache_dir, self.versions = cache, versions
+        h = int(hashlib.sha256(f"tts-pitch:{espeak_voice}".encode()).hexdigest()[:8], 16)
+        self.pitch = 30 + h % 41  # espeak-ng -p, 30..70
+
+    def draw(self, rng) -> tuple[str, str]:
+        lo, hi = TTS_SPEED[self.engine]
+        spec = {"source": self.engine, "voice": self.voice, "lang": self.lang}
+        if self.engine == "espeak-ng":
+            spec.update(espeak_voice=self.espeak_voice, speed=int(rng.integers(lo, hi + 1)),
+                        pitch=self.pitch, wordgap=int(rng.integers(0, 3)))
+        else:
+            spec["stretch"] = round(float(rng.uniform(lo, hi)), 2) if self.stretch else 1.0
+        n, text = pick_sentence(rng, self.lang, "train")
+        spec.update(text=text, text_id=f"{self.lang}:{n}")
+        params = {k: spec[k] for k in sorted(spec) if k != "lang"}
+        uid = f"{self.engine}:{hashlib.sha256(canonical_json(params).encode()).hexdigest()[:16]}"
+        return uid, render_tts(spec, self)
+
+
+def tts_groups(families: list[str], cache: str) -> tuple[dict[str, TtsVoice], dict[str, str]]:
+    """(voice group -> :class:`TtsVoice`, package -> version) of the named engines, train voices
+    only (``tts.HELD_OUT`` keeps its voices for the recipes' dev clips); festival voices whose
+    folder is absent are skipped."""
+    versions = {pk: package_version(pk) for pk in families}
+    groups: dict[str, TtsVoice] = {}
+    if "espeak-ng" in families:
+        for lang, lvs in sorted(ESPEAK_LANGS.items()):
+            for lv in lvs:
+                for var in ESPEAK_VARIANTS:
+                    if var not in HELD_OUT["espeak-ng"]:
+                        groups[f"espeak-ng:{lv}+{var}"] = TtsVoice(
+                            "espeak-ng", var, lang, cache, versions, espeak_voice=f"{lv}+{var}")
+    if "flite" in families:
+        for v in FLITE_VOICES:
+            if v not in HELD_OUT["flite"]:
+                groups[f"flite:{v}"] = TtsVoice("flite", v, "en", cache, versions)
+    if "festival" in families:
+        for v in FESTIVAL_VOICES:
+            if v.name not in HELD_OUT["festival"] and os.path.isdir(v.directory):
+                versions[v.package] = package_version(v.package)
+                groups[f"festival:{v.name}"] = TtsVoice("festival", v.name, v.lang, cache,
+                                                        versions, stretch=v.stretch)
+    return groups, versions
+
+
+def draw_file(rng, group) -> tuple[str, str]:
+    """(id, path) of one utterance of a voice group: a recorded file, or a new synthetic one."""
+    return group.draw(rng) if isinstance(group, TtsVoice) else choice(rng, group)
 
 
 def played_at(piece: np.ndarray, a: int, b: int, factor: float) -> tuple[np.ndarray, int, int]:
@@ -311,7 +378,7 @@ def make_clip(seed: int, index: int, kind: str, cls: str, snr: float | None, gro
         t = int(rng.uniform(0.5, 2.0) * FPS)  # first labelled frame
         for _ in range(500):  # draws (a voice may have few files that pass the screening)
             voice = choice(rng, voices)
-            uid, path = choice(rng, groups[voice])
+            uid, path = draw_file(rng, groups[voice])
             if path not in screened:
                 got = screen(path)
                 if got is not None and speed:
@@ -410,7 +477,8 @@ def parse_args(argv=None):
                    help="speech families to draw from (default: hedgewars,tuxpaint for --side dev, "
                         "asterisk,hedgewars,tuxpaint for --side train); 'asterisk' on the dev side "
                         "adds the prompts hashed into dev, whose two speakers training has heard "
-                        "(other prompts)")
+                        "(other prompts); --side train may add synthetic voices: espeak-ng, "
+                        "festival, flite (or 'tts' for the three)")
     p.add_argument("--side", choices=SIDES, default="dev",
                    help="dev: held-out voices and packages (the dev split); train: the same layout "
                         "from what the training recipes may read, with a train.tsv to train on")
@@ -431,6 +499,12 @@ def parse_args(argv=None):
     if a.speech is None:
         a.speech = "hedgewars,tuxpaint" if a.side == "dev" else "asterisk,hedgewars,tuxpaint"
     a.speech = [x.strip() for x in a.speech.split(",") if x.strip()]
+    if "tts" in a.speech:
+        a.speech = [x for x in a.speech if x != "tts"] + [f for f in TTS_FAMILIES
+                                                         if f not in a.speech]
+    if a.side != "train" and set(a.speech) & set(TTS_FAMILIES):
+        p.error(f"--speech {','.join(sorted(set(a.speech) & set(TTS_FAMILIES)))}: synthetic "
+                "voices are for --side train (the dev split is recorded voices nobody trains on)")
     if a.speed_perturb is not None:
         lo, hi = a.speed_perturb
         if a.side != "train":
@@ -457,6 +531,9 @@ def main(argv=None) -> int:
     checks = {"asterisk-core-sounds-en-wav": os.path.join(ASTERISK_ROOT, ASTERISK_DIRS["en"]),
               **{REAL_BY_NAME[s].package: REAL_BY_NAME[s].check
                  for s in ("hedgewars", "tuxpaint", "neverball", "frozen-bubble", "openttd")}}
+    tts = [f for f in TTS_FAMILIES if f in a.speech]
+    checks.update({f: f"/usr/bin/{'text2wave' if f == 'festival' else f}" for f in tts})
+    need += tts
     missing = [pk for pk in need if not os.path.exists(checks[pk])]
     if missing:
         print(f"error: missing Debian package(s): {' '.join(missing)}\ninstall them with:\n"
@@ -468,6 +545,8 @@ def main(argv=None) -> int:
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     groups = {g: v for g, v in speech_groups(a.side).items() if g.split(":")[0] in a.speech}
+    tts_voices, tts_versions = tts_groups(tts, cache)
+    groups.update(tts_voices)
     bg = background_pools(cache, a.side, a.more_music)
     plan = clip_plan(a.per_cell, a.clean, a.nonspeech)
     screened: dict = {}
@@ -508,10 +587,12 @@ def main(argv=None) -> int:
                          "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR,
                          **({"rooms": a.rooms, "room_simulation": simulation_method()} if a.rooms else {}),
                          **({"more_music": True} if a.more_music else {})},
-            "speech_groups": {g: len(v) for g, v in sorted(groups.items())},
+            "speech_groups": {g: "synthetic" if isinstance(v, TtsVoice) else len(v)
+                              for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
             "background_files": {k: len(bg[k]) for k in ("music", "events", "beds")},
-            "packages": dict(sorted(bg["versions"].items())), "v1_rule": V1_RULE,
+            "packages": dict(sorted({**bg["versions"], **tts_versions}.items())),
+            "v1_rule": V1_RULE,
             "ours_rule": LABEL_RULE}
     with open(os.path.join(out, "recipe.json"), "w", encoding="utf-8") as fh:
         fh.write(canonical_json(info))
