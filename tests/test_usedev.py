@@ -239,8 +239,8 @@ def test_rooms_are_refused_outside_0_1_and_speed_on_the_dev_side():
     assert (a.side, a.rooms, a.speech) == ("dev", 1.0, ["hedgewars", "tuxpaint"])
 
 
-def test_synthetic_voices_are_for_the_train_side_only():
-    for speech in ("tts", "asterisk,espeak-ng", "flite"):
+def test_synthetic_voices_and_queen_are_for_the_train_side_only():
+    for speech in ("tts", "asterisk,espeak-ng", "flite", "queen"):
         with pytest.raises(SystemExit) as e:
             usedev.parse_args(["--out", "x", "--speech", speech])
         assert e.value.code == 2

@@ -28,7 +28,7 @@ from .common import (canonical_json, choice, package_version, read_audio, resamp
 from .gamesounds import (AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives,
                          more_music_files)
 from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
-                         speech_files, tuxpaint_descriptions)
+                         queen_lines, speech_files, tuxpaint_descriptions)
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_over
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
@@ -47,8 +47,11 @@ HEDGEWARS_DEV_PACKS = ("Default_pl", "Pirate", "Russian_pl")
 SPEECH_WEIGHTS = {"asterisk": 0.35, "hedgewars": 0.25, "tuxpaint": 0.40,
                   # --side train only, and only when named in --speech: synthetic voices reading
                   # sentences of tts.py's word lists (0.30 of 1.30: 23 % of the voices drawn)
-                  "espeak-ng": 0.15, "festival": 0.10, "flite": 0.05}
+                  "espeak-ng": 0.15, "festival": 0.10, "flite": 0.05,
+                  # --side train only, when named: Flight of the Amazon Queen's acted dialogue
+                  "queen": 0.25}
 TTS_FAMILIES = ("espeak-ng", "festival", "flite")
+TRAIN_ONLY = TTS_FAMILIES + ("queen",)
 TTS_SPEED = {"espeak-ng": (130, 190), "flite": (0.85, 1.2), "festival": (0.9, 1.2)}
 MIN_ACTIVE_S = 0.8          # shorter files are single words or syllables: left out (sentences wanted)
 MAX_ACTIVE_S = 20.0
@@ -502,9 +505,9 @@ def parse_args(argv=None):
     if "tts" in a.speech:
         a.speech = [x for x in a.speech if x != "tts"] + [f for f in TTS_FAMILIES
                                                          if f not in a.speech]
-    if a.side != "train" and set(a.speech) & set(TTS_FAMILIES):
-        p.error(f"--speech {','.join(sorted(set(a.speech) & set(TTS_FAMILIES)))}: synthetic "
-                "voices are for --side train (the dev split is recorded voices nobody trains on)")
+    if a.side != "train" and set(a.speech) & set(TRAIN_ONLY):
+        p.error(f"--speech {','.join(sorted(set(a.speech) & set(TRAIN_ONLY)))}: for --side train "
+                "only (the dev split is recorded voices of held-out sources nobody trains on)")
     if a.speed_perturb is not None:
         lo, hi = a.speed_perturb
         if a.side != "train":
@@ -534,6 +537,9 @@ def main(argv=None) -> int:
     tts = [f for f in TTS_FAMILIES if f in a.speech]
     checks.update({f: f"/usr/bin/{'text2wave' if f == 'festival' else f}" for f in tts})
     need += tts
+    if "queen" in a.speech:
+        need.append(REAL_BY_NAME["queen"].package)
+        checks[REAL_BY_NAME["queen"].package] = REAL_BY_NAME["queen"].check
     missing = [pk for pk in need if not os.path.exists(checks[pk])]
     if missing:
         print(f"error: missing Debian package(s): {' '.join(missing)}\ninstall them with:\n"
@@ -545,8 +551,13 @@ def main(argv=None) -> int:
     os.makedirs(cache, exist_ok=True)
     t0 = time.monotonic()
     groups = {g: v for g, v in speech_groups(a.side).items() if g.split(":")[0] in a.speech}
-    tts_voices, tts_versions = tts_groups(tts, cache)
+    tts_voices, extra_versions = tts_groups(tts, cache)
     groups.update(tts_voices)
+    if "queen" in a.speech:  # every kept line: the real corpus has no Queen dev clips
+        pkg = REAL_BY_NAME["queen"].package
+        extra_versions[pkg] = package_version(pkg)
+        for g, files in sorted(queen_lines(cache, extra_versions[pkg]).items()):
+            groups[f"queen:{g}"] = [(file_id("queen", f), f) for f in files]
     bg = background_pools(cache, a.side, a.more_music)
     plan = clip_plan(a.per_cell, a.clean, a.nonspeech)
     screened: dict = {}
@@ -591,7 +602,7 @@ def main(argv=None) -> int:
                               for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
             "background_files": {k: len(bg[k]) for k in ("music", "events", "beds")},
-            "packages": dict(sorted({**bg["versions"], **tts_versions}.items())),
+            "packages": dict(sorted({**bg["versions"], **extra_versions}.items())),
             "v1_rule": V1_RULE,
             "ours_rule": LABEL_RULE}
     with open(os.path.join(out, "recipe.json"), "w", encoding="utf-8") as fh:
