@@ -481,7 +481,8 @@ def parse_args(argv=None):
                         "asterisk,hedgewars,tuxpaint for --side train); 'asterisk' on the dev side "
                         "adds the prompts hashed into dev, whose two speakers training has heard "
                         "(other prompts); --side train may add synthetic voices: espeak-ng, "
-                        "festival, flite (or 'tts' for the three)")
+                        "festival, flite (or 'tts' for the three), and Flight of the Amazon "
+                        "Queen's dialogue: queen")
     p.add_argument("--side", choices=SIDES, default="dev",
                    help="dev: held-out voices and packages (the dev split); train: the same layout "
                         "from what the training recipes may read, with a train.tsv to train on")
