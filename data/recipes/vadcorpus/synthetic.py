@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 
 from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT, _asterisk
 from .common import (DEV_PERCENT, EXIT_MISSING, RECIPE_VERSION, SPLITS, choice, package_version,
-                     r3, read_audio, resample, sha256_hex, split_of, weighted)
+                     r3, read_audio, resample, split_of, weighted)
 from .driver import (check_clip_args, clear_split_dirs, clip_counts, finish_clip, run_clip_jobs,
                      summarize, write_meta, write_tsv)
 from .labels import LABEL_RULE, Utterance, analyse, rms_over
@@ -25,7 +24,7 @@ from .noise import background_noise, telephone
 from .samples import (BUCKLE_DIR, SONIC_PI_DIR, SONIC_PI_EXCLUDE, background_keyboard,
                       background_samples)
 from .tts import (ESPEAK_LANGS, ESPEAK_VARIANTS, FESTIVAL_VOICES, FLITE_VOICES, HELD_OUT,
-                  pick_sentence, render_tts)
+                  pick_sentence, render_tts, utterance_id)
 
 
 @dataclass(frozen=True)
@@ -267,8 +266,7 @@ def utterance_spec(rng, split: str, pools: Pools) -> dict:
                     stretch=round(float(rng.uniform(0.85, 1.25)), 2) if v.stretch else 1.0)
     n, text = pick_sentence(rng, spec["lang"], split)
     spec.update(text=text, text_id=f"{spec['lang']}:{n}")
-    params = {k: spec[k] for k in sorted(spec) if k not in ("id", "lang")}
-    spec["id"] = f"{engine}:{sha256_hex(json.dumps(params, sort_keys=True))[:16]}"
+    spec["id"] = utterance_id(spec)
     return spec
 
 

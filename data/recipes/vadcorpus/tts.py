@@ -243,6 +243,13 @@ def pick_sentence(rng, lang: str, split: str) -> tuple[int, str]:
             return n, sentence(lang, n)
 
 
+def utterance_id(spec: dict) -> str:
+    """``<engine>:<16 hex>``: one synthetic utterance's id, from everything that renders it
+    (its language is implied by the voice and the text)."""
+    params = {k: spec[k] for k in sorted(spec) if k not in ("id", "lang")}
+    return f"{spec['source']}:{sha256_hex(json.dumps(params, sort_keys=True))[:16]}"
+
+
 def render_tts(spec: dict, pools: Pools) -> str:
     """Render one synthetic utterance to a cached WAV; returns its path."""
     engine = spec["source"]

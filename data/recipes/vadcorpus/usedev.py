@@ -33,8 +33,9 @@ from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_ove
 from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id
 from .packages import split_of as real_split_of
 from .rooms import convolve, room_rir, simulation_method
+from .synthetic import SOURCE_BY_NAME, _package_checks
 from .tts import ESPEAK_LANGS, ESPEAK_VARIANTS, FESTIVAL_VOICES, FLITE_VOICES, HELD_OUT
-from .tts import pick_sentence, render_tts
+from .tts import pick_sentence, render_tts, utterance_id
 
 RECIPE_VERSION = 1
 SIDES = ("dev", "train")  # --side: whose voices, files and packages a build reads
@@ -153,7 +154,8 @@ class TtsVoice:
     """One synthetic voice of the train side: an espeak-ng language voice with one speaker
     variant (its pitch fixed per voice), a flite voice or a festival voice. Each draw reads a new
     train-side sentence (``tts.pick_sentence``) at a drawn speed, rendered once into the cache
-    (``tts.render_tts``), so a voice is a stream of utterances, not a list of files."""
+    (``tts.render_tts``, which reads its ``cache_dir`` and ``versions``), so a voice is a stream
+    of utterances, not a list of files."""
 
     def __init__(self, engine: str, voice: str, lang: str, cache: str, versions: dict,
                  espeak_voice: str = "", stretch: bool = True):
@@ -161,7 +163,7 @@ class TtsVoice:
         self.espeak_voice, self.stretch = espeak_voice, stretch
         self.cache_dir, self.versions = cache, versions
         h = int(hashlib.sha256(f"tts-pitch:{espeak_voice}".encode()).hexdigest()[:8], 16)
-        self.pitch = 30 + h % 41  # espeak-ng -p, 30..70
+        self.pitch = 30 + h % 41 if espeak_voice else None  # espeak-ng -p, 30..70
 
     def draw(self, rng) -> tuple[str, str]:
         lo, hi = TTS_SPEED[self.engine]
@@ -173,9 +175,7 @@ class TtsVoice:
             spec["stretch"] = round(float(rng.uniform(lo, hi)), 2) if self.stretch else 1.0
         n, text = pick_sentence(rng, self.lang, "train")
         spec.update(text=text, text_id=f"{self.lang}:{n}")
-        params = {k: spec[k] for k in sorted(spec) if k != "lang"}
-        uid = f"{self.engine}:{hashlib.sha256(canonical_json(params).encode()).hexdigest()[:16]}"
-        return uid, render_tts(spec, self)
+        return utterance_id(spec), render_tts(spec, self)
 
 
 def tts_groups(families: list[str], cache: str) -> tuple[dict[str, TtsVoice], dict[str, str]]:
@@ -535,13 +535,12 @@ def main(argv=None) -> int:
     checks = {"asterisk-core-sounds-en-wav": os.path.join(ASTERISK_ROOT, ASTERISK_DIRS["en"]),
               **{REAL_BY_NAME[s].package: REAL_BY_NAME[s].check
                  for s in ("hedgewars", "tuxpaint", "neverball", "frozen-bubble", "openttd")}}
-    tts = [f for f in TTS_FAMILIES if f in a.speech]
-    checks.update({f: f"/usr/bin/{'text2wave' if f == 'festival' else f}" for f in tts})
-    need += tts
     if "queen" in a.speech:
         need.append(REAL_BY_NAME["queen"].package)
         checks[REAL_BY_NAME["queen"].package] = REAL_BY_NAME["queen"].check
     missing = [pk for pk in need if not os.path.exists(checks[pk])]
+    tts = [f for f in TTS_FAMILIES if f in a.speech]  # the engines' binaries, as synthetic.py checks
+    missing += [pk for f in tts for pk, ok in _package_checks(SOURCE_BY_NAME[f]) if not ok]
     if missing:
         print(f"error: missing Debian package(s): {' '.join(missing)}\ninstall them with:\n"
               f"    apt-get update && apt-get install -y {' '.join(missing)}", file=sys.stderr)
