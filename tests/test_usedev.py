@@ -286,3 +286,102 @@ def test_a_synthetic_voice_reads_train_sentences_once_each(tmp_path):
     assert len(list(tmp_path.rglob("*.wav"))) == n == 3
     assert all(split_of(f"text:en:{usedev.pick_sentence(rng, 'en', 'train')[0]}") == "train"
                for _ in range(20))
+
+
+def test_desktop_backgrounds_are_for_the_dev_side_and_tonal_sounds_for_train():
+    for argv in (["--out", "x", "--side", "train", "--backgrounds", "desktop"],
+                 ["--out", "x", "--tonal", "0.5"],
+                 ["--out", "x", "--side", "train", "--tonal", "1.5"]):
+        with pytest.raises(SystemExit) as e:
+            usedev.parse_args(argv)
+        assert e.value.code == 2
+    assert usedev.parse_args(["--out", "x", "--backgrounds", "desktop"]).backgrounds == "desktop"
+    a = usedev.parse_args(["--out", "x", "--side", "train", "--tonal", "0.5"])
+    assert (a.tonal, a.backgrounds) == (0.5, "games")
+
+
+def test_desktop_packages_are_read_by_no_training_recipe_and_none_reserved():
+    from vadcorpus.packages import (DESKTOP_EVENTS, DESKTOP_MUSIC, DESKTOP_SOURCES, MORE_MUSIC,
+                                    QUEEN, REAL_SOURCES, WARZONE, file_id)
+    reserved = ("sound-theme-freedesktop", "oxygen-sounds", "deepin-sound-theme", "gnome-audio",
+                "alsa-utils", "moh-opsound", "gcin-voice", "wesnoth", "supertux-data")
+    trained = {s.package for s in REAL_SOURCES + (WARZONE, QUEEN) + MORE_MUSIC}
+    for s in DESKTOP_SOURCES:
+        assert s.package not in trained and not any(r in s.package for r in reserved)
+    # no recipe file but packages.py names the desktop roots: only the dev split reads them
+    roots = {root for _, root, _ in (*DESKTOP_EVENTS.values(), *DESKTOP_MUSIC.values())}
+    for py in [*(RECIPES / "vadcorpus").glob("*.py"), *RECIPES.glob("*.py")]:
+        if py.name != "packages.py":
+            assert not any(r in py.read_text() for r in roots), py
+    assert file_id("yaru", "/usr/share/sounds/Yaru/stereo/bell.oga") == "yaru:stereo/bell.oga"
+    assert file_id("lomiri-ringtones", "/usr/share/sounds/lomiri/ringtones/Soul.ogg") \
+        == "lomiri-ringtones:ringtones/Soul.ogg"
+
+
+@pytest.mark.skipif(shutil.which("fluidsynth") is None
+                    or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists(),
+                    reason="needs fluidsynth and fluid-soundfont-gm (Debian packages)")
+def test_tonal_banks_are_pitched_instruments_rendered_once_and_deterministic(tmp_path):
+    from vadcorpus import music
+    assert not set(music.TONAL_PROGRAMS) & set(music.GM_EXCLUDE)
+    rng = np.random.Generator(np.random.PCG64(1))
+    midi, info = music.tonal_bank_midi(rng, 12, 4.0, "jingle")
+    assert len(info) == 12 and all(set(i["programs"]) <= set(music.TONAL_PROGRAMS) for i in info)
+    channels, programs, i = set(), set(), 22  # walk the track: header 14 + track header 8 bytes
+    while i < len(midi):
+        while midi[i] & 0x80:  # delta time (VLQ)
+            i += 1
+        status = midi[i + 1]
+        if status == 0xFF:
+            i += 4 + midi[i + 3]
+        else:
+            channels.add(status & 0x0F)
+            if status & 0xF0 == 0xC0:
+                programs.add(midi[i + 2])
+            i += 3 if status & 0xF0 == 0xC0 else 4
+    assert 9 not in channels and programs <= set(music.TONAL_PROGRAMS) and len(programs) > 3
+    banks = []
+    for cache in (tmp_path / "a", tmp_path / "b"):
+        jingles = music.tonal_bank(3, 8, "jingle", 16000, str(cache), {})
+        rings = music.tonal_bank(3, 4, "ringtone", 16000, str(cache), {})
+        banks.append((jingles, rings))
+        assert len(list((cache / "music").rglob("*.wav"))) == 2  # one render per bank
+    for x, y in zip(banks[0][0] + banks[0][1], banks[1][0] + banks[1][1]):
+        assert np.array_equal(x, y)
+    jingles, rings = banks[0]
+    assert len(jingles) == 8 and len(rings) == 4
+    assert all(0.05 < len(x) / 16000 <= 4.0 and np.max(np.abs(x)) > 0.01 for x in jingles)
+    assert all(1.0 < len(x) / 16000 <= 8.0 for x in rings)
+    other = music.tonal_bank(4, 8, "jingle", 16000, str(tmp_path / "a"), {})
+    assert not np.array_equal(other[0][:1000], jingles[0][:1000])  # the seed draws the bank
+
+
+DESKTOP_NEEDS = NEEDS + ["/usr/share/sounds/Yaru", "/usr/share/sounds/lomiri",
+                         "/usr/share/sounds/purple", "/usr/share/sounds/sound-icons",
+                         "/usr/share/psi-plus/sound", "/usr/share/eiskaltdcpp/sounds",
+                         "/usr/share/games/colobot/music", "/usr/share/games/xmoto/Textures/Musics"]
+
+
+@pytest.mark.skipif(not all(Path(p).exists() for p in DESKTOP_NEEDS),
+                    reason="the Debian packages of --backgrounds desktop are not installed")
+def test_desktop_split_has_the_same_speech_and_labels_under_other_backgrounds(tmp_path):
+    outs = {}
+    for name, extra in (("games", []), ("desktop", ["--backgrounds", "desktop"])):
+        out = tmp_path / name
+        res = subprocess.run([sys.executable, str(RECIPES / "dev_continuous.py"), "--out", str(out),
+                              "-q", "--per-cell", "0", "--clean", "1", "--nonspeech", "3", *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        outs[name] = out
+    for npy in sorted(outs["games"].glob("use_*.npy")):
+        assert npy.read_bytes() == (outs["desktop"] / npy.name).read_bytes()
+    rows = list(csv.DictReader(open(outs["desktop"] / "meta.csv")))
+    desktop = ("colobot:", "xmoto:", "lomiri-ringtones:", "events over pink noise")
+    assert any(d in rows[1]["bg_detail"] for d in desktop[:3])  # the first clip without speech: music
+    assert "events over pink noise" in rows[2]["bg_detail"]
+    wav = {k: [(o / f"use_00{i}.wav").read_bytes() for i in range(2)] for k, o in outs.items()}
+    assert wav["games"][0] == wav["desktop"][0]  # the clean clip: no background
+    assert wav["games"][1] != wav["desktop"][1]
+    import json
+    pk = json.loads((outs["desktop"] / "recipe.json").read_text())["packages"]
+    assert "colobot-common-sounds" in pk and "neverball-common" not in pk

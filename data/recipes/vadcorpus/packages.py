@@ -99,6 +99,27 @@ MORE_MUSIC = (RealSource("warzone-music", "warzone2100-music", WARZONE_MUSIC, ("
               RealSource("lincity", "lincity-ng-data", LINCITY_MUSIC, ("music",)))
 
 
+# Desktop sound themes and produced music that no training recipe reads, dev only: the
+# backgrounds of dev_continuous.py --backgrounds desktop (a desktop's notification sounds over a
+# pink floor, produced tracks and ringtones for music, as speech-v1's events and hold music are)
+DESKTOP_EVENTS = {  # source: (package, root, globs under the root)
+    "yaru": ("yaru-theme-sound", "/usr/share/sounds/Yaru", ("stereo/*.oga",)),
+    "lomiri": ("lomiri-sounds", "/usr/share/sounds/lomiri", ("notifications/*.ogg", "camera/*/*.ogg")),
+    "purple": ("pidgin-data", "/usr/share/sounds/purple", ("*.wav",)),
+    "sound-icons": ("sound-icons", "/usr/share/sounds/sound-icons", ("*.wav",)),
+    "psi-plus": ("psi-plus-sounds", "/usr/share/psi-plus/sound", ("*.wav",)),
+    "eiskaltdcpp": ("eiskaltdcpp-sounds", "/usr/share/eiskaltdcpp/sounds", ("*.wav",)),
+}
+DESKTOP_MUSIC = {
+    "colobot": ("colobot-common-sounds", "/usr/share/games/colobot/music", ("*.ogg",)),
+    "xmoto": ("xmoto-data", "/usr/share/games/xmoto/Textures/Musics", ("*.ogg",)),
+    "lomiri-ringtones": ("lomiri-sounds", "/usr/share/sounds/lomiri", ("ringtones/*.ogg",)),
+}
+DESKTOP_SOURCES = tuple(RealSource(name, pkg, root, (role,))
+                        for role, table in (("effects", DESKTOP_EVENTS), ("music", DESKTOP_MUSIC))
+                        for name, (pkg, root, _) in table.items())
+
+
 REAL_BY_NAME = {s.name: s for s in REAL_SOURCES + (WARZONE, QUEEN) + MORE_MUSIC}
 
 
@@ -133,6 +154,9 @@ def file_id(src: str, path: str) -> str:
     for root in (KLETTRES, KTUBERLING, HEDGEWARS, FROZEN, NEVERBALL, PINGUS, STK, WIDELANDS,
                  OPENCLONK, MINETEST, TUXPAINT, WARZONE_MUSIC, LINCITY_MUSIC):
         if path.startswith(root + "/"):
+            return f"{src}:{os.path.relpath(path, root)}"
+    for name, (_, root, _) in {**DESKTOP_EVENTS, **DESKTOP_MUSIC}.items():
+        if src == name and path.startswith(root + "/"):
             return f"{src}:{os.path.relpath(path, root)}"
     if "/extracted/" in path:  # <cache>/extracted/<package-version>/<path in the archive>
         return f"{src}:{path.split('/extracted/', 1)[1].split('/', 1)[1]}"

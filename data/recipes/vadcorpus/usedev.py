@@ -17,6 +17,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -30,7 +31,9 @@ from .gamesounds import (AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract
 from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
                          queen_lines, speech_files, tuxpaint_descriptions)
 from .labels import LABEL_RULE, frame_energy_db, label_runs, merge_runs, rms_over
-from .packages import HELD_OUT_EFFECTS, HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id
+from .music import SF2, tonal_bank
+from .packages import (DESKTOP_EVENTS, DESKTOP_MUSIC, DESKTOP_SOURCES, HELD_OUT_EFFECTS,
+                       HELD_OUT_MUSIC, MORE_MUSIC, REAL_BY_NAME, file_id)
 from .packages import split_of as real_split_of
 from .rooms import convolve, room_rir, simulation_method
 from .synthetic import SOURCE_BY_NAME, _package_checks
@@ -60,6 +63,11 @@ MAX_ACTIVE_S = 20.0
 CLIP_S = 30.0
 SNRS_DB = (20, 10, 5, 0, -5)
 CLASSES = ("music", "events", "noise")
+BACKGROUND_SETS = ("games", "desktop")  # --backgrounds (dev side)
+TONAL_PACKAGES = ("fluidsynth", "fluid-soundfont-gm")  # --tonal's renders
+PACKAGE_OF = {**{s.name: s.package for s in REAL_BY_NAME.values()},
+              **{s.name: s.package for s in DESKTOP_SOURCES}}  # a background source's package
+TONAL_BANK = {"jingle": 400, "ringtone": 150}  # sounds per build (--tonal)
 PAUSE_S = (0.4, 4.0)        # log-uniform, from one utterance's last labelled frame to the next's first
 CONTEXT_FRAMES = 30         # recording kept around an utterance's labelled frames (room tone)
 SPEECH_DBFS = (-30.0, -20.0)
@@ -293,6 +301,42 @@ def background_pools(cache: str, side: str = "dev", more_music: bool = False) ->
     return {"music": music_files, "events": events, "beds": beds, "versions": versions}
 
 
+def desktop_pools(cache: str) -> dict[str, list]:
+    """The dev side's pools with other music and events (``--backgrounds desktop``): a desktop's
+    notification sounds (``packages.DESKTOP_EVENTS``) and produced tracks and ringtones
+    (``DESKTOP_MUSIC``), packages no training recipe reads; the noise beds are the default's."""
+    import soundfile as sf
+
+    bg = background_pools(cache, "dev")
+
+    def files(table: dict) -> list[tuple[str, str]]:
+        out = []
+        for name, (pkg, root, globs) in sorted(table.items()):
+            seen = set()
+            for g in globs:
+                for f in sorted(glob.glob(os.path.join(root, g))):
+                    real = os.path.realpath(f)  # sound-icons names one file several times
+                    if real not in seen and not os.path.islink(f):
+                        seen.add(real)
+                        out.append((name, f))
+            bg["versions"][pkg] = package_version(pkg)
+        return out
+
+    music = [(s, f, float(sf.info(f).duration)) for s, f in files(DESKTOP_MUSIC)]
+    events = [(s, f) for s, f in files(DESKTOP_EVENTS)]
+    # the default's versions keep only what this build reads: the beds' packages
+    used = {REAL_BY_NAME[s].package for s, _, _ in bg["beds"]} | \
+        {t[0] for t in (*DESKTOP_EVENTS.values(), *DESKTOP_MUSIC.values())}
+    versions = {k: v for k, v in bg["versions"].items() if k in used}
+    return {"music": music, "events": events, "beds": bg["beds"], "versions": versions}
+
+
+def _trimmed(y: np.ndarray) -> np.ndarray:
+    """A short track (a ringtone) without its silent lead-in and tail, to be looped."""
+    on = np.flatnonzero(np.abs(y) > 1e-3 * (np.max(np.abs(y)) + 1e-12))
+    return y[on[0]:on[-1] + 1] if len(on) else y
+
+
 def _loop(y: np.ndarray, n: int, rng) -> np.ndarray:
     start = int(rng.integers(len(y)))
     return np.resize(np.roll(y, -start), n)
@@ -311,25 +355,34 @@ def coloured_noise(rng, n: int, alpha: float) -> np.ndarray:
 
 def background(rng, cls: str, n: int, bg: dict) -> tuple[np.ndarray, str, list[str]]:
     """(signal over the whole clip, detail, package sources) for one background class."""
+    if cls == "music" and bg.get("ringtones") and rng.random() < bg["tonal"]:
+        k = int(rng.integers(len(bg["ringtones"])))  # a synthetic ringtone, looped
+        unit = np.concatenate([bg["ringtones"][k], np.zeros(int(rng.uniform(0.0, 0.6) * SR))])
+        return _loop(unit, n, rng), f"tonal ringtone #{k}", list(TONAL_PACKAGES)
     if cls == "music":
         for _ in range(20):  # a window with music throughout: no 1 s block 30 dB under the rest
             src, f, dur = choice(rng, bg["music"])
             start = float(rng.uniform(0, max(dur - n / SR, 0)))
             y, sr_in = read_audio(f)
             y = resample(y[int(start * sr_in):int((start + n / SR + 1) * sr_in)], sr_in, SR)
+            if src in DESKTOP_MUSIC and dur < n / SR:  # a ringtone: looped without its silences
+                y = _trimmed(y)
             y = np.resize(y, n)
             blocks = (y[:n // SR * SR].reshape(-1, SR) ** 2).mean(axis=1)
             if blocks.min() > 1e-3 * blocks.mean():
                 break
-        return y, f"{file_id(src, f)}@{start:.1f}s", [REAL_BY_NAME[src].package]
+        return y, f"{file_id(src, f)}@{start:.1f}s", [PACKAGE_OF[src]]
     if cls == "events":
         buf, used = np.zeros(n), []
         rate = float(rng.uniform(0.3, 1.5))
         t = float(rng.exponential(1 / rate))
         while t * SR < n:
-            src, f = choice(rng, bg["events"])
-            x, sr_in = read_audio(f)
-            x = resample(x, sr_in, SR)
+            if bg.get("jingles") and rng.random() < bg["tonal"]:  # a synthetic chime
+                src, x = "tonal", choice(rng, bg["jingles"])
+            else:
+                src, f = choice(rng, bg["events"])
+                x, sr_in = read_audio(f)
+                x = resample(x, sr_in, SR)
             x = x / (np.max(np.abs(x)) + 1e-9) * 10 ** (rng.uniform(-12, 0) / 20)
             a = int(t * SR)
             buf[a:a + len(x)] += x[:n - a]
@@ -337,7 +390,8 @@ def background(rng, cls: str, n: int, bg: dict) -> tuple[np.ndarray, str, list[s
             t += float(rng.exponential(1 / rate))
         rms = float(np.sqrt(np.mean(buf ** 2))) or 1.0
         buf += coloured_noise(rng, n, 1.0) * rms * 10 ** (PINK_FLOOR_DB / 20)
-        pk = sorted({REAL_BY_NAME[s].package for s in used})
+        pk = sorted({p for s in used
+                     for p in (TONAL_PACKAGES if s == "tonal" else (PACKAGE_OF[s],))})
         return buf, f"{len(used)} events over pink noise {PINK_FLOOR_DB:.0f} dB", pk
     if rng.random() < 0.5 and bg["beds"]:  # recorded noise
         src, f, _ = choice(rng, bg["beds"])
@@ -497,6 +551,18 @@ def parse_args(argv=None):
                    help="--side train only: Warzone 2100's, Nexuiz's and LinCity-NG's soundtracks "
                         "(warzone2100-music, nexuiz-music, lincity-ng-data; those installed) join "
                         "the music backgrounds, their files hashed into train")
+    p.add_argument("--tonal", type=float, default=0.0, metavar="P",
+                   help="--side train only: each scattered event is, with probability P, a "
+                        "synthetic chime (1-5 notes or a chord of a pitched General MIDI "
+                        "instrument, rendered by fluidsynth), and each music background a "
+                        "synthetic ringtone (a 1.5-5 s melodic motif, looped); the banks (400 "
+                        "chimes, 150 ringtones) are drawn from the seed")
+    p.add_argument("--backgrounds", choices=BACKGROUND_SETS, default="games",
+                   help="dev side: games = held-out game soundtracks and effects (the split); "
+                        "desktop = a second split of the same speech under other music and events: "
+                        "produced tracks and ringtones (Colobot, X-Moto, Lomiri) and a desktop's "
+                        "notification sounds (Yaru, Lomiri, Pidgin, Psi+, EiskaltDC++, "
+                        "sound-icons) over a pink floor, packages no training recipe reads")
     p.add_argument("--cache-dir", default=None, help="unpacked archives (default: OUT/_cache)")
     p.add_argument("-q", "--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -517,6 +583,13 @@ def parse_args(argv=None):
             p.error(f"--speed-perturb {lo:g} {hi:g}: need 0.5 <= LO <= HI <= 2")
     if a.more_music and a.side != "train":
         p.error("--more-music is for --side train: the dev split's music is its held-out packages'")
+    if not 0.0 <= a.tonal <= 1.0:
+        p.error(f"--tonal {a.tonal:g}: a probability, 0..1")
+    if a.tonal and a.side != "train":
+        p.error("--tonal is for --side train: the dev split's sounds are recorded ones")
+    if a.backgrounds != "games" and a.side != "dev":
+        p.error(f"--backgrounds {a.backgrounds} is for --side dev: its packages are kept out of "
+                "training")
     if not 0.0 <= a.rooms <= 1.0:
         p.error(f"--rooms {a.rooms:g}: a share, 0..1")
     if not a.speech or set(a.speech) - set(SPEECH_WEIGHTS):
@@ -538,6 +611,15 @@ def main(argv=None) -> int:
     if "queen" in a.speech:
         need.append(REAL_BY_NAME["queen"].package)
         checks[REAL_BY_NAME["queen"].package] = REAL_BY_NAME["queen"].check
+    if a.backgrounds == "desktop":
+        for pkg, root, _ in (*DESKTOP_EVENTS.values(), *DESKTOP_MUSIC.values()):
+            if pkg not in need:
+                need.append(pkg)
+            checks[pkg] = root
+    if a.tonal:
+        need += list(TONAL_PACKAGES)
+        checks.update({"fluidsynth": shutil.which("fluidsynth") or "/nonexistent",
+                       "fluid-soundfont-gm": SF2})
     missing = [pk for pk in need if not os.path.exists(checks[pk])]
     tts = [f for f in TTS_FAMILIES if f in a.speech]  # the engines' binaries, as synthetic.py checks
     missing += [pk for f in tts for pk, ok in _package_checks(SOURCE_BY_NAME[f]) if not ok]
@@ -558,7 +640,13 @@ def main(argv=None) -> int:
         extra_versions[pkg] = package_version(pkg)
         for g, files in sorted(queen_lines(cache, extra_versions[pkg]).items()):
             groups[f"queen:{g}"] = [(file_id("queen", f), f) for f in files]
-    bg = background_pools(cache, a.side, a.more_music)
+    bg = desktop_pools(cache) if a.backgrounds == "desktop" else \
+        background_pools(cache, a.side, a.more_music)
+    if a.tonal:
+        bg["versions"].update({pk: package_version(pk) for pk in TONAL_PACKAGES})
+        bg["tonal"] = a.tonal
+        for kind, count in TONAL_BANK.items():
+            bg[kind + "s"] = tonal_bank(a.seed, count, kind, SR, cache, bg["versions"])
     plan = clip_plan(a.per_cell, a.clean, a.nonspeech)
     screened: dict = {}
     meta_rows, utt_rows, train_rows = [], [], []
@@ -597,7 +685,9 @@ def main(argv=None) -> int:
                          "speech": a.speech, "side": a.side, "speed_perturb": a.speed_perturb,
                          "nonspeech": a.nonspeech, "clip_seconds": CLIP_S, "sr": SR,
                          **({"rooms": a.rooms, "room_simulation": simulation_method()} if a.rooms else {}),
-                         **({"more_music": True} if a.more_music else {})},
+                         **({"more_music": True} if a.more_music else {}),
+                         **({"backgrounds": a.backgrounds} if a.backgrounds != "games" else {}),
+                         **({"tonal": a.tonal, "tonal_bank": TONAL_BANK} if a.tonal else {})},
             "speech_groups": {g: "synthetic" if isinstance(v, TtsVoice) else len(v)
                               for g, v in sorted(groups.items())},
             "screened_out": sorted(p for p, v in screened.items() if v is None),
