@@ -84,21 +84,7 @@ def make_midi(rng, seconds: float) -> tuple[bytes, dict]:
 
 
 def render_music(midi: bytes, pools: Pools) -> np.ndarray:
-    key = sha256_hex(RECIPE_VERSION, hashlib.sha256(midi).hexdigest(), pools.sr,
-                     pools.versions.get("fluidsynth", ""),
-                     pools.versions.get("fluid-soundfont-gm", ""))
-    out = os.path.join(pools.cache_dir, "music", key[:2], key + ".wav")
-    if not os.path.exists(out):
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
-            mid, wav = os.path.join(tmp, "m.mid"), os.path.join(tmp, "m.wav")
-            with open(mid, "wb") as f:
-                f.write(midi)
-            _run(["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(pools.sr), "-T", "wav",
-                  "-O", "s16", "-F", wav, SF2, mid], "fluidsynth")
-            os.replace(wav, out)
-    y, sr = read_audio(out)
-    return resample(y, sr, pools.sr)
+    return render_midi_file(midi, pools.sr, pools.cache_dir, pools.versions)
 
 
 # Pitched General MIDI programs that ring, pluck or chime (0-based): pianos, chromatic percussion,
@@ -168,7 +154,8 @@ def tonal_bank_midi(rng, count: int, slot_s: float, kind: str) -> tuple[bytes, l
 
 
 def render_midi_file(midi: bytes, sr: int, cache_dir: str, versions: dict) -> np.ndarray:
-    """fluidsynth's render of one MIDI file with the FluidR3 GM soundfont, cached by content."""
+    """fluidsynth's render of one MIDI file with the FluidR3 GM soundfont, cached by content
+    (a long bank may take minutes: a longer timeout than the other tools')."""
     key = sha256_hex(RECIPE_VERSION, hashlib.sha256(midi).hexdigest(), sr,
                      versions.get("fluidsynth", ""), versions.get("fluid-soundfont-gm", ""))
     out = os.path.join(cache_dir, "music", key[:2], key + ".wav")
