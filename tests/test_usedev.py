@@ -4,6 +4,7 @@ speech-v1."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -356,10 +357,7 @@ def test_tonal_banks_are_pitched_instruments_rendered_once_and_deterministic(tmp
     assert not np.array_equal(other[0][:1000], jingles[0][:1000])  # the seed draws the bank
 
 
-DESKTOP_NEEDS = NEEDS + ["/usr/share/sounds/Yaru", "/usr/share/sounds/lomiri",
-                         "/usr/share/sounds/purple", "/usr/share/sounds/sound-icons",
-                         "/usr/share/psi-plus/sound", "/usr/share/eiskaltdcpp/sounds",
-                         "/usr/share/games/colobot/music", "/usr/share/games/xmoto/Textures/Musics"]
+DESKTOP_NEEDS = NEEDS + [s.check for s in usedev.DESKTOP_SOURCES]
 
 
 @pytest.mark.skipif(not all(Path(p).exists() for p in DESKTOP_NEEDS),
@@ -382,6 +380,5 @@ def test_desktop_split_has_the_same_speech_and_labels_under_other_backgrounds(tm
     wav = {k: [(o / f"use_00{i}.wav").read_bytes() for i in range(2)] for k, o in outs.items()}
     assert wav["games"][0] == wav["desktop"][0]  # the clean clip: no background
     assert wav["games"][1] != wav["desktop"][1]
-    import json
     pk = json.loads((outs["desktop"] / "recipe.json").read_text())["packages"]
     assert "colobot-common-sounds" in pk and "neverball-common" not in pk

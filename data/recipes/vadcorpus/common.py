@@ -65,6 +65,12 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
                                     quality="HQ"), dtype=np.float64)
 
 
+def trim_silence(y: np.ndarray, rel: float = 1e-3) -> np.ndarray:
+    """``y`` without its lead-in and tail under ``rel`` of its peak (empty if all of it is)."""
+    on = np.flatnonzero(np.abs(y) > rel * (np.max(np.abs(y), initial=0.0) + 1e-12))
+    return y[on[0]:on[-1] + 1] if len(on) else y[:0]
+
+
 def read_audio(path: str) -> tuple[np.ndarray, int]:
     import soundfile as sf
     y, sr = sf.read(path, dtype="float64", always_2d=True)

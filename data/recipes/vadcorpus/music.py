@@ -8,7 +8,8 @@ import tempfile
 
 import numpy as np
 
-from .common import RECIPE_VERSION, _run, choice, read_audio, resample, sha256_hex
+from .common import (RECIPE_VERSION, _run, choice, read_audio, resample, sha256_hex,
+                     trim_silence)
 
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -25,6 +26,18 @@ def _vlq(n: int) -> bytes:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     return bytes(reversed(out))
+
+
+def _midi_file(events: list, tpq: int, end_tick: int) -> bytes:
+    """A format-0 MIDI file of ``(tick, order, bytes)`` events, its track ending at ``end_tick``."""
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    track, last = bytearray(), 0
+    for tick, _, data in events:
+        track += _vlq(tick - last) + data
+        last = tick
+    track += _vlq(max(end_tick - last, 0)) + b"\xff\x2f\x00"
+    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + \
+        struct.pack(">I", len(track)) + bytes(track)
 
 
 def make_midi(rng, seconds: float) -> tuple[bytes, dict]:
@@ -71,16 +84,8 @@ def make_midi(rng, seconds: float) -> tuple[bytes, dict]:
                 on = int((b + s * step / 2) * tpq)
                 events.append((on, 3, bytes([0x99, note, int(rng.integers(60, 121))])))
                 events.append((on + tpq // 8, 2, bytes([0x89, note, 0])))
-    events.sort(key=lambda e: (e[0], e[1], e[2]))
-    track, last = bytearray(), 0
-    for tick, _, data in events:
-        track += _vlq(tick - last) + data
-        last = tick
     # end of track after the last beat even if the parts end in rests: the render covers the clip
-    track += _vlq(max(n_beats * tpq - last, 0)) + b"\xff\x2f\x00"
-    midi = b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + \
-        struct.pack(">I", len(track)) + bytes(track)
-    return midi, {"bpm": bpm, "parts": parts}
+    return _midi_file(events, tpq, n_beats * tpq), {"bpm": bpm, "parts": parts}
 
 
 def render_music(midi: bytes, pools: Pools) -> np.ndarray:
@@ -93,17 +98,6 @@ TONAL_PROGRAMS = tuple(p for p in (*range(0, 16), *range(24, 32), *range(40, 52)
                                    *range(72, 84), 86, 87, 88, 89, 90, 92, 93, 94, 95,
                                    *range(104, 115)) if p not in GM_EXCLUDE)
 _PENTA, _MAJOR = (0, 2, 4, 7, 9), (0, 2, 4, 5, 7, 9, 11)
-
-
-def _midi_file(events: list, tpq: int, end_tick: int) -> bytes:
-    events.sort(key=lambda e: (e[0], e[1], e[2]))
-    track, last = bytearray(), 0
-    for tick, _, data in events:
-        track += _vlq(tick - last) + data
-        last = tick
-    track += _vlq(max(end_tick - last, 0)) + b"\xff\x2f\x00"
-    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, tpq) + b"MTrk" + \
-        struct.pack(">I", len(track)) + bytes(track)
 
 
 def tonal_bank_midi(rng, count: int, slot_s: float, kind: str) -> tuple[bytes, list[dict]]:
@@ -180,10 +174,5 @@ def tonal_bank(seed: int, count: int, kind: str, sr: int, cache_dir: str,
                                                                       0 if kind == "jingle" else 1])))
     midi, _ = tonal_bank_midi(rng, count, slot, kind)
     y = render_midi_file(midi, sr, cache_dir, versions)
-    out = []
-    for k in range(count):
-        x = y[int(k * slot * sr):int((k + 1) * slot * sr)]
-        on = np.flatnonzero(np.abs(x) > 1e-3 * (np.max(np.abs(x)) + 1e-12))
-        if len(on):
-            out.append(x[on[0]:on[-1] + 1].copy())
-    return out
+    cuts = (trim_silence(y[int(k * slot * sr):int((k + 1) * slot * sr)]) for k in range(count))
+    return [x.copy() for x in cuts if len(x)]

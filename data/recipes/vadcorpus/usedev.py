@@ -25,7 +25,7 @@ import numpy as np
 
 from .asterisk import ASTERISK_DIRS, ASTERISK_EXCLUDE, ASTERISK_ROOT
 from .common import (canonical_json, choice, package_version, read_audio, resample, split_of,
-                     weighted, write_wav_atomic)
+                     trim_silence, weighted, write_wav_atomic)
 from .gamesounds import (AMBIENCE_SECONDS, VOCAL_LIKE, background_files, extract_archives,
                          more_music_files)
 from .gamespeech import (DROPPED_GROUPS, MIN_FLOOR_MARGIN_DB, TUXPAINT_DEV_LANGS, is_held_group,
@@ -331,12 +331,6 @@ def desktop_pools(cache: str) -> dict[str, list]:
     return {"music": music, "events": events, "beds": bg["beds"], "versions": versions}
 
 
-def _trimmed(y: np.ndarray) -> np.ndarray:
-    """A short track (a ringtone) without its silent lead-in and tail, to be looped."""
-    on = np.flatnonzero(np.abs(y) > 1e-3 * (np.max(np.abs(y)) + 1e-12))
-    return y[on[0]:on[-1] + 1] if len(on) else y
-
-
 def _loop(y: np.ndarray, n: int, rng) -> np.ndarray:
     start = int(rng.integers(len(y)))
     return np.resize(np.roll(y, -start), n)
@@ -366,7 +360,7 @@ def background(rng, cls: str, n: int, bg: dict) -> tuple[np.ndarray, str, list[s
             y, sr_in = read_audio(f)
             y = resample(y[int(start * sr_in):int((start + n / SR + 1) * sr_in)], sr_in, SR)
             if src in DESKTOP_MUSIC and dur < n / SR:  # a ringtone: looped without its silences
-                y = _trimmed(y)
+                y = trim_silence(y) if np.any(y) else y
             y = np.resize(y, n)
             blocks = (y[:n // SR * SR].reshape(-1, SR) ** 2).mean(axis=1)
             if blocks.min() > 1e-3 * blocks.mean():
@@ -612,10 +606,8 @@ def main(argv=None) -> int:
         need.append(REAL_BY_NAME["queen"].package)
         checks[REAL_BY_NAME["queen"].package] = REAL_BY_NAME["queen"].check
     if a.backgrounds == "desktop":
-        for pkg, root, _ in (*DESKTOP_EVENTS.values(), *DESKTOP_MUSIC.values()):
-            if pkg not in need:
-                need.append(pkg)
-            checks[pkg] = root
+        need += sorted({s.package for s in DESKTOP_SOURCES})
+        checks.update({s.package: s.check for s in DESKTOP_SOURCES})
     if a.tonal:
         need += list(TONAL_PACKAGES)
         checks.update({"fluidsynth": shutil.which("fluidsynth") or "/nonexistent",
